@@ -1,0 +1,30 @@
+/** The logger every module is given (STYLE §7): `@actions/core` in the action, stderr in the CLI. */
+export interface Logger {
+  info(message: string): void;
+  warning(message: string, where?: Annotation): void;
+  error(message: string, where?: Annotation): void;
+  debug(message: string): void;
+  /** Run `fn` inside a collapsible log group. */
+  group<T>(name: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** A file position for an error or warning annotation. */
+export interface Annotation {
+  file?: string;
+  startLine?: number;
+  startColumn?: number;
+  title?: string;
+}
+
+/** A logger that records lines, for tests and for quiet runs. */
+export class MemoryLogger implements Logger {
+  readonly lines: string[] = [];
+  info(m: string) { this.lines.push(m); }
+  warning(m: string) { this.lines.push(`warning: ${m}`); }
+  error(m: string) { this.lines.push(`error: ${m}`); }
+  debug(m: string) { this.lines.push(`debug: ${m}`); }
+  async group<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    this.lines.push(`::group::${name}`);
+    try { return await fn(); } finally { this.lines.push('::endgroup::'); }
+  }
+}

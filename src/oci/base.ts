@@ -1,0 +1,96 @@
+import { sha256 } from './digest.js';
+import { imageFromParts, type Image } from './image.js';
+import type { Layer } from './layer.js';
+import { formatPlatform, isUnknownPlatform, platformMatches } from './platform.js';
+import { familyOf, isIndexMediaType, isManifestMediaType, type Index, type Manifest, type MediaFamily, type Platform } from './spec.js';
+import { readAll, type ContentSource } from './store.js';
+
+/** A base image resolved for the platforms to build. */
+export interface ResolvedBase {
+  /** The reference as the user gave it (`org.opencontainers.image.base.name`). */
+  readonly name: string;
+  /** Digest of what the reference named: the index, or the single manifest. */
+  readonly digest: string;
+  readonly isIndex: boolean;
+  readonly family: MediaFamily;
+  /** One image per requested platform, in the requested order. */
+  readonly images: readonly Image[];
+}
+
+/** Platforms selectable from a base: every index entry except `unknown/unknown` attestations. */
+export function basePlatforms(index: Index): Platform[] {
+  return index.manifests.filter((d) => isManifestMediaType(d.mediaType) && !isUnknownPlatform(d.platform)).map((d) => d.platform!);
+}
+
+/**
+ * Resolve `reference` in `source` and pick one image per platform. `platforms: 'all'` takes
+ * every platform of an index (SPEC §1) or the single image's own platform.
+ */
+export async function resolveBase(
+  source: ContentSource,
+  name: string,
+  reference: string,
+  platforms: readonly Platform[] | 'all',
+): Promise<ResolvedBase> {
+  const top = await source.getManifest(reference);
+  const family = familyOf(top.mediaType);
+  if (isIndexMediaType(top.mediaType)) {
+    const index = JSON.parse(top.bytes.toString('utf8')) as Index;
+    const available = basePlatforms(index);
+    const wanted = platforms === 'all' ? available : platforms;
+    const images: Image[] = [];
+    for (const p of wanted) {
+      const d = index.manifests.find((m) => isManifestMediaType(m.mediaType) && platformMatches(p, m.platform));
+      if (!d) {
+        throw new Error(
+          `base image ${name} has no ${formatPlatform(p)} image (it has ${available.map(formatPlatform).join(', ') || 'none'})`,
+        );
+      }
+      images.push(await loadImage(source, d.digest, d.platform!));
+    }
+    return { name, digest: top.digest, isIndex: true, family, images };
+  }
+  if (!isManifestMediaType(top.mediaType)) {
+    throw new Error(`base image ${name}: unsupported media type ${top.mediaType}`);
+  }
+  const image = await imageFromRaw(source, top.bytes, top.mediaType);
+  if (platforms !== 'all') {
+    const other = platforms.find((p) => !platformMatches(p, image.platform));
+    if (other) {
+      throw new Error(`base image ${name} is a single ${formatPlatform(image.platform)} image; it cannot serve ${formatPlatform(other)}`);
+    }
+  }
+  const count = platforms === 'all' ? 1 : platforms.length;
+  return { name, digest: top.digest, isIndex: false, family, images: Array(count).fill(image) };
+}
+
+async function loadImage(source: ContentSource, digest: string, platform: Platform): Promise<Image> {
+  const raw = await source.getManifest(digest);
+  if (!isManifestMediaType(raw.mediaType)) throw new Error(`${source.name}@${digest}: expected an image manifest, got ${raw.mediaType}`);
+  return imageFromRaw(source, raw.bytes, raw.mediaType, platform);
+}
+
+async function imageFromRaw(source: ContentSource, bytes: Buffer, mediaType: string, platform?: Platform): Promise<Image> {
+  const manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
+  const configBytes = await readAll(await source.getBlob(manifest.config.digest));
+  if (sha256(configBytes) !== manifest.config.digest) {
+    throw new Error(`${source.name}: config blob does not match its digest ${manifest.config.digest}`);
+  }
+  const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) {
+    throw new Error(`${source.name}: config lists ${diffIds.length} diff IDs for ${manifest.layers.length} layers`);
+  }
+  const layers: Layer[] = manifest.layers.map((d, i) =>
+    Object.freeze({
+      mediaType: d.mediaType,
+      digest: d.digest,
+      size: d.size,
+      diffId: diffIds[i],
+      urls: d.urls,
+      origin: source.origin,
+      open: () => source.getBlob(d.digest),
+    }),
+  );
+  return imageFromParts({ manifestBytes: bytes, mediaType, family: familyOf(mediaType), configBytes, layers, platform });
+}

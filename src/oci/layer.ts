@@ -1,0 +1,167 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, createGunzip } from 'node:zlib';
+import * as tar from 'tar-stream';
+import type { Descriptor } from './spec.js';
+
+/**
+ * A layer is immutable and re-openable: hashing, upload and retries each open it again
+ * (STYLE §3, go-containerregistry's `tarball.LayerFromOpener`).
+ */
+export interface Layer {
+  readonly mediaType: string;
+  /** Digest and size of the compressed blob, as it is stored and pushed. */
+  readonly digest: string;
+  readonly size: number;
+  /** Digest of the uncompressed tar (the config's rootfs.diff_ids entry). */
+  readonly diffId: string;
+  readonly urls?: readonly string[];
+  /** Where the blob already lives, so a registry on the same host can mount it. */
+  readonly origin?: BlobOrigin;
+  /** A fresh stream of the compressed bytes. */
+  open(): Promise<Readable>;
+}
+
+export interface BlobOrigin {
+  registry: string;
+  repository: string;
+}
+
+export const layerDescriptor = (l: Layer): Descriptor =>
+  l.urls?.length
+    ? { mediaType: l.mediaType, digest: l.digest, size: l.size, urls: [...l.urls] }
+    : { mediaType: l.mediaType, digest: l.digest, size: l.size };
+
+/** One file-system entry of a layer we write. Times, owners and modes are fixed by us. */
+export type TarEntry =
+  | { type: 'directory'; path: string; mode: number }
+  | { type: 'file'; path: string; mode: number; size: number; open: () => Readable }
+  | { type: 'symlink'; path: string; target: string };
+
+/**
+ * Fixed tar metadata (SPEC §3.2): uid/gid 0, no user or group names, and the Unix epoch as
+ * mtime, so that a layer's bytes depend only on the paths, modes and contents given.
+ */
+const FIXED = { uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) };
+
+/**
+ * Deflate level for layers. zlib's level 6 (the default) on Go binaries is ~3% smaller than
+ * level 1 and costs about twice the CPU; we choose the middle, which keeps most of the size.
+ */
+export const GZIP_LEVEL = 5;
+
+/**
+ * Write a layer in one pass over the bytes: tar → (sha256 = diffID) → gzip → (sha256 =
+ * digest, byte count) → file. The file is the layer's re-openable storage.
+ */
+export async function writeLayer(entries: readonly TarEntry[], file: string, mediaType: string): Promise<Layer> {
+  const pack = tar.pack();
+  const diffHash = createHash('sha256');
+  const blobHash = createHash('sha256');
+  let size = 0;
+  const feeding = feedEntries(pack, entries);
+  await Promise.all([
+    feeding,
+    pipeline(
+      pack,
+      tee(diffHash),
+      createGzip({ level: GZIP_LEVEL }),
+      fixGzipHeader(),
+      tee(blobHash, (n) => (size += n)),
+      createWriteStream(file),
+    ),
+  ]);
+  const digest = `sha256:${blobHash.digest('hex')}`;
+  const diffId = `sha256:${diffHash.digest('hex')}`;
+  return fileLayer(file, { mediaType, digest, diffId, size });
+}
+
+/** A layer stored in a local file whose digest, diffID and size are already known. */
+export function fileLayer(file: string, d: { mediaType: string; digest: string; diffId: string; size: number; origin?: BlobOrigin }): Layer {
+  return Object.freeze({ ...d, open: async () => createReadStream(file) });
+}
+
+export async function removeLayerFile(file: string): Promise<void> {
+  await rm(file, { force: true });
+}
+
+async function feedEntries(pack: tar.Pack, entries: readonly TarEntry[]): Promise<void> {
+  try {
+    for (const e of entries) {
+      switch (e.type) {
+        case 'directory':
+          await addEntry(pack, { ...FIXED, name: e.path, type: 'directory', mode: e.mode });
+          break;
+        case 'symlink':
+          await addEntry(pack, { ...FIXED, name: e.path, type: 'symlink', linkname: e.target, mode: 0o777 });
+          break;
+        case 'file': {
+          await new Promise<void>((resolve, reject) => {
+            const sink = pack.entry({ ...FIXED, name: e.path, type: 'file', mode: e.mode, size: e.size }, (err) =>
+              err ? reject(err) : resolve(),
+            );
+            pipeline(e.open(), sink).catch(reject);
+          });
+          break;
+        }
+      }
+    }
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    throw err;
+  }
+}
+
+const addEntry = (pack: tar.Pack, header: Parameters<tar.Pack["entry"]>[0]): Promise<void> =>
+  new Promise((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
+
+/** A pass-through that feeds every chunk to a hash (and an optional byte counter). */
+export function tee(hash: Hash, count?: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      hash.update(chunk);
+      count?.(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+/**
+ * zlib writes the gzip header's OS byte from the platform it was compiled for (3 on Unix,
+ * 10 on Windows), which would make the same layer differ between runners. RFC 1952 allows
+ * 255 ("unknown"); we write that, as Go's compress/gzip does.
+ */
+function fixGzipHeader(): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (seen <= 9 && seen + chunk.length > 9) {
+        chunk = Buffer.from(chunk);
+        chunk[9 - seen] = 0xff;
+      }
+      seen += chunk.length;
+      cb(null, chunk);
+    },
+  });
+}
+
+/** Digest, diffID and size of an existing gzip blob, by reading it once. */
+export async function measureGzipBlob(open: () => Promise<Readable>): Promise<{ digest: string; diffId: string; size: number }> {
+  const blobHash = createHash('sha256');
+  const diffHash = createHash('sha256');
+  let size = 0;
+  await pipeline(await open(), tee(blobHash, (n) => (size += n)), createGunzip(), tee(diffHash), devNull());
+  return { digest: `sha256:${blobHash.digest('hex')}`, diffId: `sha256:${diffHash.digest('hex')}`, size };
+}
+
+export const devNull = () => new Writable({ write: (_c, _e, cb) => cb() });
+
+export async function fileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
+}
+
+export const fromBuffer = (b: Uint8Array): Readable => Readable.from([Buffer.from(b)]);

@@ -1,0 +1,30 @@
+import type { Readable } from 'node:stream';
+import type { BlobOrigin } from './layer.js';
+
+/** A manifest or index exactly as stored: the bytes are the truth, the digest is theirs. */
+export interface RawManifest {
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+  readonly digest: string;
+}
+
+/**
+ * Somewhere images can be read from: an OCI layout directory or a registry repository.
+ * Base images are loaded through it and the validator reads published images back with it.
+ */
+export interface ContentSource {
+  /** For messages: `oci:dir` or `host/repo`. */
+  readonly name: string;
+  /** Set for registry repositories, so that a registry on the same host can mount blobs. */
+  readonly origin?: BlobOrigin;
+  /** A manifest or index by tag or digest; the digest is verified when asked by digest. */
+  getManifest(reference: string): Promise<RawManifest>;
+  /** A blob's bytes, streamed. */
+  getBlob(digest: string): Promise<Readable>;
+}
+
+export async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,16 @@
+import type { Artifact } from '../oci/image.js';
+
+/**
+ * Where a built artifact goes: a registry repository or an OCI layout (STYLE §6).
+ * Publishing is split in two so that the orchestration can write every package's
+ * content first and names last (SPEC §5): a failed run never leaves a tag on
+ * incomplete content.
+ */
+export interface Publisher {
+  /** `host/repo` or `oci:dir`, for logs and outputs. */
+  readonly name: string;
+  /** Write every blob, then every platform manifest, then the index, all by digest. */
+  putContent(artifact: Artifact): Promise<void>;
+  /** Point each tag at the artifact. Called only after putContent succeeded for every package. */
+  putTags(artifact: Artifact, tags: readonly string[]): Promise<void>;
+}
