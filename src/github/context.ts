@@ -1,0 +1,153 @@
+/**
+ * The GitHub Actions run as data: the runner's environment plus the event payload
+ * (the JSON file at `GITHUB_EVENT_PATH`, which the caller reads). Everything that
+ * feeds the image metadata (SPEC §3.3) and the tags (SPEC §4) is taken from here.
+ */
+export interface GithubContext {
+  /** `GITHUB_EVENT_NAME`: `push`, `pull_request`, `release`, `workflow_dispatch`, … */
+  readonly eventName: string;
+  /** `GITHUB_REF`, e.g. `refs/heads/main`, `refs/tags/v1.2.3`, `refs/pull/42/merge`; may be empty. */
+  readonly ref: string;
+  readonly refType: 'branch' | 'tag' | undefined;
+  /** The short ref name: `main`, `v1.2.3`, `42/merge`. */
+  readonly refName: string;
+  /** `GITHUB_SHA`, lower-case. On pull_request events this is the test merge commit. */
+  readonly sha: string;
+  /** The commit the image is built from: the PR head on pull_request events, else `sha`. */
+  readonly revision: string;
+  /** No trailing slash. */
+  readonly serverUrl: string;
+  /** No trailing slash. */
+  readonly apiUrl: string;
+  /** `owner/repo`, as GitHub spells it. */
+  readonly repository: string;
+  readonly owner: string;
+  /** `GITHUB_ACTOR`; empty when unset. */
+  readonly actor: string;
+  readonly prNumber?: number;
+  /** `release.tag_name` on release events. */
+  readonly releaseTag?: string;
+  /** `head_commit.timestamp` exactly as given (RFC 3339 with the committer's offset). */
+  readonly headCommitTime?: string;
+  /** Whether the payload carried a `repository` object; then its description and license are authoritative. */
+  readonly hasPayloadRepository: boolean;
+  readonly description?: string;
+  /** The license's SPDX id as GitHub reports it (possibly `NOASSERTION`; see repo-info.ts). */
+  readonly license?: string;
+  readonly defaultBranch?: string;
+}
+
+const defaultServerUrl = 'https://github.com';
+const defaultApiUrl = 'https://api.github.com';
+
+/** Both pull request events build the PR head, not the merge commit (SPEC §3.3). */
+export const isPullRequestEvent = (eventName: string): boolean =>
+  eventName === 'pull_request' || eventName === 'pull_request_target';
+
+/**
+ * Read the context from the runner's environment and the parsed event payload.
+ * Pure: `env` is usually `process.env`, `payload` the parsed `GITHUB_EVENT_PATH` file
+ * (or `{}` when there is none, as in local runs).
+ */
+export function readContext(env: Record<string, string | undefined>, payload: unknown): GithubContext {
+  const repository = (env.GITHUB_REPOSITORY ?? '').trim();
+  const parts = repository.split('/');
+  if (parts.length !== 2 || !parts.every((p) => /^[A-Za-z0-9_.-]+$/.test(p))) {
+    throw new Error(
+      repository === ''
+        ? 'GITHUB_REPOSITORY is not set; it must name the repository as owner/repo (outside Actions, set it yourself)'
+        : `GITHUB_REPOSITORY: "${repository}" is not owner/repo`,
+    );
+  }
+  const owner = parts[0]!;
+
+  const sha = (env.GITHUB_SHA ?? '').trim().toLowerCase();
+  // 40 hex for SHA-1 repositories, 64 for SHA-256 ones.
+  if (!/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(sha)) {
+    throw new Error(sha === '' ? 'GITHUB_SHA is not set; it must be the commit being built' : `GITHUB_SHA: "${sha}" is not a commit SHA`);
+  }
+
+  const p = asRecord(payload);
+  const eventName = env.GITHUB_EVENT_NAME ?? '';
+  const ref = env.GITHUB_REF ?? '';
+  const pr = asRecord(p.pull_request);
+  const headSha = str(asRecord(pr.head).sha)?.toLowerCase();
+  const revision = isPullRequestEvent(eventName) && headSha ? headSha : sha;
+
+  const headCommit = asRecord(p.head_commit);
+  const headCommitId = str(headCommit.id)?.toLowerCase();
+  // head_commit describes the pushed commit; use its time only when it is the one being
+  // built, so that the time can never belong to a different commit than the revision.
+  const headCommitTime = headCommitId === undefined || headCommitId === revision ? str(headCommit.timestamp) : undefined;
+
+  const repo = p.repository === undefined || p.repository === null ? undefined : asRecord(p.repository);
+  const prNumber = num(pr.number) ?? num(p.number) ?? prNumberFromRef(ref);
+
+  return {
+    eventName,
+    ref,
+    refType: refTypeOf(ref, env.GITHUB_REF_TYPE),
+    refName: env.GITHUB_REF_NAME || shortRef(ref),
+    sha,
+    revision,
+    serverUrl: trimSlash(env.GITHUB_SERVER_URL) || defaultServerUrl,
+    apiUrl: trimSlash(env.GITHUB_API_URL) || defaultApiUrl,
+    repository,
+    owner,
+    actor: env.GITHUB_ACTOR ?? '',
+    ...(isPullRequestEvent(eventName) && prNumber !== undefined ? { prNumber } : {}),
+    ...optional('releaseTag', eventName === 'release' ? str(asRecord(p.release).tag_name) : undefined),
+    ...optional('headCommitTime', headCommitTime),
+    hasPayloadRepository: repo !== undefined,
+    ...optional('description', str(repo?.description)),
+    ...optional('license', str(asRecord(repo?.license).spdx_id)),
+    ...optional('defaultBranch', str(repo?.default_branch)),
+  };
+}
+
+/** `org.opencontainers.image.source` and `.url`: the repository's web page, without `.git`. */
+export function sourceUrl(ctx: GithubContext): string {
+  return `${trimSlash(ctx.serverUrl)}/${ctx.repository}`;
+}
+
+/** The default `repository` input (SPEC §1); registries reject upper-case repository names. */
+export function defaultRepository(ctx: GithubContext): string {
+  return `ghcr.io/${ctx.repository}`.toLowerCase();
+}
+
+function refTypeOf(ref: string, envType: string | undefined): 'branch' | 'tag' | undefined {
+  if (ref.startsWith('refs/heads/')) return 'branch';
+  if (ref.startsWith('refs/tags/')) return 'tag';
+  // GitHub reports `branch` for refs/pull/… as well; keep what it says for refs we cannot classify.
+  return envType === 'branch' || envType === 'tag' ? envType : undefined;
+}
+
+function shortRef(ref: string): string {
+  return ref.replace(/^refs\/(?:heads|tags)\//, '').replace(/^refs\/pull\//, '');
+}
+
+function prNumberFromRef(ref: string): number | undefined {
+  const m = /^refs\/pull\/(\d+)\//.exec(ref);
+  return m ? Number(m[1]) : undefined;
+}
+
+function trimSlash(url: string | undefined): string {
+  return (url ?? '').trim().replace(/\/+$/, '');
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/** Spread helper so absent values stay absent keys (the context is compared and serialized in tests). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
