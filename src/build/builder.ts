@@ -1,0 +1,144 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import type { ResolvedBase } from '../oci/base.js';
+import type { Artifact, Image } from '../oci/image.js';
+import { writeLayer, type Layer, type TarEntry } from '../oci/layer.js';
+import { formatPlatform, goEnv } from '../oci/platform.js';
+import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
+import type { Logger } from '../log.js';
+import { cpuCount, mapLimit } from '../util.js';
+import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
+import type { BuildInfo, GoPackage, GoToolchain } from './go.js';
+
+/** Everything needed to build one package's image (resolved from inputs and .ko.yaml). */
+export interface PackagePlan {
+  pkg: GoPackage;
+  /** Target repository, `host/path`; its last element is the title. */
+  repository: string;
+  base: ResolvedBase | 'scratch';
+  platforms: readonly Platform[];
+  /** Directory `go build` runs in, and the target it is given there. */
+  buildDir: string;
+  buildTarget: string;
+  flags: string[];
+  ldflags: string[];
+  env: Record<string, string>;
+  user?: string;
+  labels: Record<string, string>;
+  annotations: UserAnnotations;
+  /** The kodata layer's entries (empty: no kodata layer). */
+  kodata: TarEntry[];
+}
+
+export interface BuiltPlatform {
+  platform: Platform;
+  image: Image;
+  binary: string;
+  buildInfo: BuildInfo;
+}
+
+export interface BuiltPackage {
+  plan: PackagePlan;
+  artifact: Artifact;
+  platforms: BuiltPlatform[];
+  goVersion: string;
+}
+
+export interface BuilderDeps {
+  go: GoToolchain;
+  logger: Logger;
+  /** A private directory for binaries and layer files, removed by the caller. */
+  workDir: string;
+  /** Base images for `scratch`, one per platform. */
+  scratch: (p: Platform) => Image;
+}
+
+/** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
+const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.base.family);
+
+/**
+ * Build every (package, platform) pair: Go builds in parallel, bounded by CPU count; then
+ * each package's images are assembled with the provenance keys and combined into an index.
+ */
+export async function buildPackages(plans: readonly PackagePlan[], provenance: Provenance, deps: BuilderDeps): Promise<BuiltPackage[]> {
+  const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
+  const kodataLayers = await Promise.all(
+    plans.map(async (plan, pi) => {
+      if (!plan.kodata.length) return undefined;
+      const dir = join(deps.workDir, `pkg${pi}`);
+      await mkdir(dir, { recursive: true });
+      return writeLayer(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer);
+    }),
+  );
+  const binaries = await mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
+    const dir = join(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
+    await mkdir(dir, { recursive: true });
+    const binary = join(dir, 'app');
+    return deps.logger.group(`Build ${plan.pkg.importPath} for ${formatPlatform(platform)}`, async () => {
+      const started = Date.now();
+      await deps.go.build({
+        target: plan.buildTarget,
+        output: binary,
+        cwd: plan.buildDir,
+        flags: plan.flags,
+        ldflags: plan.ldflags,
+        env: plan.env,
+        platformEnv: goEnv(platform),
+      });
+      const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), stat(binary).then((s) => s.size)]);
+      const layer = await writeLayer(
+        binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary)),
+        join(dir, 'app.tar.gz'),
+        mediaTypesOf(familyOf(plan)).layer,
+      );
+      deps.logger.info(`built ${appName(plan.pkg.importPath)} (${info.goVersion}, ${size} bytes) in ${Date.now() - started} ms; layer ${layer.digest}`);
+      return { binary, info, layer };
+    });
+  });
+
+  return plans.map((plan, pi) => {
+    const mine = jobs.map((j, k) => ({ j, b: binaries[k] })).filter(({ j }) => j.pi === pi);
+    const goVersion = mine[0].b.info.goVersion;
+    const keys = metadataKeys(provenance, {
+      title: lastElement(plan.repository),
+      goVersion,
+      importPath: plan.pkg.importPath,
+      modulePath: plan.pkg.modulePath,
+    });
+    const base = plan.base;
+    const baseKeys = (digest: string): Record<string, string> =>
+      base === 'scratch' ? {} : { [Key.BaseName]: base.name, [Key.BaseDigest]: digest };
+    const built: BuiltPlatform[] = mine.map(({ j, b }) => {
+      const baseImage = base === 'scratch' ? deps.scratch(j.platform) : base.images[j.i];
+      const layers: { layer: Layer; comment: string }[] = [];
+      const kodata = kodataLayers[pi];
+      if (kodata) layers.push({ layer: kodata, comment: 'kodata' });
+      layers.push({ layer: b.layer, comment: 'go binary' });
+      const image = assembleImage({
+        base: baseImage,
+        platform: j.platform,
+        layers,
+        appName: appName(plan.pkg.importPath),
+        importPath: plan.pkg.importPath,
+        created: provenance.created,
+        user: plan.user,
+        labels: { ...keys, ...plan.labels },
+        annotations: { ...keys, ...baseKeys(baseImage.digest), ...plan.annotations.manifest },
+      });
+      return { platform: j.platform, image, binary: b.binary, buildInfo: b.info };
+    });
+    const indexBaseDigest = base === 'scratch' ? '' : base.digest;
+    const artifact = combine(
+      familyOf(plan),
+      built.map((b) => b.image),
+      { ...keys, ...baseKeys(indexBaseDigest), ...plan.annotations.index },
+    );
+    return { plan, artifact, platforms: built, goVersion };
+  });
+}
+
+/** `<name>` of `/ko-app/<name>`: the import path's last element (SPEC §3.1). */
+export const appName = (importPath: string) => lastElement(importPath);
+
+export const lastElement = (path: string) => path.split('/').filter(Boolean).at(-1) ?? path;

@@ -1,0 +1,226 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
+import type { Provenance } from './build/assemble.js';
+import type { GoPackage, GoToolchain } from './build/go.js';
+import { Defaults, type Inputs, type Naming } from './inputs.js';
+import type { Logger } from './log.js';
+import { resolveBase, type ResolvedBase } from './oci/base.js';
+import { descriptorOf, imagesOf, scratch, type Artifact } from './oci/image.js';
+import type { TarEntry } from './oci/layer.js';
+import { formatPlatform, parsePlatform } from './oci/platform.js';
+import type { Platform } from './oci/spec.js';
+import type { ContentSource } from './oci/store.js';
+import { LayoutPublisher } from './publish/layout.js';
+import type { Publisher } from './publish/publisher.js';
+
+/** The settings .ko.yaml and KO_* environment variables contribute (SPEC §1, ko's config). */
+export interface KoSettings {
+  defaultBaseImage?: string;
+  baseImageOverrides?: Record<string, string>;
+  defaultPlatforms?: string[];
+  /** Per-package build settings: where to run `go build`, extra flags, ldflags, env. */
+  buildFor?(pkg: GoPackage): { dir?: string; target?: string; flags: string[]; ldflags: string[]; env: Record<string, string> } | undefined;
+}
+
+/** Everything a run needs to know besides the inputs. */
+export interface RunRequest {
+  inputs: Inputs;
+  /** The repository checkout (GITHUB_WORKSPACE, or the CLI's current directory). */
+  workspace: string;
+  env: Record<string, string | undefined>;
+  /** `ghcr.io/<owner>/<repo>` from the GitHub context, when there is one. */
+  defaultRepository?: string;
+  provenance: Provenance;
+  /** Tags for a repository whose existing tags are `existing` (undefined: not read). */
+  tagsFor(existing: readonly string[] | undefined): string[];
+  push: boolean;
+  ko?: KoSettings;
+  /** Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. */
+  render?(text: string, where: string): string;
+}
+
+/** A registry repository we can publish to and read tags from. */
+export interface RegistryTarget extends Publisher {
+  listTags(): Promise<string[]>;
+}
+
+export interface EngineDeps {
+  go: GoToolchain;
+  logger: Logger;
+  /** Opens a base reference: `oci:<dir>[:<name>]` or a registry reference. */
+  openBase(reference: string): Promise<{ source: ContentSource; reference: string }>;
+  registryTarget(repository: string): RegistryTarget;
+  kodata(packageDir: string, repoRoot: string): Promise<TarEntry[]>;
+  /** Where private build files go; defaults to the OS temp directory. */
+  tmpRoot?: string;
+}
+
+export interface PackageResult {
+  package: string;
+  repository: string;
+  artifact: Artifact;
+  digest: string;
+  ref: string;
+  tags: string[];
+  platforms: { platform: string; digest: string; size: number }[];
+  base?: { name: string; digest: string };
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  goVersion: string;
+  built: BuiltPackage;
+}
+
+export interface RunResult {
+  version: string;
+  packages: PackageResult[];
+  pushed: boolean;
+  layout?: string;
+}
+
+/**
+ * The whole job, shared by the action and the CLI: plan → build → publish content → write
+ * names. Names (tags, layout refs) are written only after every package's content is in
+ * place (SPEC §5), so a failed run leaves no tag on incomplete content.
+ */
+export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunResult> {
+  const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
+  try {
+    const plans = await planPackages(req, deps);
+    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch });
+
+    const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
+    const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;
+    const tags = await Promise.all(
+      built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined)),
+    );
+
+    for (const [i, b] of built.entries()) {
+      await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
+        if (req.push) await targets[i].putContent(b.artifact);
+        if (layout) await layout.putContent(b.artifact);
+      });
+    }
+    for (const [i, b] of built.entries()) {
+      if (req.push) await targets[i].putTags(b.artifact, tags[i]);
+      if (layout) await layout.putTags(b.artifact, tags[i]);
+    }
+    return {
+      version: req.provenance.version,
+      pushed: req.push,
+      layout: layout?.dir,
+      packages: built.map((b, i) => toResult(b, tags[i])),
+    };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+function toResult(b: BuiltPackage, tags: string[]): PackageResult {
+  const first = imagesOf(b.artifact)[0];
+  return {
+    package: b.plan.pkg.importPath,
+    repository: b.plan.repository,
+    artifact: b.artifact,
+    digest: b.artifact.digest,
+    ref: `${b.plan.repository}@${b.artifact.digest}`,
+    tags,
+    platforms: b.platforms.map((p) => ({
+      platform: formatPlatform(p.platform),
+      digest: p.image.digest,
+      size: p.image.size + p.image.manifest.config.size + p.image.layers.reduce((n, l) => n + l.size, 0),
+    })),
+    base: b.plan.base === 'scratch' ? undefined : { name: b.plan.base.name, digest: b.plan.base.digest },
+    labels: first.config.config?.Labels ?? {},
+    annotations: (b.artifact.kind === 'index' ? b.artifact.index.annotations : b.artifact.manifest.annotations) ?? {},
+    goVersion: b.goVersion,
+    built: b,
+  };
+}
+
+/** Resolve packages, repositories, bases and platforms before anything is built (SPEC §5.2: bad input fails first). */
+async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackagePlan[]> {
+  const { inputs, env, ko } = req;
+  const workDir = resolve(req.workspace, inputs.workingDirectory);
+  const render = req.render ?? ((s: string) => s);
+  const pkgs = await deps.go.list(inputs.packages, workDir, inputs.env);
+  const repoRoot = resolve(req.workspace);
+
+  const repository = inputs.repository ?? env.KO_DOCKER_REPO?.trim() ?? req.defaultRepository;
+  if (!repository) {
+    throw new Error('input "repository" is empty and there is no GITHUB_REPOSITORY or KO_DOCKER_REPO to derive it from');
+  }
+  const naming: Exclude<Naming, 'auto'> = inputs.naming === 'auto' ? (pkgs.length === 1 ? 'bare' : 'base') : inputs.naming;
+  const repoFor = (p: GoPackage) =>
+    naming === 'bare' ? repository : naming === 'base' ? `${repository}/${lastElement(p.importPath)}` : `${repository}/${p.importPath.toLowerCase()}`;
+  if (naming === 'bare' && pkgs.length > 1) {
+    throw new Error(`input "naming": "bare" gives ${pkgs.length} packages the same repository ${repository}; use base or preserve`);
+  }
+
+  const platformSpec = inputs.platforms ?? platformsFrom(env.KO_DEFAULTPLATFORMS) ?? platformsFrom(ko?.defaultPlatforms?.join(',')) ?? platformsFrom(Defaults.platforms)!;
+  const bases = new Map<string, Promise<ResolvedBase | 'scratch'>>();
+  const baseFor = (ref: string) => {
+    if (!bases.has(ref)) bases.set(ref, openResolved(ref, platformSpec, deps));
+    return bases.get(ref)!;
+  };
+
+  return Promise.all(
+    pkgs.map(async (pkg) => {
+      const baseRef =
+        inputs.baseImage ??
+        ko?.baseImageOverrides?.[pkg.importPath] ??
+        (env.KO_DEFAULTBASEIMAGE?.trim() || undefined) ??
+        ko?.defaultBaseImage ??
+        Defaults.baseImage;
+      const base = await baseFor(baseRef);
+      const platforms: Platform[] =
+        base === 'scratch'
+          ? platformSpec === 'all'
+            ? fail('input "platforms": "all" needs a base image index to list platforms; base is scratch')
+            : platformSpec
+          : base.images.map((i) => i.platform);
+      const fromKo = ko?.buildFor?.(pkg);
+      const buildDir = fromKo?.dir ? resolve(workDir, fromKo.dir) : workDir;
+      return {
+        pkg,
+        repository: repoFor(pkg),
+        base,
+        platforms,
+        buildDir,
+        buildTarget: fromKo?.target ?? pkg.importPath,
+        flags: [...(fromKo?.flags ?? []), ...inputs.flags].map((f) => render(f, 'input "flags"')),
+        ldflags: [...(fromKo?.ldflags ?? []), ...inputs.ldflags].map((f) => render(f, 'input "ldflags"')),
+        env: Object.fromEntries(
+          Object.entries({ ...(fromKo?.env ?? {}), ...inputs.env }).map(([k, v]) => [k, render(v, 'input "env"')]),
+        ),
+        user: inputs.user,
+        labels: inputs.labels,
+        annotations: inputs.annotations,
+        kodata: await deps.kodata(pkg.dir, repoRoot),
+      } satisfies PackagePlan;
+    }),
+  );
+}
+
+async function openResolved(ref: string, platforms: Platform[] | 'all', deps: EngineDeps): Promise<ResolvedBase | 'scratch'> {
+  if (ref === 'scratch') return 'scratch';
+  const { source, reference } = await deps.openBase(ref);
+  try {
+    return await resolveBase(source, ref, reference, platforms);
+  } catch (err) {
+    throw new Error(`base image ${ref}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function platformsFrom(s: string | undefined): Platform[] | 'all' | undefined {
+  if (!s?.trim()) return undefined;
+  if (s.trim() === 'all') return 'all';
+  return s.split(',').map((x) => parsePlatform(x.trim()));
+}
+
+const fail = (m: string): never => {
+  throw new Error(m);
+};
+
+export { descriptorOf };

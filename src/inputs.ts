@@ -1,0 +1,229 @@
+import { formatPlatform, parsePlatform } from './oci/platform.js';
+import type { Platform } from './oci/spec.js';
+import type { UserAnnotations } from './build/assemble.js';
+
+/** Every input of action.yml, by name. The CLI builds the same record from its flags. */
+export const INPUT_NAMES = [
+  'packages',
+  'working-directory',
+  'repository',
+  'naming',
+  'base-image',
+  'platforms',
+  'tags',
+  'latest',
+  'labels',
+  'annotations',
+  'push',
+  'sbom',
+  'oci-layout-path',
+  'username',
+  'token',
+  'ldflags',
+  'flags',
+  'env',
+  'user',
+  'timeout',
+] as const;
+export type InputName = (typeof INPUT_NAMES)[number];
+export type RawInputs = Partial<Record<InputName, string>>;
+
+export type Naming = 'auto' | 'bare' | 'base' | 'preserve';
+export type Tristate = 'auto' | 'true' | 'false';
+
+/** Defaults that SPEC §1 gives but action.yml leaves empty, so that .ko.yaml and KO_* can apply. */
+export const Defaults = {
+  baseImage: 'cgr.dev/chainguard/static:latest',
+  platforms: 'linux/amd64,linux/arm64',
+  timeout: '10m',
+} as const;
+
+export interface Inputs {
+  packages: string[];
+  workingDirectory: string;
+  /** As given; undefined means "derive it" (KO_DOCKER_REPO, else ghcr.io/<owner>/<repo>). */
+  repository?: string;
+  naming: Naming;
+  /** Undefined when not set, so that .ko.yaml may choose. */
+  baseImage?: string;
+  platforms?: Platform[] | 'all';
+  tags?: string[];
+  latest: Tristate;
+  labels: Record<string, string>;
+  annotations: UserAnnotations;
+  push: Tristate;
+  sbom: 'spdx' | 'none';
+  ociLayoutPath?: string;
+  username?: string;
+  token?: string;
+  ldflags: string[];
+  flags: string[];
+  env: Record<string, string>;
+  user?: string;
+  timeoutMs: number;
+}
+
+/** The most any one input may hold; larger is a mistake, not a configuration. */
+const MAX_INPUT = 64 * 1024;
+const MAX_ITEMS = 256;
+
+const fail = (name: InputName, value: string, why: string): never => {
+  throw new Error(`input "${name}": ${JSON.stringify(clip(value))} ${why}`);
+};
+const clip = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
+
+/** Parse and validate raw inputs. Pure: throws naming the input and the bad value. */
+export function parseInputs(raw: RawInputs): Inputs {
+  for (const name of INPUT_NAMES) {
+    const v = raw[name] ?? '';
+    if (v.length > MAX_INPUT) fail(name, v, `is ${v.length} characters long; the limit is ${MAX_INPUT}`);
+    if (v.includes('\0')) fail(name, v, 'contains a NUL character');
+  }
+  const get = (name: InputName) => (raw[name] ?? '').trim();
+
+  const packages = list(get('packages') || '.', 'packages');
+  for (const p of packages) {
+    if (/\s/.test(p)) fail('packages', p, 'contains white space');
+    if (hasDotDot(p)) fail('packages', p, 'leaves the working directory (".." is not allowed)');
+    if (p.includes('...')) fail('packages', p, 'is a pattern; name each main package');
+  }
+  const workingDirectory = get('working-directory') || '.';
+  if (hasDotDot(workingDirectory)) fail('working-directory', workingDirectory, 'must not contain ".."');
+
+  const repository = get('repository') || undefined;
+  if (repository !== undefined) validateRepository(repository);
+
+  const platformsRaw = get('platforms');
+  let platforms: Platform[] | 'all' | undefined;
+  if (platformsRaw === 'all') platforms = 'all';
+  else if (platformsRaw) {
+    const seen = new Set<string>();
+    platforms = list(platformsRaw, 'platforms').map((s) => {
+      let p: Platform;
+      try {
+        p = parsePlatform(s);
+      } catch {
+        return fail('platforms', s, 'is not os/arch[/variant] (e.g. linux/amd64, linux/arm/v7)');
+      }
+      if (p.os !== 'linux') fail('platforms', s, 'is not a Linux platform; images are built for linux only');
+      const key = formatPlatform(p);
+      if (seen.has(key)) fail('platforms', s, 'is listed twice');
+      seen.add(key);
+      return p;
+    });
+  }
+
+  const tagsRaw = get('tags');
+  const tags = tagsRaw ? list(tagsRaw, 'tags') : undefined;
+  for (const t of tags ?? []) if (!TAG.test(t)) fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
+
+  const baseImage = get('base-image') || undefined;
+  if (baseImage !== undefined && baseImage !== 'scratch' && !REFERENCE.test(baseImage)) {
+    fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+  }
+
+  const user = get('user') || undefined;
+  if (user !== undefined && !USER.test(user)) fail('user', user, 'is not a user (65532, nonroot, uid:gid)');
+
+  const ociLayoutPath = get('oci-layout-path') || undefined;
+  if (ociLayoutPath !== undefined && hasDotDot(ociLayoutPath)) fail('oci-layout-path', ociLayoutPath, 'must not contain ".."');
+
+  return {
+    packages,
+    workingDirectory,
+    repository,
+    naming: oneOf('naming', get('naming') || 'auto', ['auto', 'bare', 'base', 'preserve'] as const),
+    baseImage,
+    platforms,
+    tags,
+    latest: oneOf('latest', get('latest') || 'auto', ['auto', 'true', 'false'] as const),
+    labels: keyValues('labels', raw.labels ?? ''),
+    annotations: userAnnotations(raw.annotations ?? ''),
+    push: oneOf('push', get('push') || 'auto', ['auto', 'true', 'false'] as const),
+    sbom: oneOf('sbom', get('sbom') || 'spdx', ['spdx', 'none'] as const),
+    ociLayoutPath,
+    username: get('username') || undefined,
+    token: (raw.token ?? '').trim() || undefined,
+    ldflags: lines(raw.ldflags ?? ''),
+    flags: lines(raw.flags ?? '').flatMap((l) => l.split(/\s+/)),
+    env: keyValues('env', raw.env ?? '', ENV_KEY),
+    user,
+    timeoutMs: parseDuration(get('timeout') || Defaults.timeout),
+  };
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$/;
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const REPO_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::\d{1,5})?$/;
+const REFERENCE = /^(?:[^/\s]+\/)?[a-z0-9][a-z0-9._\/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+/** `host[:port]/path`, lower-case (the distribution grammar), no tag or digest. */
+export function validateRepository(repo: string): void {
+  const slash = repo.indexOf('/');
+  if (slash < 0) fail('repository', repo, 'must be host[:port]/path (e.g. ghcr.io/owner/repo)');
+  const host = repo.slice(0, slash);
+  const path = repo.slice(slash + 1);
+  if (!HOST.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
+    fail('repository', repo, `must start with a registry host (got ${JSON.stringify(host)})`);
+  }
+  if (/[A-Z]/.test(path)) fail('repository', repo, 'must be lower-case');
+  if (path.includes('@') || /:/.test(path)) fail('repository', repo, 'must not carry a tag or digest; use the "tags" input');
+  if (!REPO_PATH.test(path)) fail('repository', repo, 'is not a valid repository path ([a-z0-9] components separated by /, ., _, -)');
+  if (repo.length > 255) fail('repository', repo, 'is longer than 255 characters');
+}
+
+/** `90s`, `10m`, `1h`, `1m30s` → milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(s);
+  if (!m || s === '') return fail('timeout', s, 'is not a duration (90s, 10m, 1h30m)');
+  const ms = (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000;
+  if (ms <= 0) fail('timeout', s, 'must be more than zero');
+  if (ms > 6 * 3600 * 1000) fail('timeout', s, 'is more than 6h, the longest a GitHub job may run');
+  return ms;
+}
+
+/** One item per line or comma-separated, trimmed, empty ones dropped. */
+function list(s: string, name: InputName): string[] {
+  const items = s.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+  if (items.length > MAX_ITEMS) fail(name, s, `lists ${items.length} items; at most ${MAX_ITEMS}`);
+  return items;
+}
+
+const lines = (s: string) => s.split(/\r?\n/).map((x) => x.trim()).filter(Boolean);
+
+/** `key=value` per line; values may hold `=` and commas (SPEC §1). */
+function keyValues(name: InputName, s: string, keyPattern = /^[^\s=]+$/): Record<string, string> {
+  const out: Record<string, string> = {};
+  const all = lines(s);
+  if (all.length > MAX_ITEMS) fail(name, s, `has ${all.length} lines; at most ${MAX_ITEMS}`);
+  for (const line of all) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) fail(name, line, 'is not key=value');
+    const key = line.slice(0, eq).trim();
+    if (!keyPattern.test(key)) fail(name, line, `has an invalid key ${JSON.stringify(key)}`);
+    out[key] = line.slice(eq + 1);
+  }
+  return out;
+}
+
+function userAnnotations(s: string): UserAnnotations {
+  const out: UserAnnotations = { index: {}, manifest: {} };
+  for (const [k, v] of Object.entries(keyValues('annotations', s, /^(?:(?:index|manifest):)?[^\s=:][^\s=]*$/))) {
+    const m = /^(index|manifest):(.+)$/.exec(k);
+    if (m) out[m[1] as 'index' | 'manifest'][m[2]] = v;
+    else {
+      out.index[k] = v;
+      out.manifest[k] = v;
+    }
+  }
+  return out;
+}
+
+function oneOf<T extends string>(name: InputName, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) fail(name, v, `must be one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+const hasDotDot = (p: string) => p.split(/[\\/]/).includes('..');
