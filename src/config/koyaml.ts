@@ -148,7 +148,8 @@ export function parseKoConfig(text: string, fileName: string): KoConfig {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const at = e.linePos?.[0] ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
+    const pos = lines.linePos(e.pos[0]);
+    const at = `:${pos.line}:${pos.col}`;
     throw new Error(`${fileName}${at}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
   const r = new Reader(fileName, lines, doc);
