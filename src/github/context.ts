@@ -105,7 +105,7 @@ export function readContext(env: Record<string, string | undefined>, payload: un
   };
 }
 
-/** `org.opencontainers.image.source` and `.url`: the repository's web page, without `.git`. */
+/** `Key.Source` and `Key.Url`: the repository's web page, without `.git`. */
 export function sourceUrl(ctx: GithubContext): string {
   return `${trimSlash(ctx.serverUrl)}/${ctx.repository}`;
 }

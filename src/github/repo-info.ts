@@ -53,10 +53,20 @@ async function fromApi(ctx: GithubContext, { token, fetch, logger, timeoutMs = 1
       ...(typeof body.license?.spdx_id === 'string' ? { license: body.license.spdx_id } : {}),
     };
   } catch (err) {
-    const why = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : String(err instanceof Error ? err.message : err);
-    logger.warning(`could not read repository details from ${url}: ${why}; ${skipped}`);
+    logger.warning(`could not read repository details from ${url}: ${describeFailure(err, timeoutMs)}; ${skipped}`);
     return {};
   }
+}
+
+// Duck-typed, not `instanceof`: fetch's errors (DOMException, TypeError with a cause) may come
+// from another realm, where `instanceof Error` is false.
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+  if (e?.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  // undici says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is in the cause.
+  const cause = e?.cause?.code ?? e?.cause?.message;
+  return typeof cause === 'string' ? `${message} (${cause})` : message;
 }
 
 function clean({ description, license }: RepoInfo, logger: Logger): RepoInfo {

@@ -13,7 +13,7 @@ export interface TagsInput {
 }
 
 export interface TagsResult {
-  /** `org.opencontainers.image.version` and the `version` output. */
+  /** `Key.Version` and the `version` output. */
   version: string;
   /** Deduplicated, in order: most specific first. */
   tags: string[];
