@@ -1,0 +1,760 @@
+import { createHash } from 'node:crypto';
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Logger } from '../log.js';
+import { isDigest, once, sha256 } from '../oci/digest.js';
+import type { BlobOrigin } from '../oci/layer.js';
+import { isIndexMediaType, isManifestMediaType, manifestAccept, MediaType, type Descriptor } from '../oci/spec.js';
+import type { ContentSource, RawManifest } from '../oci/store.js';
+import type { CredentialProvider, Credentials } from './credentials.js';
+import { isRetryableStatus, parseErrorBody, RegistryError, type Operation } from './errors.js';
+import { apiHost, canonicalRegistry, isLoopbackHost, isValidTag } from './reference.js';
+import { parseRetryAfter, RetryPolicy, type RetryEvent } from './retry.js';
+
+export interface RegistryOptions {
+  credentials: CredentialProvider;
+  logger: Logger;
+  fetch?: typeof fetch;
+  retry?: RetryPolicy;
+  userAgent?: string;
+  /** For token lifetimes; defaults to Date.now. */
+  now?: () => number;
+  /** Largest PATCH body; see CHUNK_SIZE. */
+  chunkSize?: number;
+}
+
+/** Upload progress: bytes the registry has accepted so far. */
+export type ProgressListener = (sentBytes: number) => void;
+
+/**
+ * GHCR rejects PATCH bodies above a few MiB, so blobs go up in chunks of at most 4 MiB, each
+ * held in memory once; a layer is never held whole.
+ */
+export const CHUNK_SIZE = 4 * 1024 * 1024;
+/** Manifests are small; the OCI spec asks registries to accept at least 4 MiB. */
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+const MAX_REDIRECTS = 10;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+interface Request {
+  method: 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  url: URL;
+  repository?: string;
+  scopes: readonly string[];
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** False inside an upload, which is retried as a whole with a new session. */
+  retry?: boolean;
+  /** False to get a 3xx back instead of following it. */
+  followRedirects?: boolean;
+}
+
+interface Challenge {
+  scheme: 'bearer' | 'basic';
+  realm?: string;
+  service?: string;
+  scope?: string;
+}
+
+interface CachedToken {
+  scopes: ScopeSet;
+  token: string;
+  expiresAt: number;
+}
+
+/**
+ * A registry speaking the OCI distribution API. It owns authentication (one challenge per
+ * registry, bearer tokens cached per scope set), redirects, and the retry policy; the
+ * Repository methods say what to ask. Authorization is only ever sent to the registry's own
+ * origin: not to redirect targets (blob storage) nor to upload Locations elsewhere. The one
+ * exception is the token realm, which receives the basic credentials because that is what the
+ * token protocol asks of it; it must be HTTPS unless it is on loopback.
+ */
+export class Registry {
+  /** The name references use: `docker.io`, `ghcr.io`, `127.0.0.1:5000`. */
+  readonly host: string;
+  /** `https://ghcr.io`, `http://127.0.0.1:5000` (plain HTTP for loopback only, SPEC §5). */
+  readonly baseUrl: string;
+  readonly logger: Logger;
+  readonly retry: RetryPolicy;
+  readonly chunkSize: number;
+  private readonly fetchImpl: typeof fetch;
+  private readonly userAgent: string;
+  private readonly now: () => number;
+  private readonly credentials: () => Promise<Credentials | undefined>;
+  private challenge?: Challenge;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly pendingTokens = new Map<string, Promise<CachedToken>>();
+
+  constructor(host: string, opts: RegistryOptions) {
+    this.host = canonicalRegistry(host);
+    const api = apiHost(this.host);
+    this.baseUrl = new URL(`${isLoopbackHost(api) ? 'http' : 'https'}://${api}`).origin;
+    this.logger = opts.logger;
+    this.retry = opts.retry ?? new RetryPolicy();
+    this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+    this.fetchImpl = opts.fetch ?? fetch;
+    this.userAgent = opts.userAgent ?? 'ko-annotate';
+    this.now = opts.now ?? Date.now;
+    const provider = opts.credentials;
+    this.credentials = once(() => provider(this.host));
+  }
+
+  /**
+   * A repository on this registry. `access: 'push'` asks for push tokens for reads too, as a
+   * publisher does: a pull-only token may be refused for a repository that does not exist
+   * yet, and one token then serves the whole push.
+   */
+  repository(name: string, opts: { access?: 'pull' | 'push' } = {}): Repository {
+    return new Repository(this, name, opts.access ?? 'pull');
+  }
+
+  /** @internal One request through the retry policy, authentication and redirects. */
+  async send(op: Operation, req: Request): Promise<Response> {
+    const go = () => this.exchange(op, req);
+    if (req.retry === false) return go();
+    return this.retry.run(`${op.action} ${op.preposition} ${this.where(req.repository)}`, go, (e) => this.logRetry(e));
+  }
+
+  /** @internal */
+  logRetry(e: RetryEvent): void {
+    const reason = e.error instanceof Error ? e.error.message.split('\n')[0] : String(e.error);
+    this.logger.info(`${reason}; retrying in ${(e.delayMs / 1000).toFixed(1)}s (attempt ${e.attempt + 1} of ${e.maxAttempts})`);
+  }
+
+  /** @internal A RegistryError from a response, consuming its body. */
+  async errorFrom(op: Operation, repository: string | undefined, res: Response, stage?: string): Promise<RegistryError> {
+    const body = await readText(res, 64 * 1024).catch(() => '');
+    const { errors, text } = parseErrorBody(body);
+    return new RegistryError({
+      operation: op,
+      host: this.host,
+      repository,
+      status: res.status,
+      statusText: res.statusText,
+      errors,
+      text,
+      stage,
+      retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), this.now()),
+    });
+  }
+
+  /** @internal */
+  where(repository: string | undefined): string {
+    return repository ? `${this.host}/${repository}` : this.host;
+  }
+
+  private async exchange(op: Operation, req: Request): Promise<Response> {
+    let { method, url, body } = req;
+    for (let hops = 0; ; hops++) {
+      const res = await this.authorizedFetch(op, req, method, url, body);
+      if (REDIRECTS.has(res.status) && req.followRedirects !== false) {
+        const location = res.headers.get('location');
+        await discard(res);
+        if (!location) throw new RegistryError({ operation: op, host: this.host, repository: req.repository, status: res.status, text: 'redirect without a Location' });
+        if (hops >= MAX_REDIRECTS) throw new RegistryError({ operation: op, host: this.host, repository: req.repository, status: res.status, text: `more than ${MAX_REDIRECTS} redirects` });
+        const next = new URL(location, url);
+        if (url.protocol === 'https:' && next.protocol !== 'https:' && !isLoopbackHost(next.host)) {
+          throw new RegistryError({ operation: op, host: this.host, repository: req.repository, status: res.status, text: `refused redirect from HTTPS to ${next.protocol}//${next.host}` });
+        }
+        if (res.status === 303 && method !== 'HEAD') {
+          method = 'GET';
+          body = undefined;
+        }
+        url = next;
+        continue;
+      }
+      if (isRetryableStatus(res.status)) throw await this.errorFrom(op, req.repository, res);
+      return res;
+    }
+  }
+
+  /**
+   * Send with whatever authorization we already know the registry wants; on a 401, learn its
+   * challenge, get credentials or a token for it, and send once more. A second 401 is final:
+   * the same credentials would be refused again, so it is never retried.
+   */
+  private async authorizedFetch(op: Operation, req: Request, method: string, url: URL, body: Buffer | undefined): Promise<Response> {
+    const toRegistry = url.origin === this.baseUrl;
+    const auth = toRegistry ? await this.authorization(op, req, req.scopes, false) : undefined;
+    const res = await this.rawFetch(method, url, req.headers, body, auth);
+    if (res.status !== 401 || !toRegistry) return res;
+
+    const challenge = pickChallenge(res.headers.get('www-authenticate'));
+    if (!challenge) throw await this.errorFrom(op, req.repository, res);
+    const { scope, ...learned } = challenge;
+    const changed = !this.challenge || this.challenge.scheme !== learned.scheme || this.challenge.realm !== learned.realm;
+    this.challenge = learned;
+    if (auth && learned.scheme === 'basic' && !changed) throw await this.errorFrom(op, req.repository, res);
+    // The registry may name a scope we did not think of (an extra action); ask for both.
+    const scopes = scope ? [...req.scopes, ...scope.split(' ').filter((s) => s !== '')] : req.scopes;
+    let retryAuth: string | undefined;
+    try {
+      retryAuth = await this.authorization(op, req, scopes, auth !== undefined);
+    } catch (err) {
+      await discard(res);
+      throw err;
+    }
+    if (!retryAuth) throw await this.errorFrom(op, req.repository, res);
+    await discard(res);
+    const again = await this.rawFetch(method, url, req.headers, body, retryAuth);
+    if (again.status === 401) throw await this.errorFrom(op, req.repository, again);
+    return again;
+  }
+
+  private async authorization(op: Operation, req: Request, scopes: readonly string[], fresh: boolean): Promise<string | undefined> {
+    const challenge = this.challenge;
+    if (!challenge) return undefined;
+    const creds = await this.credentials();
+    if (creds?.registryToken) return `Bearer ${creds.registryToken}`;
+    if (challenge.scheme === 'basic') return creds?.password !== undefined ? basicAuth(creds) : undefined;
+    const token = await this.token(op, req, challenge, scopes, creds, fresh);
+    return `Bearer ${token}`;
+  }
+
+  private async token(op: Operation, req: Request, challenge: Challenge, scopes: readonly string[], creds: Credentials | undefined, fresh: boolean): Promise<string> {
+    const wanted = parseScopes(scopes);
+    const key = scopeKey(wanted);
+    if (!fresh) {
+      const now = this.now();
+      for (const t of this.tokens.values()) if (t.expiresAt > now && covers(t.scopes, wanted)) return t.token;
+    } else {
+      this.tokens.delete(key);
+    }
+    let pending = this.pendingTokens.get(key);
+    if (!pending) {
+      pending = this.fetchToken(op, req, challenge, wanted, creds).finally(() => this.pendingTokens.delete(key));
+      this.pendingTokens.set(key, pending);
+    }
+    const t = await pending;
+    this.tokens.set(key, t);
+    return t.token;
+  }
+
+  /**
+   * The token endpoint of the distribution token spec: GET realm?service&scope with basic
+   * credentials (or none, for anonymous pulls), or the OAuth2 POST with a refresh token when
+   * the login left an identity token.
+   */
+  private async fetchToken(op: Operation, req: Request, challenge: Challenge, scopes: ScopeSet, creds: Credentials | undefined): Promise<CachedToken> {
+    if (!challenge.realm) throw new RegistryError({ operation: op, host: this.host, repository: req.repository, status: 401, text: 'bearer challenge without a realm' });
+    let realm: URL;
+    try {
+      realm = new URL(challenge.realm);
+    } catch (err) {
+      throw new RegistryError({ operation: op, host: this.host, repository: req.repository, status: 401, text: `bearer realm ${JSON.stringify(challenge.realm)} is not a URL`, cause: err });
+    }
+    const stage = `token request to ${realm.host}`;
+    if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && isLoopbackHost(realm.host))) {
+      throw new RegistryError({ operation: op, host: this.host, repository: req.repository, stage, text: `refusing to send credentials to a non-HTTPS token realm ${realm.origin}` });
+    }
+    const scopeList = scopeStrings(scopes);
+    const headers: Record<string, string> = {};
+    let method: 'GET' | 'POST' = 'GET';
+    let body: Buffer | undefined;
+    if (creds?.identityToken) {
+      method = 'POST';
+      headers['Content-Type'] = 'application/x-www-form-urlencoded';
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: this.userAgent });
+      if (challenge.service) form.set('service', challenge.service);
+      if (scopeList.length) form.set('scope', scopeList.join(' '));
+      body = Buffer.from(form.toString());
+    } else {
+      if (challenge.service) realm.searchParams.set('service', challenge.service);
+      for (const s of scopeList) realm.searchParams.append('scope', s);
+    }
+    const auth = !creds?.identityToken && creds?.password !== undefined ? basicAuth(creds) : undefined;
+    const requested = this.now();
+    const res = await this.rawFetch(method, realm, headers, body, auth);
+    if (res.status !== 200) throw await this.errorFrom(op, req.repository, res, stage);
+    let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      doc = JSON.parse(await readText(res, 1024 * 1024)) as typeof doc;
+    } catch (err) {
+      throw new RegistryError({ operation: op, host: this.host, repository: req.repository, stage, text: 'the token response is not JSON', cause: err });
+    }
+    const token = typeof doc.token === 'string' && doc.token ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
+    if (!token) throw new RegistryError({ operation: op, host: this.host, repository: req.repository, stage, text: 'the token response has no token' });
+    // The token spec: a missing or shorter lifetime than 60 seconds means 60 seconds.
+    const lifetime = Math.max(60, typeof doc.expires_in === 'number' ? doc.expires_in : 60) * 1000;
+    // Renew a little early so that a token does not expire between sending and arriving.
+    return { scopes, token, expiresAt: requested + lifetime - Math.min(30_000, lifetime / 10) };
+  }
+
+  private rawFetch(method: string, url: URL, headers: Record<string, string> | undefined, body: Buffer | undefined, auth: string | undefined): Promise<Response> {
+    const h: Record<string, string> = { 'User-Agent': this.userAgent, ...headers };
+    if (auth) h.Authorization = auth;
+    const left = this.retry.remainingMs();
+    return this.fetchImpl(url, {
+      method,
+      headers: h,
+      body,
+      redirect: 'manual',
+      signal: left === undefined ? undefined : AbortSignal.timeout(Math.max(1, left)),
+    });
+  }
+}
+
+/**
+ * One repository: reads for base images and validation (a ContentSource), and the push
+ * protocol's steps for the publisher.
+ */
+export class Repository implements ContentSource {
+  readonly name: string;
+  readonly origin: BlobOrigin;
+  private readonly readScopes: readonly string[];
+  private readonly pushScopes: readonly string[];
+
+  constructor(
+    readonly registry: Registry,
+    readonly repository: string,
+    private readonly access: 'pull' | 'push',
+  ) {
+    this.name = registry.where(repository);
+    this.origin = { registry: registry.host, repository };
+    this.pushScopes = [`repository:${repository}:pull,push`];
+    this.readScopes = access === 'push' ? this.pushScopes : [`repository:${repository}:pull`];
+  }
+
+  /** This repository with push-scoped reads, as the publisher wants it (see Registry.repository). */
+  forPush(): Repository {
+    return this.access === 'push' ? this : new Repository(this.registry, this.repository, 'push');
+  }
+
+  async getManifest(reference: string): Promise<RawManifest> {
+    checkReference(reference);
+    const op: Operation = { action: `pull manifest ${reference}`, preposition: 'from' };
+    const res = await this.send(op, { method: 'GET', url: this.url(`manifests/${reference}`), scopes: this.readScopes, headers: { Accept: manifestAccept } });
+    if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} from ${this.name}`);
+    const digest = sha256(bytes);
+    if (isDigest(reference) && digest !== reference) {
+      throw new Error(`${op.action} from ${this.name}: the registry served bytes that hash to ${digest}`);
+    }
+    const claimed = res.headers.get('docker-content-digest');
+    if (claimed?.startsWith('sha256:') && claimed !== digest) {
+      throw new Error(`${op.action} from ${this.name}: Docker-Content-Digest says ${claimed} but the bytes hash to ${digest}`);
+    }
+    return { bytes, digest, mediaType: manifestMediaType(res.headers.get('content-type'), bytes) };
+  }
+
+  /** The manifest's descriptor, or undefined if the registry does not have it. */
+  async headManifest(reference: string): Promise<Descriptor | undefined> {
+    checkReference(reference);
+    const op: Operation = { action: `check manifest ${reference}`, preposition: 'in' };
+    const res = await this.send(op, { method: 'HEAD', url: this.url(`manifests/${reference}`), scopes: this.readScopes, headers: { Accept: manifestAccept } });
+    if (res.status === 404) {
+      await discard(res);
+      return undefined;
+    }
+    if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+    await discard(res);
+    const claimed = res.headers.get('docker-content-digest');
+    const size = Number(res.headers.get('content-length'));
+    const mediaType = mediaTypeOf(res.headers.get('content-type'));
+    if (claimed && isDigest(claimed) && Number.isFinite(size) && size > 0 && mediaType && (isManifestMediaType(mediaType) || isIndexMediaType(mediaType))) {
+      if (isDigest(reference) && claimed !== reference) {
+        throw new Error(`${op.action} in ${this.name}: the registry answered for ${claimed}`);
+      }
+      return { mediaType, digest: claimed, size };
+    }
+    // Some registries leave these headers off a HEAD; the manifest itself is the answer.
+    const raw = await this.getManifest(reference);
+    return { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length };
+  }
+
+  /** The blob, streamed; the stream fails at its end if the bytes do not match the digest. */
+  async getBlob(digest: string): Promise<Readable> {
+    checkDigest(digest);
+    const op: Operation = { action: `pull blob ${digest}`, preposition: 'from' };
+    const res = await this.send(op, { method: 'GET', url: this.url(`blobs/${digest}`), scopes: this.readScopes });
+    if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+    const hash = createHash('sha256');
+    const where = this.name;
+    const verify = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+      flush(cb) {
+        const got = `sha256:${hash.digest('hex')}`;
+        cb(got === digest ? null : new Error(`pull blob ${digest} from ${where}: the bytes received hash to ${got}`));
+      },
+    });
+    const body = res.body ? Readable.fromWeb(res.body as WebReadableStream<Uint8Array>) : Readable.from([]);
+    // pipeline destroys the download if the reader stops early, and passes its errors on.
+    return pipeline(body, verify, () => {});
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    const op: Operation = { action: `check blob ${digest}`, preposition: 'in' };
+    // A redirect means the registry has the blob and sends readers to its storage; following
+    // it would HEAD a presigned GET URL, which S3-style storage answers with 403.
+    const res = await this.send(op, { method: 'HEAD', url: this.url(`blobs/${digest}`), scopes: this.readScopes, followRedirects: false });
+    await discard(res);
+    if (res.status === 200 || REDIRECTS.has(res.status)) return true;
+    if (res.status === 404) return false;
+    throw await this.registry.errorFrom(op, this.repository, res);
+  }
+
+  /**
+   * Cross-repository mount (distribution spec). Only 201 means mounted; 202 means the registry
+   * started an upload instead (source unknown or not readable with our token), which is
+   * cancelled. A mount refused with a 4xx is not an error either: the blob is uploaded.
+   */
+  async mountBlob(digest: string, fromRepository: string): Promise<boolean> {
+    checkDigest(digest);
+    const op: Operation = { action: `mount blob ${digest} from ${fromRepository}`, preposition: 'to' };
+    const url = this.url(`blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`);
+    let res: Response;
+    try {
+      res = await this.send(op, { method: 'POST', url, scopes: [...this.pushScopes, `repository:${fromRepository}:pull`], headers: { 'Content-Length': '0' } });
+    } catch (err) {
+      if (err instanceof RegistryError && !err.retryable) {
+        this.registry.logger.debug(`${err.message}; uploading instead`);
+        return false;
+      }
+      throw err;
+    }
+    if (res.status === 201) {
+      await discard(res);
+      return true;
+    }
+    if (res.status === 202) {
+      await discard(res);
+      await this.cancelUpload(res, url);
+      return false;
+    }
+    const err = await this.registry.errorFrom(op, this.repository, res);
+    this.registry.logger.debug(`${err.message}; uploading instead`);
+    return false;
+  }
+
+  /**
+   * Upload a blob: POST a session, PATCH chunks of at most `chunkSize` with Content-Range,
+   * PUT `?digest=`. An attempt that fails for a retryable reason starts over with a new
+   * session and a fresh stream from `open`: a session that saw an error may hold a partial
+   * chunk, and re-PATCHing its URL is not safe on every registry.
+   */
+  async uploadBlob(digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<void> {
+    checkDigest(digest);
+    await this.registry.retry.run(
+      `upload blob ${digest} to ${this.name}`,
+      () => this.uploadOnce(digest, size, open, onProgress),
+      (e) => this.registry.logRetry(e),
+    );
+  }
+
+  /** PUT a manifest or index; returns its digest (the sha256 of exactly these bytes). */
+  async putManifest(reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+    checkReference(reference);
+    const digest = sha256(bytes);
+    if (isDigest(reference) && reference !== digest) throw new Error(`push manifest to ${this.name}: bytes hash to ${digest}, not ${reference}`);
+    const op: Operation = { action: `push manifest ${reference}`, preposition: 'to' };
+    const res = await this.send(op, { method: 'PUT', url: this.url(`manifests/${reference}`), scopes: this.pushScopes, headers: { 'Content-Type': mediaType }, body: bytes });
+    if (res.status < 200 || res.status > 299) throw await this.registry.errorFrom(op, this.repository, res);
+    await discard(res);
+    // Not every registry sends Docker-Content-Digest; when one does, it must agree.
+    const claimed = res.headers.get('docker-content-digest');
+    if (claimed?.startsWith('sha256:') && claimed !== digest) {
+      throw new Error(`${op.action} to ${this.name}: the registry stored ${claimed}, expected ${digest}`);
+    }
+    return digest;
+  }
+
+  /** Every tag, following `Link` pagination; `[]` when the repository does not exist yet. */
+  async listTags(): Promise<string[]> {
+    const op: Operation = { action: 'list tags', preposition: 'of' };
+    const tags: string[] = [];
+    const seen = new Set<string>();
+    let url: URL | undefined = this.url('tags/list');
+    while (url) {
+      if (seen.has(url.href) || seen.size >= 10_000) throw new Error(`list tags of ${this.name}: the registry's pagination does not end`);
+      seen.add(url.href);
+      const res = await this.send(op, { method: 'GET', url, scopes: this.readScopes });
+      // distribution answers NAME_UNKNOWN with 404 for a repository nobody pushed to yet.
+      if (res.status === 404 && seen.size === 1) {
+        await discard(res);
+        return [];
+      }
+      if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+      const page = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8')) as { tags?: string[] | null };
+      tags.push(...(page.tags ?? []));
+      url = nextLink(res.headers.get('link'), url, this.registry.baseUrl);
+    }
+    return tags;
+  }
+
+  private send(op: Operation, req: Omit<Request, 'repository'>): Promise<Response> {
+    return this.registry.send(op, { ...req, repository: this.repository });
+  }
+
+  private url(path: string): URL {
+    return new URL(`${this.registry.baseUrl}/v2/${this.repository}/${path}`);
+  }
+
+  private async uploadOnce(digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<void> {
+    const op: Operation = { action: `upload blob ${digest}`, preposition: 'to' };
+    const step = (req: Omit<Request, 'repository' | 'scopes' | 'retry'>) => this.send(op, { ...req, scopes: this.pushScopes, retry: false });
+
+    const started = await step({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
+    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
+    await discard(started);
+    let location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
+
+    const hash = createHash('sha256');
+    let offset = 0;
+    const stream = await open();
+    try {
+      for await (const chunk of chunksOf(stream, this.registry.chunkSize)) {
+        hash.update(chunk);
+        const res = await step({
+          method: 'PATCH',
+          url: location,
+          headers: {
+            'Content-Type': 'application/octet-stream',
+            // The distribution spec's form: inclusive byte offsets, no unit.
+            'Content-Range': `${offset}-${offset + chunk.length - 1}`,
+            'Content-Length': String(chunk.length),
+          },
+          body: chunk,
+        });
+        if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
+        await discard(res);
+        location = uploadLocation(res, location, op, this);
+        offset += chunk.length;
+        onProgress?.(offset);
+      }
+    } catch (err) {
+      stream.destroy();
+      await this.cancel(location);
+      throw err;
+    }
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== digest || offset !== size) {
+      await this.cancel(location);
+      // Not retryable: the source gives different bytes than its descriptor says.
+      throw new Error(`upload blob ${digest} to ${this.name}: the source gave ${offset} bytes hashing to ${got}, expected ${size} bytes`);
+    }
+    const commit = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
+    const done = await step({ method: 'PUT', url: commit, headers: { 'Content-Length': '0' } });
+    if (done.status !== 201 && done.status !== 204 && done.status !== 200) throw await this.registry.errorFrom(op, this.repository, done);
+    await discard(done);
+    const claimed = done.headers.get('docker-content-digest');
+    if (claimed?.startsWith('sha256:') && claimed !== digest) {
+      throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
+    }
+  }
+
+  private async cancelUpload(res: Response, base: URL) {
+    const location = res.headers.get('location');
+    if (location) await this.cancel(new URL(location, base));
+  }
+
+  /** Best effort: an abandoned session expires on its own (GHCR does not implement DELETE). */
+  private async cancel(location: URL) {
+    try {
+      const res = await this.send({ action: 'cancel upload', preposition: 'in' }, { method: 'DELETE', url: location, scopes: this.pushScopes, retry: false });
+      await discard(res);
+    } catch (err) {
+      this.registry.logger.debug(`cancel upload in ${this.name}: ${(err as Error).message}`);
+    }
+  }
+}
+
+function uploadLocation(res: Response, base: URL, op: Operation, repo: Repository): URL {
+  const location = res.headers.get('location');
+  if (!location) throw new RegistryError({ operation: op, host: repo.registry.host, repository: repo.repository, status: res.status, text: 'upload response without a Location' });
+  // Relative Locations (GHCR, distribution behind some proxies) resolve against the request.
+  return new URL(location, base);
+}
+
+/** Split a stream into Buffers of exactly `size` bytes (the last one shorter). */
+export async function* chunksOf(stream: Readable, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of stream) {
+    let buf: Buffer = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+    while (have + buf.length >= size) {
+      const take = size - have;
+      parts.push(buf.subarray(0, take));
+      yield Buffer.concat(parts);
+      parts = [];
+      have = 0;
+      buf = buf.subarray(take);
+    }
+    if (buf.length) {
+      parts.push(buf);
+      have += buf.length;
+    }
+  }
+  if (have) yield Buffer.concat(parts);
+}
+
+// --- WWW-Authenticate (RFC 9110 §11.6.1) ---
+
+/** Parse the challenges of a WWW-Authenticate header: `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`. */
+export function parseWwwAuthenticate(header: string): { scheme: string; params: Record<string, string> }[] {
+  const out: { scheme: string; params: Record<string, string> }[] = [];
+  const token = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/y;
+  let i = 0;
+  const skip = () => {
+    while (i < header.length && /[\s,]/.test(header[i])) i++;
+  };
+  while (i < header.length) {
+    skip();
+    token.lastIndex = i;
+    const m = token.exec(header);
+    if (!m) break;
+    i = token.lastIndex;
+    let j = i;
+    while (j < header.length && header[j] === ' ') j++;
+    if (header[j] === '=' && out.length > 0) {
+      i = j + 1;
+      while (header[i] === ' ') i++;
+      let value = '';
+      if (header[i] === '"') {
+        i++;
+        while (i < header.length && header[i] !== '"') {
+          if (header[i] === '\\' && i + 1 < header.length) i++;
+          value += header[i++];
+        }
+        i++;
+      } else {
+        token.lastIndex = i;
+        const v = token.exec(header);
+        value = v ? v[0] : '';
+        i = v ? token.lastIndex : i;
+      }
+      out[out.length - 1].params[m[0].toLowerCase()] = value;
+    } else {
+      out.push({ scheme: m[0].toLowerCase(), params: {} });
+    }
+  }
+  return out;
+}
+
+function pickChallenge(header: string | null): Challenge | undefined {
+  const all = parseWwwAuthenticate(header ?? '');
+  const bearer = all.find((c) => c.scheme === 'bearer');
+  if (bearer) return { scheme: 'bearer', realm: bearer.params.realm, service: bearer.params.service, scope: bearer.params.scope };
+  return all.some((c) => c.scheme === 'basic') ? { scheme: 'basic' } : undefined;
+}
+
+// --- scopes: `repository:<name>:pull,push` ---
+
+type ScopeSet = Map<string, Set<string>>;
+
+function parseScopes(scopes: readonly string[]): ScopeSet {
+  const set: ScopeSet = new Map();
+  for (const s of scopes) {
+    const colon = s.lastIndexOf(':');
+    const resource = colon > 0 ? s.slice(0, colon) : s;
+    const actions = colon > 0 ? s.slice(colon + 1).split(',') : [];
+    const have = set.get(resource) ?? new Set<string>();
+    for (const a of actions) if (a) have.add(a);
+    set.set(resource, have);
+  }
+  return set;
+}
+
+const scopeStrings = (set: ScopeSet): string[] =>
+  [...set.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([r, a]) => `${r}:${[...a].sort().join(',')}`);
+
+const scopeKey = (set: ScopeSet): string => scopeStrings(set).join(' ');
+
+function covers(have: ScopeSet, want: ScopeSet): boolean {
+  for (const [resource, actions] of want) {
+    const got = have.get(resource);
+    if (!got) return false;
+    for (const a of actions) if (!got.has(a)) return false;
+  }
+  return true;
+}
+
+// --- small helpers ---
+
+function basicAuth(c: Credentials): string {
+  return `Basic ${Buffer.from(`${c.username ?? ''}:${c.password ?? ''}`).toString('base64')}`;
+}
+
+function checkDigest(digest: string) {
+  if (!isDigest(digest)) throw new Error(`${JSON.stringify(digest)} is not a sha256 digest`);
+}
+
+function checkReference(reference: string) {
+  if (!isDigest(reference) && !isValidTag(reference)) throw new Error(`${JSON.stringify(reference)} is neither a tag nor a sha256 digest`);
+}
+
+const mediaTypeOf = (contentType: string | null): string | undefined => contentType?.split(';')[0].trim() || undefined;
+
+/**
+ * The served Content-Type, unless a registry sent a generic one (`application/json`,
+ * `text/plain`); then the document's own `mediaType`, or its shape.
+ */
+function manifestMediaType(contentType: string | null, bytes: Buffer): string {
+  const served = mediaTypeOf(contentType);
+  if (served && (isManifestMediaType(served) || isIndexMediaType(served) || served.startsWith('application/vnd.'))) return served;
+  try {
+    const doc = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
+    if (typeof doc.mediaType === 'string' && doc.mediaType) return doc.mediaType;
+    return Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+  } catch {
+    return served ?? MediaType.OciManifest;
+  }
+}
+
+/** `Link: </v2/app/tags/list?last=x&n=100>; rel="next"`, on the registry's own origin only. */
+function nextLink(header: string | null, current: URL, origin: string): URL | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(',')) {
+    const m = /<([^>]*)>\s*;(.*)/.exec(part.trim());
+    if (m && /rel="?next"?/i.test(m[2])) {
+      const next = new URL(m[1], current);
+      return next.origin === origin ? next : undefined;
+    }
+  }
+  return undefined;
+}
+
+async function discard(res: Response): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // Already consumed or closed.
+  }
+}
+
+async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  if (!res.body) return Buffer.alloc(0);
+  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+    n += c.length;
+    if (n > limit) {
+      await res.body.cancel().catch(() => {});
+      throw new Error(`${what}: the response is larger than ${limit} bytes`);
+    }
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readText(res: Response, limit: number): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  try {
+    while (n < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(Buffer.from(value));
+      n += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+}

@@ -1,0 +1,110 @@
+/** One entry of a registry's `errors[]` body (distribution spec, "Error Codes"). */
+export interface RegistryErrorEntry {
+  readonly code: string;
+  readonly message?: string;
+}
+
+/** What was being done, for messages: `push manifest 1.2.3` + `to` + `host/repo`. */
+export interface Operation {
+  readonly action: string;
+  readonly preposition: 'to' | 'from' | 'in' | 'of';
+}
+
+export interface RegistryErrorInit {
+  operation: Operation;
+  host: string;
+  repository?: string;
+  status?: number;
+  statusText?: string;
+  errors?: readonly RegistryErrorEntry[];
+  /** A short plain-text body, when the registry sent no `errors[]`. */
+  text?: string;
+  /** The part of the exchange that failed when it was not the request itself (`token request to auth.docker.io`). */
+  stage?: string;
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+/**
+ * A registry said no. The message says what was being done where and why, e.g.
+ * `push manifest latest to 127.0.0.1:5000/app: 401 UNAUTHORIZED: authentication required`.
+ * Messages are built from the operation, host, repository, status and the body's error codes
+ * only: never from request headers, so credentials and tokens cannot end up in them.
+ */
+export class RegistryError extends Error {
+  override readonly name = 'RegistryError';
+  readonly status?: number;
+  readonly errors: readonly RegistryErrorEntry[];
+  readonly operation: string;
+  readonly host: string;
+  readonly repository?: string;
+  /** Read by the retry policy (retry.ts): 408, 429 and 5xx are worth another attempt. */
+  readonly retryable: boolean;
+  readonly retryAfterMs?: number;
+
+  constructor(init: RegistryErrorInit) {
+    super(formatMessage(init), init.cause === undefined ? undefined : { cause: init.cause });
+    this.status = init.status;
+    this.errors = init.errors ?? [];
+    this.operation = init.operation.action;
+    this.host = init.host;
+    this.repository = init.repository;
+    this.retryable = init.status !== undefined && isRetryableStatus(init.status);
+    this.retryAfterMs = init.retryAfterMs;
+  }
+
+  /** Whether the body carried this error code (`NAME_UNKNOWN`, `BLOB_UNKNOWN`, …). */
+  hasCode(code: string): boolean {
+    return this.errors.some((e) => e.code === code);
+  }
+}
+
+/** 408, 429 and 5xx are transient (SPEC §5.2); every other 4xx will fail the same way again. */
+export const isRetryableStatus = (status: number): boolean => status === 408 || status === 429 || (status >= 500 && status <= 599);
+
+/**
+ * Parse a registry error body: `{"errors":[{"code","message","detail"}]}` per the
+ * distribution spec, or the token server's `{"details": "..."}` (Docker Hub's auth.docker.io,
+ * distribution's token servers). Anything else yields a short, single-line text.
+ */
+export function parseErrorBody(body: string): { errors: RegistryErrorEntry[]; text?: string } {
+  const trimmed = body.trim();
+  if (trimmed === '') return { errors: [] };
+  try {
+    const doc = JSON.parse(trimmed) as { errors?: unknown; details?: unknown; message?: unknown; error?: unknown };
+    if (Array.isArray(doc.errors)) {
+      const errors = doc.errors
+        .filter((e): e is { code?: unknown; message?: unknown } => typeof e === 'object' && e !== null)
+        .map((e) => ({
+          code: typeof e.code === 'string' ? e.code : 'UNKNOWN',
+          ...(typeof e.message === 'string' && e.message !== '' && { message: e.message }),
+        }));
+      return { errors };
+    }
+    for (const field of [doc.details, doc.message, doc.error]) {
+      if (typeof field === 'string' && field !== '') return { errors: [], text: oneLine(field) };
+    }
+    return { errors: [] };
+  } catch {
+    // HTML error pages from proxies and load balancers say nothing useful beyond the status.
+    if (/^<(!doctype|html)/i.test(trimmed)) return { errors: [] };
+    return { errors: [], text: oneLine(trimmed) };
+  }
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+function formatMessage(init: RegistryErrorInit): string {
+  const where = init.repository ? `${init.host}/${init.repository}` : init.host;
+  const head = `${init.operation.action} ${init.operation.preposition} ${where}`;
+  const stage = init.stage ? `: ${init.stage}` : '';
+  const reasons: string[] = [];
+  for (const e of init.errors ?? []) reasons.push(e.message ? `${e.code}: ${e.message}` : e.code);
+  if (init.text) reasons.push(init.text);
+  const status = init.status !== undefined ? `${init.status}${reasons.length ? '' : init.statusText ? ` ${init.statusText}` : ''}` : '';
+  const why = [status, reasons.join('; ')].filter((x) => x !== '').join(' ');
+  return `${head}${stage}${why ? `: ${why}` : ''}`;
+}
