@@ -61,7 +61,7 @@ afterAll(async () => {
 describe('parseKoConfig', () => {
   it('parses the fixture into typed settings', () => {
     const c = parseKoConfig(FIXTURE, '.ko.yaml');
-    expect(c).toEqual<KoConfig>({
+    const want: KoConfig = {
       file: '.ko.yaml',
       defaultBaseImage: 'cgr.dev/chainguard/static:latest',
       baseImageOverrides: { 'example.com/shop/cmd/worker': 'gcr.io/distroless/base-debian12:nonroot' },
@@ -91,7 +91,8 @@ describe('parseKoConfig', () => {
         },
         { index: 2, id: 'tool', dir: './tools', main: './cmd/tool', packageDir: 'tools/cmd/tool' },
       ],
-    });
+    };
+    expect(c).toEqual(want);
   });
 
   it('accepts an empty file, nulls, and keys in any case (viper ignores case)', () => {
