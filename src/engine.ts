@@ -20,7 +20,7 @@ export interface KoSettings {
   defaultBaseImage?: string;
   baseImageOverrides?: Record<string, string>;
   defaultPlatforms?: string[];
-  /** Per-package build settings: where to run `go build`, extra flags, ldflags, env. */
+  /** Per-package build settings (templates already rendered): where to run `go build`, flags, ldflags, env. */
   buildFor?(pkg: GoPackage): { dir?: string; target?: string; flags: string[]; ldflags: string[]; env: Record<string, string> } | undefined;
 }
 
@@ -70,6 +70,8 @@ export interface PackageResult {
   annotations: Record<string, string>;
   goVersion: string;
   built: BuiltPackage;
+  /** One SPDX document per platform image, when `sbom: spdx` (SPEC §3.5). */
+  sboms?: { platform: string; digest: string }[];
 }
 
 export interface RunResult {
@@ -189,11 +191,10 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
         platforms,
         buildDir,
         buildTarget: fromKo?.target ?? pkg.importPath,
-        flags: [...(fromKo?.flags ?? []), ...inputs.flags].map((f) => render(f, 'input "flags"')),
-        ldflags: [...(fromKo?.ldflags ?? []), ...inputs.ldflags].map((f) => render(f, 'input "ldflags"')),
-        env: Object.fromEntries(
-          Object.entries({ ...(fromKo?.env ?? {}), ...inputs.env }).map(([k, v]) => [k, render(v, 'input "env"')]),
-        ),
+        // .ko.yaml's lists come rendered; the inputs are appended after them, so they win.
+        flags: [...(fromKo?.flags ?? []), ...inputs.flags.map((f) => render(f, 'input "flags"'))],
+        ldflags: [...(fromKo?.ldflags ?? []), ...inputs.ldflags.map((f) => render(f, 'input "ldflags"'))],
+        env: { ...(fromKo?.env ?? {}), ...Object.fromEntries(Object.entries(inputs.env).map(([k, v]) => [k, render(v, 'input "env"')])) },
         user: inputs.user,
         labels: inputs.labels,
         annotations: inputs.annotations,

@@ -118,7 +118,9 @@ export function parseInputs(raw: RawInputs): Inputs {
   for (const t of tags ?? []) if (!TAG.test(t)) fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
 
   const baseImage = get('base-image') || undefined;
-  if (baseImage !== undefined && baseImage !== 'scratch' && !REFERENCE.test(baseImage)) {
+  if (baseImage?.startsWith('oci:')) {
+    if (baseImage.length === 'oci:'.length) fail('base-image', baseImage, 'names no OCI layout directory (oci:<dir>[:<name>])');
+  } else if (baseImage !== undefined && baseImage !== 'scratch' && !REFERENCE.test(baseImage)) {
     fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
   }
 

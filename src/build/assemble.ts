@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { sortedRecord } from '../oci/json.js';
 import { makeIndex, mutate, type Artifact, type Image } from '../oci/image.js';
 import type { Layer, TarEntry } from '../oci/layer.js';
 import { Key, OciKeyPrefix, type ContainerConfig, type ImageConfig, type MediaFamily, type Platform } from '../oci/spec.js';
@@ -81,7 +82,7 @@ function editConfig(c: ImageConfig, p: ImageParts): ImageConfig {
   delete cfg.Cmd;
   cfg.Env = withEnv(withPath(cfg.Env ?? []), 'KO_DATA_PATH', KoApp.DataPath);
   if (p.user) cfg.User = p.user;
-  cfg.Labels = { ...inheritedLabels(cfg.Labels), ...p.labels };
+  cfg.Labels = sortedRecord({ ...inheritedLabels(cfg.Labels), ...p.labels });
   const history = [
     ...(c.history ?? []),
     ...p.layers.map((l) => ({ created: p.created, created_by: `ko-annotate build ${p.importPath}`, comment: l.comment })),

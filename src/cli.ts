@@ -1,0 +1,99 @@
+import { parseArgs } from 'node:util';
+import { GoBuildError } from './build/go.js';
+import { runEngine } from './engine.js';
+import { explainFailure } from './explain.js';
+import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';
+import { loadKoSettings } from './kosettings.js';
+import type { Logger } from './log.js';
+import { outputsOf, summaryMarkdown } from './outputs.js';
+import { prepareRun } from './prepare.js';
+import { realDeps, realRun } from './wiring.js';
+
+export const USAGE = `usage: ko-annotate build [PACKAGE ...] [--INPUT=VALUE ...]
+
+Builds Go main packages into OCI images and publishes them, like the GitHub Action.
+Every action input is a flag of the same name (--platforms, --push, --oci-layout-path,
+--repository, --base-image, --tags, --labels, ...). --labels, --annotations, --tags,
+--ldflags, --flags and --env may be repeated. The registry token is never a flag: set
+KO_ANNOTATE_TOKEN, or log in so that ~/.docker/config.json has credentials.
+
+  ko-annotate build ./cmd/app --push=false --oci-layout-path out
+`;
+
+const REPEATABLE = new Set<InputName>(['labels', 'annotations', 'tags', 'ldflags', 'flags', 'env', 'packages', 'platforms']);
+
+/** Parse the command line into the same raw record the action reads from its inputs. */
+export function parseCommandLine(argv: readonly string[], env: Record<string, string | undefined>): RawInputs | 'help' {
+  const flagNames = INPUT_NAMES.filter((n) => n !== 'token');
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      ...Object.fromEntries(flagNames.map((n) => [n, { type: 'string', multiple: REPEATABLE.has(n) }])),
+    },
+  });
+  if (values.help) return 'help';
+  const [command, ...packages] = positionals;
+  if (command !== 'build') throw new Error(command ? `unknown command ${JSON.stringify(command)}\n\n${USAGE}` : USAGE);
+  const raw: RawInputs = {};
+  for (const n of flagNames) {
+    const v = (values as Record<string, string | string[] | undefined>)[n];
+    if (v !== undefined) raw[n] = Array.isArray(v) ? v.join('\n') : v;
+  }
+  if (packages.length) raw.packages = [raw.packages, ...packages].filter(Boolean).join('\n');
+  raw.token = env.KO_ANNOTATE_TOKEN ?? '';
+  return raw;
+}
+
+/** A logger for terminals: everything to stderr, so stdout carries only the references. */
+export function streamLogger(write: (s: string) => void): Logger {
+  return {
+    info: (m) => write(`${m}\n`),
+    warning: (m, w) => write(`warning: ${w?.file ? `${w.file}:${w.startLine ?? 0}: ` : ''}${m}\n`),
+    error: (m, w) => write(`error: ${w?.file ? `${w.file}:${w.startLine ?? 0}:${w.startColumn ?? 0}: ` : ''}${m}\n`),
+    debug: () => {},
+    group: async (name, fn) => {
+      write(`── ${name}\n`);
+      return fn();
+    },
+  };
+}
+
+/** Run the CLI; returns the exit code. */
+export async function cli(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  io: { out: (s: string) => void; err: (s: string) => void; cwd: string },
+): Promise<number> {
+  const logger = streamLogger(io.err);
+  try {
+    const raw = parseCommandLine(argv, env);
+    if (raw === 'help') {
+      io.out(USAGE);
+      return 0;
+    }
+    const inputs = parseInputs(raw);
+    const workspace = io.cwd;
+    const prepared = await prepareRun(inputs, env, {}, workspace, { logger, fetch: globalThis.fetch, run: realRun });
+    const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
+    const deps = realDeps({
+      logger,
+      env,
+      username: inputs.username,
+      token: inputs.token,
+      targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
+      timeoutMs: inputs.timeoutMs,
+    });
+    const result = await runEngine({ ...prepared, ko }, deps);
+    io.err(`\n${summaryMarkdown(result)}\n`);
+    if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);
+    else for (const p of result.packages) io.out(`${p.ref}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof GoBuildError) for (const d of err.diagnostics) logger.error(d.message, d.where);
+    io.err(`ko-annotate: ${explainFailure(err)}\n`);
+    return 1;
+  }
+}

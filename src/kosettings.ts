@@ -1,0 +1,44 @@
+import { relative, resolve } from 'node:path';
+import { loadKoConfig, refuseToolexec, refuseToolexecInEnv, resolveBuild } from './config/koyaml.js';
+import type { KoSettings } from './engine.js';
+import type { Inputs } from './inputs.js';
+
+/**
+ * `.ko.yaml` (and KO_DEFAULTBASEIMAGE / KO_DEFAULTPLATFORMS) as the engine sees it: defaults
+ * that inputs override, and per-package build settings with their templates rendered.
+ */
+export async function loadKoSettings(
+  inputs: Inputs,
+  env: Record<string, string | undefined>,
+  workspace: string,
+  render: (text: string, where: string) => string,
+): Promise<KoSettings> {
+  refuseToolexec(inputs.flags, 'input "flags"');
+  refuseToolexecInEnv(Object.entries(inputs.env).map(([k, v]) => `${k}=${v}`), 'input "env"');
+  const workingDirectory = resolve(workspace, inputs.workingDirectory);
+  const config = await loadKoConfig({ workingDirectory, env });
+  return {
+    defaultBaseImage: config?.defaultBaseImage,
+    baseImageOverrides: config?.baseImageOverrides,
+    defaultPlatforms: config?.defaultPlatforms,
+    buildFor(pkg) {
+      const b = resolveBuild(config, pkg.importPath, relative(workingDirectory, pkg.dir) || '.');
+      refuseToolexecInEnv(b.env, b.where.env);
+      const env: Record<string, string> = {};
+      for (const line of b.env) {
+        const eq = line.indexOf('=');
+        if (eq <= 0) throw new Error(`${b.where.env}: ${JSON.stringify(line)} is not KEY=VALUE`);
+        env[line.slice(0, eq)] = render(line.slice(eq + 1), b.where.env);
+      }
+      const dir = resolve(workingDirectory, b.dir);
+      return {
+        dir,
+        // go build runs in `dir`; the package is named relative to it, as ko does.
+        target: `./${relative(dir, pkg.dir).split('\\').join('/')}`.replace(/\/$/, '').replace(/^\.\/$/, '.') || '.',
+        flags: b.flags.map((f) => render(f, b.where.flags)),
+        ldflags: b.ldflags.map((f) => render(f, b.where.ldflags)),
+        env,
+      };
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import type { PackageResult, RunResult } from './engine.js';
+
+/** The `images` output's objects (SPEC §2). */
+export interface ImageOutput {
+  package: string;
+  repository: string;
+  digest: string;
+  ref: string;
+  tags: string[];
+  platforms: { platform: string; digest: string }[];
+  sbom?: { platform: string; digest: string }[];
+}
+
+/** Every output of SPEC §2, as the strings the runner will store. */
+export function outputsOf(result: RunResult): Record<string, string> {
+  const first = result.packages[0];
+  const images: ImageOutput[] = result.packages.map((p) => ({
+    package: p.package,
+    repository: p.repository,
+    digest: p.digest,
+    ref: p.ref,
+    tags: p.tags,
+    platforms: p.platforms.map(({ platform, digest }) => ({ platform, digest })),
+    ...(p.sboms?.length ? { sbom: p.sboms } : {}),
+  }));
+  const tags = result.packages.flatMap((p) => p.tags.map((t) => `${p.repository}:${t}`));
+  const labels = lines(first.labels);
+  const annotations = lines(first.annotations);
+  const metadata = {
+    digest: first.digest,
+    image: first.ref,
+    images,
+    tags,
+    version: result.version,
+    labels: first.labels,
+    annotations: first.annotations,
+    pushed: result.pushed,
+  };
+  return {
+    digest: first.digest,
+    image: first.ref,
+    images: JSON.stringify(images),
+    tags: tags.join('\n'),
+    version: result.version,
+    labels,
+    annotations,
+    metadata: JSON.stringify(metadata),
+  };
+}
+
+const lines = (r: Record<string, string>) =>
+  Object.keys(r)
+    .sort()
+    .map((k) => `${k}=${r[k]}`)
+    .join('\n');
+
+/** The job summary: one table per image, then a pull command (SPEC §2). */
+export function summaryMarkdown(result: RunResult): string {
+  const out: string[] = [`## ko-annotate ${result.pushed ? 'published' : 'built (not pushed)'} ${result.packages.length === 1 ? 'one image' : `${result.packages.length} images`}`, ''];
+  for (const p of result.packages) out.push(...packageSummary(p, result.pushed), '');
+  return out.join('\n');
+}
+
+function packageSummary(p: PackageResult, pushed: boolean): string[] {
+  const rows = [
+    `### \`${p.repository}\``,
+    '',
+    '| | |',
+    '|---|---|',
+    `| Reference | \`${p.ref}\` |`,
+    `| Tags | ${p.tags.map((t) => `\`${t}\``).join(' ') || '(none)'} |`,
+    `| Package | \`${p.package}\` (${p.goVersion}) |`,
+    `| Base | ${p.base ? `\`${p.base.name}\` @ \`${p.base.digest}\`` : '`scratch`'} |`,
+    '',
+    '| Platform | Digest | Compressed size |',
+    '|---|---|---:|',
+    ...p.platforms.map((x) => `| ${x.platform} | \`${x.digest}\` | ${formatBytes(x.size)} |`),
+    '',
+  ];
+  if (pushed) rows.push('```sh', `docker pull ${p.ref}`, '```');
+  return rows;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}

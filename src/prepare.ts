@@ -1,0 +1,94 @@
+import { basename } from 'node:path';
+import type { Provenance } from './build/assemble.js';
+import { gitInfo, type GitInfo, type RunCommand } from './config/git.js';
+import { renderTemplate } from './config/template.js';
+import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
+import { createdTime } from './github/created.js';
+import { repoInfo } from './github/repo-info.js';
+import { computeTags } from './github/tags.js';
+import type { Inputs } from './inputs.js';
+import type { Logger } from './log.js';
+import type { RunRequest } from './engine.js';
+
+export interface PrepareDeps {
+  logger: Logger;
+  fetch: typeof globalThis.fetch;
+  /** Runs a command line (`args[0]` is the program); used for git. */
+  run: RunCommand;
+}
+
+/** This action's own name and version, written as `io.github.ko-annotate.builder`. */
+export const BUILDER = `ko-annotate/${process.env.KO_ANNOTATE_VERSION_OVERRIDE ?? '0.1.0'}`;
+
+/**
+ * Turn the inputs, environment and event payload into what the engine needs: provenance
+ * values, the version and a tag planner, whether to push, and the template renderer.
+ * Outside Actions (no GITHUB_REPOSITORY) the context comes from the local git checkout.
+ */
+export async function prepareRun(
+  inputs: Inputs,
+  env: Record<string, string | undefined>,
+  payload: unknown,
+  workspace: string,
+  deps: PrepareDeps,
+): Promise<Omit<RunRequest, 'ko'> & { ctx: GithubContext; git: GitInfo }> {
+  const git = await gitInfo({ dir: workspace, run: deps.run, env });
+  const ctx = env.GITHUB_REPOSITORY ? readContext(env, payload) : await localContext(env, workspace, git, deps.run);
+  const gitCommitTime = async () => {
+    const r = await deps.run(['git', 'log', '-1', '--format=%cI', ctx.revision || 'HEAD'], workspace);
+    return r.code === 0 ? r.stdout.trim() || undefined : undefined;
+  };
+  const created = await createdTime({ env, ctx, gitCommitTime });
+  // Outside Actions there is no token and often no network: the description and license are
+  // only looked up for a run in Actions.
+  const info = env.GITHUB_ACTIONS === 'true' ? await repoInfo(ctx, { token: inputs.token ?? '', fetch: deps.fetch, logger: deps.logger }) : {};
+  const plan = (existing: readonly string[] | undefined) =>
+    computeTags({ ctx, explicitTags: inputs.tags, latest: inputs.latest, existingTags: existing ?? [] });
+  const { version } = plan(undefined);
+  const provenance: Provenance = {
+    source: sourceUrl(ctx),
+    revision: ctx.revision,
+    created,
+    version,
+    description: info.description,
+    licenses: info.license,
+    builder: BUILDER,
+  };
+  const push = inputs.push === 'auto' ? !isPullRequestEvent(ctx.eventName) : inputs.push === 'true';
+  const templateEnv = { ...env, ...inputs.env };
+  return {
+    ctx,
+    git,
+    inputs,
+    workspace,
+    env,
+    defaultRepository: env.GITHUB_REPOSITORY ? defaultRepository(ctx) : undefined,
+    provenance,
+    push,
+    tagsFor: (existing) => plan(existing).tags,
+    render: (text, where) => renderTemplate(text, { env: templateEnv, created: new Date(created), git }, where),
+  };
+}
+
+/**
+ * A context for runs outside GitHub Actions, from the checkout: the `origin` remote names the
+ * repository when it is a GitHub-style URL, HEAD is the revision, and the branch or an exact
+ * tag is the ref, as a push of it would be.
+ */
+async function localContext(env: Record<string, string | undefined>, workspace: string, git: GitInfo, run: RunCommand): Promise<GithubContext> {
+  const remote = await run(['git', 'remote', 'get-url', 'origin'], workspace);
+  const m = remote.code === 0 ? /^(?:https?:\/\/(?:[^@/]+@)?|ssh:\/\/git@|git@)([^/:]+)[/:]([^/]+)\/([^/]+?)(?:\.git)?\/?$/.exec(remote.stdout.trim()) : null;
+  const repository = m ? `${m[2]}/${m[3]}` : `local/${basename(workspace).toLowerCase() || 'app'}`;
+  const ref = git.tag ? `refs/tags/${git.tag}` : git.branch ? `refs/heads/${git.branch}` : '';
+  return readContext(
+    {
+      ...env,
+      GITHUB_REPOSITORY: repository,
+      GITHUB_SERVER_URL: env.GITHUB_SERVER_URL ?? (m ? `https://${m[1]}` : undefined),
+      GITHUB_SHA: git.fullCommit || '0000000000000000000000000000000000000000',
+      GITHUB_REF: ref,
+      GITHUB_EVENT_NAME: 'push',
+    },
+    {},
+  );
+}

@@ -1,0 +1,78 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { childEnv, GoToolchain } from './build/go.js';
+import { execRun } from './exec.js';
+import { realRun } from './config/git.js';
+import { kodataEntries } from './build/kodata.js';
+import type { EngineDeps } from './engine.js';
+import type { Logger } from './log.js';
+import { LayoutSource } from './oci/layout.js';
+import { RegistryPublisher } from './publish/registry.js';
+import { Registry } from './registry/client.js';
+import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
+import { parseReference, parseRepository } from './registry/reference.js';
+import { RetryPolicy } from './registry/retry.js';
+
+export interface WiringOptions {
+  logger: Logger;
+  env: Record<string, string | undefined>;
+  /** The target repository's host gets these credentials, and no other host (SPEC §5.1). */
+  username?: string;
+  token?: string;
+  targetRepository?: string;
+  /** The publish phase's time budget (the `timeout` input); it starts when publishing does. */
+  timeoutMs?: number;
+}
+
+/** The real dependencies: Go from PATH, registries over HTTP(S), the file system for kodata. */
+export function realDeps(o: WiringOptions): EngineDeps {
+  const secrets = [o.token ?? ''].filter(Boolean);
+  const go = new GoToolchain(execRun, childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
+  const dockerConfig = dockerConfigCredentials({
+    configDir: o.env.DOCKER_CONFIG ?? join(homedir(), '.docker'),
+    env: o.env,
+    runHelper: spawnHelper,
+  });
+  const target = o.targetRepository ? parseRepository(o.targetRepository).registry : undefined;
+  const credentials: CredentialProvider =
+    target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
+  // Base images are read with the default bounded retries; publishing gets its own registry
+  // clients whose retry policy carries the deadline, which starts when the first target is
+  // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
+  const registries = new Map<string, Registry>();
+  const registry = (host: string) => {
+    if (!registries.has(host)) registries.set(host, new Registry(host, { credentials, logger: o.logger }));
+    return registries.get(host)!;
+  };
+  let publishRetry: RetryPolicy | undefined;
+  const publishers = new Map<string, Registry>();
+  const publishRegistry = (host: string) => {
+    publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs });
+    if (!publishers.has(host)) publishers.set(host, new Registry(host, { credentials, logger: o.logger, retry: publishRetry }));
+    return publishers.get(host)!;
+  };
+  return {
+    go,
+    logger: o.logger,
+    async openBase(reference) {
+      if (reference.startsWith('oci:')) {
+        // `oci:<dir>[:<ref.name>]` names an OCI image layout, as skopeo's transport does.
+        const rest = reference.slice('oci:'.length);
+        const at = rest.lastIndexOf('@');
+        const colon = rest.lastIndexOf(':');
+        if (at > 0) return { source: new LayoutSource(rest.slice(0, at)), reference: rest.slice(at + 1) };
+        if (colon > 1) return { source: new LayoutSource(rest.slice(0, colon)), reference: rest.slice(colon + 1) };
+        return { source: new LayoutSource(rest), reference: '' };
+      }
+      const ref = parseReference(reference);
+      return { source: registry(ref.registry).repository(ref.repository), reference: ref.digest ?? ref.tag ?? 'latest' };
+    },
+    registryTarget(repository) {
+      const r = parseRepository(repository);
+      return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger: o.logger });
+    },
+    kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
+  };
+}
+
+export { realRun };
