@@ -375,7 +375,7 @@ function grant(scope: TokenAccess, authenticated: boolean): TokenAccess[] {
   return actions.length ? [{ ...scope, actions }] : [];
 }
 
-/** `type[(class)]:name:actions`; the name may itself contain ':' only in the resource type's own syntax, so split on the first and last. */
+/** `type[(class)]:name:actions` (docs/spec/auth/scope.md): type up to the first ':', actions after the last. */
 export function parseScope(s: string): TokenAccess | undefined {
   const first = s.indexOf(':');
   const last = s.lastIndexOf(':');
