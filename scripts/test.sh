@@ -2,8 +2,8 @@
 # THE test command: `npm test` runs it, CI runs `npm ci && npm test`.
 #   1. install missing system dependencies (Go, docker-registry, skopeo, umoci, …)
 #   2. typecheck
-#   3. the whole jest suite (arguments to this script are passed on to jest)
-#   4. dist/ must equal a clean rebuild (STYLE §12)
+#   3. dist/ must equal a clean rebuild (STYLE §12)
+#   4. the whole jest suite (arguments to this script are passed on to jest)
 # Every step runs even when an earlier one failed, so one run shows every problem; the
 # exit status is non-zero if any failed. The last line is `N passed, N failed` (tests).
 set -uo pipefail
@@ -19,48 +19,14 @@ if ! bash scripts/install-deps.sh; then
   exit 1
 fi
 
-# Go: the one on PATH if it is new enough, else the newest /usr/lib/go-1.NN (Debian's
-# versioned packages do not put `go` on PATH).
-go_minor() { "$1" env GOVERSION 2>/dev/null | sed -n -E 's/^go1\.([0-9]+).*/\1/p'; }
-go_path=$(command -v go 2>/dev/null || true)
-path_minor=""
-[ -z "$go_path" ] || path_minor=$(go_minor "$go_path")
-if [ -z "$path_minor" ] || [ "$path_minor" -lt 23 ]; then
-  best=""
-  best_minor=0
-  for g in /usr/lib/go-1.*/bin/go; do
-    [ -x "$g" ] || continue
-    m=$(go_minor "$g")
-    if [ -n "$m" ] && [ "$m" -ge 23 ] && [ "$m" -gt "$best_minor" ]; then best=$g; best_minor=$m; fi
-  done
-  [ -n "$best" ] && PATH="$(dirname "$best"):$PATH"
-fi
-export PATH
-# Never download another toolchain in the middle of a test run; a fixture needing a newer
-# Go should fail plainly instead. A caller can still choose otherwise.
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+# shellcheck source=scripts/go-path.sh
+. scripts/go-path.sh
 printf 'go: %s (%s)\n' "$(command -v go || echo 'not found')" "$(go env GOVERSION 2>/dev/null || echo '?')"
 
 step "typecheck: tsc --noEmit -p ."
 npx tsc --noEmit -p . || fail typecheck "typecheck failed"
 
-step "jest"
-mkdir -p .tmp
-results=.tmp/jest-results.json
-rm -f "$results"
-node --experimental-vm-modules node_modules/jest/bin/jest.js --ci --json --outputFile="$results" "$@" ||
-  fail jest "jest reported failures"
-counts=$(node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  // A suite that fails to load counts as a failure even though it ran no tests.
-  console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites);
-' "$results" 2>/dev/null) || counts=""
-if [ -z "$counts" ]; then
-  counts="0 0"
-  [[ " ${failed_steps[*]-} " == *" jest "* ]] || fail jest "jest wrote no results to $results"
-fi
-read -r passed failed <<<"$counts"
-
+# Before jest: the end-to-end test runs dist/index.js, which must be the committed bundle.
 step "dist/ equals a clean rebuild"
 if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   fail dist "not a git checkout: cannot compare dist/ with a rebuild"
@@ -80,6 +46,23 @@ else
     fail dist "'npm run build' failed, so dist/ could not be checked"
   fi
 fi
+
+step "jest"
+mkdir -p .tmp
+results=.tmp/jest-results.json
+rm -f "$results"
+node --experimental-vm-modules node_modules/jest/bin/jest.js --ci --json --outputFile="$results" "$@" ||
+  fail jest "jest reported failures"
+counts=$(node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  // A suite that fails to load counts as a failure even though it ran no tests.
+  console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites);
+' "$results" 2>/dev/null) || counts=""
+if [ -z "$counts" ]; then
+  counts="0 0"
+  [[ " ${failed_steps[*]-} " == *" jest "* ]] || fail jest "jest wrote no results to $results"
+fi
+read -r passed failed <<<"$counts"
 
 printf '\n'
 if [ ${#failed_steps[@]} -gt 0 ]; then

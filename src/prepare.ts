@@ -33,7 +33,8 @@ export async function prepareRun(
   deps: PrepareDeps,
 ): Promise<Omit<RunRequest, 'ko'> & { ctx: GithubContext; git: GitInfo }> {
   const git = await gitInfo({ dir: workspace, run: deps.run, env });
-  const ctx = env.GITHUB_REPOSITORY ? readContext(env, payload) : await localContext(env, workspace, git, deps.run);
+  const local = env.GITHUB_REPOSITORY ? undefined : await localContext(env, workspace, git, deps.run);
+  const ctx = local?.ctx ?? readContext(env, payload);
   const gitCommitTime = async () => {
     const r = await deps.run(['git', 'log', '-1', '--format=%cI', ctx.revision || 'HEAD'], workspace);
     return r.code === 0 ? r.stdout.trim() || undefined : undefined;
@@ -46,7 +47,7 @@ export async function prepareRun(
     computeTags({ ctx, explicitTags: inputs.tags, latest: inputs.latest, existingTags: existing ?? [] });
   const { version } = plan(undefined);
   const provenance: Provenance = {
-    source: sourceUrl(ctx),
+    source: local && !local.fromRemote ? undefined : sourceUrl(ctx),
     revision: ctx.revision,
     created,
     version,
@@ -75,12 +76,18 @@ export async function prepareRun(
  * repository when it is a GitHub-style URL, HEAD is the revision, and the branch or an exact
  * tag is the ref, as a push of it would be.
  */
-async function localContext(env: Record<string, string | undefined>, workspace: string, git: GitInfo, run: RunCommand): Promise<GithubContext> {
+async function localContext(
+  env: Record<string, string | undefined>,
+  workspace: string,
+  git: GitInfo,
+  run: RunCommand,
+): Promise<{ ctx: GithubContext; fromRemote: boolean }> {
   const remote = await run(['git', 'remote', 'get-url', 'origin'], workspace);
   const m = remote.code === 0 ? /^(?:https?:\/\/(?:[^@/]+@)?|ssh:\/\/git@|git@)([^/:]+)[/:]([^/]+)\/([^/]+?)(?:\.git)?\/?$/.exec(remote.stdout.trim()) : null;
-  const repository = m ? `${m[2]}/${m[3]}` : `local/${basename(workspace).toLowerCase() || 'app'}`;
+  // Without a remote there is no source URL to claim; the name only feeds the default tags.
+  const repository = m ? `${m[2]}/${m[3]}` : `local/${basename(workspace).toLowerCase().replace(/[^a-z0-9_.-]/g, '-') || 'app'}`;
   const ref = git.tag ? `refs/tags/${git.tag}` : git.branch ? `refs/heads/${git.branch}` : '';
-  return readContext(
+  const ctx = readContext(
     {
       ...env,
       GITHUB_REPOSITORY: repository,
@@ -91,4 +98,5 @@ async function localContext(env: Record<string, string | undefined>, workspace: 
     },
     {},
   );
+  return { ctx, fromRemote: !!m };
 }

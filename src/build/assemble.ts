@@ -9,7 +9,8 @@ export const KoApp = { Dir: '/ko-app', DataPath: '/var/run/ko' } as const;
 
 /** The run-wide provenance values of SPEC §3.3. */
 export interface Provenance {
-  source: string;
+  /** Undefined only for a local run whose checkout names no GitHub-style remote. */
+  source?: string;
   revision: string;
   created: string;
   version: string;
@@ -21,8 +22,7 @@ export interface Provenance {
 /** The SPEC §3.3 key set for one image. */
 export function metadataKeys(p: Provenance, image: { title: string; goVersion: string; importPath: string; modulePath: string }): Record<string, string> {
   const keys: Record<string, string> = {
-    [Key.Source]: p.source,
-    [Key.Url]: p.source,
+    ...(p.source ? { [Key.Source]: p.source, [Key.Url]: p.source } : {}),
     [Key.Revision]: p.revision,
     [Key.Created]: p.created,
     [Key.Version]: p.version,
