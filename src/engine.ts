@@ -53,6 +53,13 @@ export interface EngineDeps {
   openBase(reference: string): Promise<{ source: ContentSource; reference: string }>;
   registryTarget(repository: string): RegistryTarget;
   kodata(packageDir: string, repoRoot: string): Promise<TarEntry[]>;
+  /**
+   * SPEC §3.5: make one SPDX document per platform image of `built` and, when `push`, publish
+   * each as a referrer of its image in `built.plan.repository` (and into `layoutDir` when set).
+   * Returns one `{ platform, digest }` per platform image, in order. Called after the package's
+   * content is published and before any tag is written.
+   */
+  sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }): Promise<{ platform: string; digest: string }[]>;
   /** Where private build files go; defaults to the OS temp directory. */
   tmpRoot?: string;
 }
@@ -98,10 +105,12 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined)),
     );
 
+    const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
     for (const [i, b] of built.entries()) {
       await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
         if (req.push) await targets[i].putContent(b.artifact);
         if (layout) await layout.putContent(b.artifact);
+        if (req.inputs.sbom === 'spdx' && deps.sboms) sboms[i] = await deps.sboms(b, { push: req.push, layoutDir: layout?.dir });
       });
     }
     for (const [i, b] of built.entries()) {
@@ -112,7 +121,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       version: req.provenance.version,
       pushed: req.push,
       layout: layout?.dir,
-      packages: built.map((b, i) => toResult(b, tags[i])),
+      packages: built.map((b, i) => ({ ...toResult(b, tags[i]), sboms: sboms[i] })),
     };
   } finally {
     await rm(workDir, { recursive: true, force: true });
