@@ -1,0 +1,412 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { MemoryLogger } from '../src/log.js';
+import { fromBuffer } from '../src/oci/layer.js';
+import { MediaType } from '../src/oci/spec.js';
+import { readAll } from '../src/oci/store.js';
+import { Registry, type RegistryOptions } from '../src/registry/client.js';
+import { anonymous, targetCredentials, type CredentialProvider } from '../src/registry/credentials.js';
+import { RegistryError } from '../src/registry/errors.js';
+import { GaveUpError, RetryPolicy } from '../src/registry/retry.js';
+import { FakeRegistry, FakeStorage, sha256, type FakeRegistryOptions } from './support/fake-registry.js';
+
+const USER = 'alice';
+const PASSWORD = 'pa55-w0rd-not-in-messages';
+
+const servers: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function start(opts: FakeRegistryOptions = {}) {
+  const fake = await FakeRegistry.start({ users: { [USER]: PASSWORD }, ...opts });
+  servers.push(fake);
+  return fake;
+}
+
+/** A client for `fake` whose retries sleep on a fake clock (recorded in `sleeps`). */
+function client(fake: FakeRegistry, opts: Partial<RegistryOptions> & { credentials?: CredentialProvider } = {}) {
+  const sleeps: number[] = [];
+  const logger = new MemoryLogger();
+  const registry = new Registry(fake.host, {
+    credentials: targetCredentials(fake.host, USER, PASSWORD),
+    logger,
+    retry: new RetryPolicy({ sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 }),
+    ...opts,
+  });
+  return { registry, sleeps, logger };
+}
+
+const manifestBytes = (config: string) =>
+  Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: config, size: 2 }, layers: [] }));
+
+describe('manifests', () => {
+  it('puts by digest and tag and reads back bytes, digest and served media type', async () => {
+    const fake = await start();
+    const repo = client(fake).registry.repository('app');
+    const config = fake.addBlob('app', Buffer.from('{}'));
+    const bytes = manifestBytes(config);
+    const digest = await repo.putManifest(sha256(bytes), bytes, MediaType.OciManifest);
+    expect(digest).toBe(sha256(bytes));
+    await repo.putManifest('v1', bytes, MediaType.OciManifest);
+    const got = await repo.getManifest('v1');
+    expect(got).toEqual({ bytes, digest, mediaType: MediaType.OciManifest });
+    expect(await repo.getManifest(digest)).toEqual(got);
+    expect(await repo.headManifest('v1')).toEqual({ mediaType: MediaType.OciManifest, digest, size: bytes.length });
+    expect(await repo.headManifest('v2')).toBeUndefined();
+    expect(fake.seen('GET', /manifests/)[0].headers.accept).toContain(MediaType.OciIndex);
+  });
+
+  it('rejects bytes that do not match the digest asked for', async () => {
+    const fake = await start();
+    const repo = client(fake).registry.repository('app');
+    const digest = sha256(Buffer.from('expected'));
+    fake.inject({ method: 'GET', path: /manifests/, respond: { status: 200, headers: { 'Content-Type': MediaType.OciManifest }, body: '{"other":1}' } });
+    await expect(repo.getManifest(digest)).rejects.toThrow(`pull manifest ${digest} from ${fake.host}/app: the registry served bytes that hash to ${sha256(Buffer.from('{"other":1}'))}`);
+  });
+
+  it('tolerates a registry that omits Docker-Content-Digest', async () => {
+    const fake = await start({ omitDigestHeader: true });
+    const repo = client(fake).registry.repository('app');
+    const config = fake.addBlob('app', Buffer.from('{}'));
+    const bytes = manifestBytes(config);
+    expect(await repo.putManifest('v1', bytes, MediaType.OciManifest)).toBe(sha256(bytes));
+    // HEAD without the digest header falls back to a GET.
+    expect(await repo.headManifest('v1')).toEqual({ mediaType: MediaType.OciManifest, digest: sha256(bytes), size: bytes.length });
+    await repo.uploadBlob(sha256(Buffer.from('blob')), 4, async () => fromBuffer(Buffer.from('blob')));
+    expect(fake.repoBlobs.get('app')?.has(sha256(Buffer.from('blob')))).toBe(true);
+  });
+
+  it('refuses a Docker-Content-Digest that disagrees with the bytes', async () => {
+    const fake = await start();
+    const repo = client(fake).registry.repository('app');
+    const bytes = manifestBytes(fake.addBlob('app', Buffer.from('{}')));
+    fake.inject({ method: 'PUT', respond: { status: 201, headers: { 'Docker-Content-Digest': sha256(Buffer.from('x')) } } });
+    await expect(repo.putManifest('v1', bytes, MediaType.OciManifest)).rejects.toThrow(/the registry stored sha256:.*, expected/);
+  });
+});
+
+describe('blobs', () => {
+  it('streams a blob and checks its digest at the end', async () => {
+    const fake = await start();
+    const repo = client(fake).registry.repository('app');
+    const data = randomBytes(100_000);
+    const digest = fake.addBlob('app', data);
+    expect((await readAll(await repo.getBlob(digest))).equals(data)).toBe(true);
+    expect(await repo.hasBlob(digest)).toBe(true);
+    expect(await repo.hasBlob(sha256(Buffer.from('nope')))).toBe(false);
+
+    fake.inject({ method: 'GET', path: /blobs/, respond: { status: 200, body: 'tampered' } });
+    await expect(readAll(await repo.getBlob(digest))).rejects.toThrow(`pull blob ${digest} from ${fake.host}/app: the bytes received hash to ${sha256(Buffer.from('tampered'))}`);
+  });
+
+  it('never sends the Authorization header to a redirect target on another origin', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const storage = await FakeStorage.start(fake.blobs);
+    servers.push(storage);
+    fake.opts.blobRedirect = (d) => `${storage.url}/blobs/${d}?X-Amz-Signature=abc`;
+    const data = randomBytes(5000);
+    const digest = fake.addBlob('app', data);
+    const repo = client(fake).registry.repository('app');
+    expect(await readAll(await repo.getBlob(digest))).toEqual(data);
+
+    const toRegistry = fake.seen('GET', /blobs/);
+    expect(toRegistry.at(-1)?.headers.authorization).toMatch(/^Bearer tok-/);
+    expect(storage.requests).toHaveLength(1);
+    const sent = JSON.stringify(storage.requests[0].headers);
+    expect(storage.requests[0].headers.authorization).toBeUndefined();
+    expect(sent).not.toContain('tok-');
+    expect(sent).not.toContain(PASSWORD);
+    expect(sent).not.toContain(Buffer.from(`${USER}:${PASSWORD}`).toString('base64'));
+  });
+
+  it('follows a relative redirect on the same registry', async () => {
+    const fake = await start({ blobRedirect: (d) => `/_storage/${d}` });
+    const data = randomBytes(1000);
+    const digest = fake.addBlob('app', data);
+    expect(await readAll(await client(fake).registry.repository('app').getBlob(digest))).toEqual(data);
+    expect(fake.seen('GET', /_storage/)).toHaveLength(1);
+  });
+
+  it('treats a redirected HEAD as "the blob exists" without following it', async () => {
+    const fake = await start();
+    const digest = sha256(Buffer.from('elsewhere'));
+    fake.inject({ method: 'HEAD', respond: { status: 307, headers: { Location: 'http://127.0.0.1:1/never' } } });
+    expect(await client(fake).registry.repository('app').hasBlob(digest)).toBe(true);
+  });
+});
+
+describe('uploads', () => {
+  it.each([
+    ['relative Locations (GHCR)', false],
+    ['absolute Locations (distribution)', true],
+  ])('POST, PATCH chunks with Content-Range, PUT ?digest= with %s', async (_name, absoluteLocations) => {
+    const fake = await start({ absoluteLocations });
+    const repo = client(fake, { chunkSize: 1000 }).registry.repository('app');
+    const data = randomBytes(2500);
+    const digest = sha256(data);
+    const progress: number[] = [];
+    await repo.uploadBlob(digest, data.length, async () => fromBuffer(data), (n) => progress.push(n));
+    expect(fake.blobs.get(digest)).toEqual(data);
+    const patches = fake.seen('PATCH');
+    expect(patches.map((p) => p.headers['content-range'])).toEqual(['0-999', '1000-1999', '2000-2499']);
+    expect(patches.map((p) => p.bodyLength)).toEqual([1000, 1000, 500]);
+    // Each PATCH goes to the Location the previous response gave.
+    expect(patches.map((p) => new URL(p.path, fake.url).searchParams.get('_state'))).toEqual(['s1', 's2', 's3']);
+    const put = fake.seen('PUT')[0];
+    expect(put.path).toMatch(/\?_state=s4&digest=sha256%3A[a-f0-9]{64}$/);
+    expect(progress).toEqual([1000, 2000, 2500]);
+  });
+
+  it('keeps every PATCH body within 4 MiB, which GHCR insists on', async () => {
+    const fake = await start({ maxPatchBytes: 4 * 1024 * 1024 });
+    const repo = client(fake).registry.repository('app');
+    const data = randomBytes(9 * 1024 * 1024 + 17);
+    await repo.uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+    expect(fake.seen('PATCH').map((p) => p.bodyLength)).toEqual([4 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024 + 17]);
+    // Buffer.equals: jest's toEqual walks 9 MiB byte by byte.
+    expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+  });
+
+  it('uploads an empty blob with no PATCH', async () => {
+    const fake = await start();
+    const empty = Buffer.alloc(0);
+    await client(fake).registry.repository('app').uploadBlob(sha256(empty), 0, async () => fromBuffer(empty));
+    expect(fake.seen('PATCH')).toHaveLength(0);
+    expect(fake.repoBlobs.get('app')?.has(sha256(empty))).toBe(true);
+  });
+
+  it.each([
+    ['a 500', { status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"storage hiccup"}]}' } as const],
+    ['a connection reset', 'reset' as const],
+  ])('restarts with a new session after %s mid-way, never re-PATCHing the old one', async (_name, failure) => {
+    const fake = await start();
+    const { registry, sleeps } = client(fake, { chunkSize: 1000 });
+    const data = randomBytes(3000);
+    let opens = 0;
+    fake.inject({ method: 'PATCH', path: /_state=s2$/, respond: failure });
+    await registry.repository('app').uploadBlob(sha256(data), data.length, async () => (opens++, fromBuffer(data)));
+    expect(fake.blobs.get(sha256(data))).toEqual(data);
+    expect(opens).toBe(2);
+    expect(sleeps).toHaveLength(1);
+    const sessionOf = (path: string) => /uploads\/([^?]*)/.exec(path)?.[1] ?? '';
+    const posts = fake.seen('POST');
+    expect(posts).toHaveLength(2);
+    const patches = fake.seen('PATCH');
+    const first = sessionOf(patches[0].path);
+    // Attempt 1: two PATCHes (the second failed). Attempt 2: three PATCHes on a new session.
+    expect(patches.map((p) => sessionOf(p.path) === first)).toEqual([true, true, false, false, false]);
+    expect(patches.slice(2).map((p) => p.headers['content-range'])).toEqual(['0-999', '1000-1999', '2000-2999']);
+    // The failed session is cancelled (best effort) before the new one starts.
+    expect(fake.seen('DELETE').map((r) => sessionOf(r.path))).toEqual([first]);
+  });
+
+  it('refuses to commit bytes that do not match the digest, and does not retry', async () => {
+    const fake = await start();
+    const { registry, sleeps } = client(fake);
+    const err = (await registry
+      .repository('app')
+      .uploadBlob(sha256(Buffer.from('promised')), 8, async () => fromBuffer(Buffer.from('imposter')))
+      .catch((e) => e)) as Error;
+    expect(err.message).toMatch(/the source gave 8 bytes hashing to sha256:[a-f0-9]{64}, expected 8 bytes/);
+    expect(fake.seen('PUT')).toHaveLength(0);
+    expect(sleeps).toHaveLength(0);
+  });
+});
+
+describe('mounts', () => {
+  it.each([
+    ['201 Created: mounted', 'normal' as const, true],
+    ['202 Accepted: an upload started instead, cancelled', 'always-202' as const, false],
+  ])('%s', async (_name, mount, mounted) => {
+    const fake = await start({ auth: 'bearer', mount });
+    const data = randomBytes(100);
+    const digest = fake.addBlob('base/image', data);
+    const repo = client(fake).registry.repository('app');
+    expect(await repo.mountBlob(digest, 'base/image')).toBe(mounted);
+    const post = fake.seen('POST').at(-1)!;
+    expect(post.path).toBe(`/v2/app/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=base%2Fimage`);
+    expect(fake.repoBlobs.get('app')?.has(digest) ?? false).toBe(mounted);
+    expect(fake.seen('DELETE')).toHaveLength(mounted ? 0 : 1);
+    expect(fake.sessions.size).toBe(0);
+    // The token asked for push on the target and pull on the source.
+    expect(fake.tokenRequests.at(-1)?.scopes.sort()).toEqual(['repository:app:pull,push', 'repository:base/image:pull']);
+  });
+
+  it('uploads instead when the mount is refused with a 4xx', async () => {
+    const fake = await start();
+    fake.inject({ method: 'POST', respond: { status: 403, body: '{"errors":[{"code":"DENIED","message":"no"}]}' } });
+    const { registry, logger } = client(fake);
+    expect(await registry.repository('app').mountBlob(sha256(Buffer.from('x')), 'other')).toBe(false);
+    expect(logger.lines.join('\n')).toMatch(/debug: mount blob .* 403 DENIED: no; uploading instead/);
+  });
+});
+
+describe('authentication', () => {
+  it('exchanges a 401 for a bearer token with the right scopes, and caches it per scope set', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const repo = client(fake).registry.repository('owner/app');
+    const bytes = manifestBytes(fake.addBlob('owner/app', Buffer.from('{}')));
+    await repo.putManifest('v1', bytes, MediaType.OciManifest);
+    await repo.putManifest('v2', bytes, MediaType.OciManifest);
+    expect(fake.tokenRequests).toEqual([
+      { method: 'GET', service: 'fake-registry', scopes: ['repository:owner/app:pull,push'], username: USER, grantType: undefined, status: 200 },
+    ]);
+    // A push token covers pulls of the same repository; another repository needs its own.
+    await repo.getManifest('v1');
+    await client(fake).registry.repository('owner/app').getManifest('v1');
+    expect(fake.tokenRequests.map((t) => t.scopes)).toEqual([['repository:owner/app:pull,push'], ['repository:owner/app:pull']]);
+    // First contact is anonymous; afterwards the token goes with the first request.
+    expect(fake.seen('PUT').map((r) => r.headers.authorization?.split(' ')[0])).toEqual([undefined, 'Bearer', 'Bearer']);
+  });
+
+  it('asks for push-scoped tokens for reads of a repository opened for push', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const repo = client(fake).registry.repository('app').forPush();
+    expect(await repo.hasBlob(sha256(Buffer.from('x')))).toBe(false);
+    expect(await repo.listTags()).toEqual([]);
+    expect(fake.tokenRequests.map((t) => t.scopes)).toEqual([['repository:app:pull,push']]);
+  });
+
+  it('pulls anonymously when there are no credentials', async () => {
+    const fake = await start({ auth: 'bearer', anonymousPull: true });
+    const data = Buffer.from('public');
+    const digest = fake.addBlob('public/app', data);
+    const repo = client(fake, { credentials: anonymous }).registry.repository('public/app');
+    expect(await readAll(await repo.getBlob(digest))).toEqual(data);
+    expect(fake.tokenRequests).toMatchObject([{ scopes: ['repository:public/app:pull'], username: undefined, status: 200 }]);
+  });
+
+  it('renews a token when it expires', async () => {
+    const fake = await start({ auth: 'bearer', tokenExpiresIn: 300 });
+    let now = 1_000_000;
+    const repo = client(fake, { now: () => now }).registry.repository('app');
+    await repo.listTags();
+    now += 200_000;
+    await repo.listTags();
+    expect(fake.tokenRequests).toHaveLength(1);
+    now += 100_000;
+    await repo.listTags();
+    expect(fake.tokenRequests).toHaveLength(2);
+  });
+
+  it('uses an identity token as an OAuth2 refresh token (POST form)', async () => {
+    const fake = await start({ auth: 'bearer', refreshTokens: ['refresh-123'] });
+    const repo = client(fake, { credentials: async () => ({ identityToken: 'refresh-123' }) }).registry.repository('app');
+    expect(await repo.listTags()).toEqual([]);
+    expect(fake.tokenRequests).toEqual([
+      { method: 'POST', grantType: 'refresh_token', service: 'fake-registry', scopes: ['repository:app:pull'], username: 'refresh', status: 200 },
+    ]);
+  });
+
+  it('sends basic credentials where the registry asks for Basic', async () => {
+    const fake = await start({ auth: 'basic' });
+    const repo = client(fake).registry.repository('app');
+    expect(await repo.listTags()).toEqual([]);
+    expect(await repo.listTags()).toEqual([]);
+    expect(fake.requests.map((r) => r.headers.authorization?.split(' ')[0])).toEqual([undefined, 'Basic', 'Basic']);
+  });
+
+  it.each([
+    ['bearer', 1, 1],
+    ['basic', 2, 0],
+  ] as const)('wrong credentials (%s) fail once, naming registry and repository, without retries', async (auth, registryRequests, tokenRequests) => {
+    const fake = await start({ auth });
+    const wrong = client(fake, { credentials: targetCredentials(fake.host, USER, 'wrong-password') });
+    const err = (await wrong.registry.repository('owner/app').putManifest('v1', Buffer.from('{}'), MediaType.OciManifest).catch((e) => e)) as RegistryError;
+    expect(err).toBeInstanceOf(RegistryError);
+    expect(err.status).toBe(401);
+    expect(err.host).toBe(fake.host);
+    expect(err.repository).toBe('owner/app');
+    expect(err.message).toContain(`push manifest v1 to ${fake.host}/owner/app: `);
+    expect(err.message).not.toContain('wrong-password');
+    expect(fake.requests).toHaveLength(registryRequests);
+    expect(fake.tokenRequests).toHaveLength(tokenRequests);
+    expect(wrong.sleeps).toEqual([]);
+  });
+
+  it('explains a token refusal and an authorization failure in the message', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const bad = client(fake, { credentials: targetCredentials(fake.host, USER, 'nope') }).registry.repository('app');
+    await expect(bad.putManifest('v1', Buffer.from('{}'), MediaType.OciManifest)).rejects.toThrow(
+      `push manifest v1 to ${fake.host}/app: token request to ${fake.host}: 401 incorrect username or password`,
+    );
+    // Anonymous: the token is issued but grants nothing, so the registry says no.
+    const anon = client(fake, { credentials: anonymous }).registry.repository('app');
+    await expect(anon.putManifest('v1', Buffer.from('{}'), MediaType.OciManifest)).rejects.toThrow(
+      `push manifest v1 to ${fake.host}/app: 401 UNAUTHORIZED: authentication required`,
+    );
+  });
+
+  it('does not retry a 403', async () => {
+    const fake = await start();
+    fake.inject({ method: 'PUT', respond: { status: 403, body: '{"errors":[{"code":"DENIED","message":"permission_denied: write_package"}]}' } });
+    const { registry, sleeps } = client(fake);
+    const err = (await registry.repository('o/app').putManifest('v1', Buffer.from('{}'), MediaType.OciManifest).catch((e) => e)) as RegistryError;
+    expect(err.message).toBe(`push manifest v1 to ${fake.host}/o/app: 403 DENIED: permission_denied: write_package`);
+    expect(err.hasCode('DENIED')).toBe(true);
+    expect(fake.requests).toHaveLength(1);
+    expect(sleeps).toEqual([]);
+  });
+});
+
+describe('retries', () => {
+  it('retries a 503 and then succeeds', async () => {
+    const fake = await start();
+    const digest = fake.addManifest('app', Buffer.from('{"schemaVersion":2}'), MediaType.OciManifest, 'v1');
+    fake.inject({ method: 'GET', path: /manifests/, respond: { status: 503 } });
+    const { registry, sleeps, logger } = client(fake);
+    expect((await registry.repository('app').getManifest('v1')).digest).toBe(digest);
+    expect(fake.seen('GET')).toHaveLength(2);
+    expect(sleeps).toEqual([500]);
+    expect(logger.lines.join('\n')).toMatch(/pull manifest v1 from .*\/app: 503 Service Unavailable; retrying in 0\.5s \(attempt 2 of 5\)/);
+  });
+
+  it('honours Retry-After on a 429', async () => {
+    const fake = await start();
+    fake.inject({ method: 'GET', respond: { status: 429, headers: { 'Retry-After': '7' }, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}' } });
+    const { registry, sleeps } = client(fake);
+    expect(await registry.repository('app').listTags()).toEqual([]);
+    expect(sleeps).toEqual([7000]);
+  });
+
+  it('gives up after the policy\'s attempts with a clear message', async () => {
+    const fake = await start();
+    fake.inject({ method: 'GET', times: 10, respond: { status: 502 } });
+    const { registry, sleeps } = client(fake, { retry: new RetryPolicy({ maxAttempts: 3, sleep: async () => {}, random: () => 0 }) });
+    const err = (await registry.repository('app').listTags().catch((e) => e)) as GaveUpError;
+    expect(err).toBeInstanceOf(GaveUpError);
+    expect(err.message).toBe(`list tags of ${fake.host}/app: gave up after 3 attempts: list tags of ${fake.host}/app: 502 Bad Gateway`);
+    expect(fake.requests).toHaveLength(3);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('stops at the deadline', async () => {
+    const fake = await start();
+    fake.inject({ method: 'GET', times: 100, respond: { status: 503, headers: { 'Retry-After': '30' } } });
+    let now = 0;
+    const retry = new RetryPolicy({ deadline: 45_000, now: () => now, sleep: async (ms) => void (now += ms) });
+    const { registry } = client(fake, { retry });
+    await expect(registry.repository('app').listTags()).rejects.toThrow(/the time budget ran out after 2 attempts/);
+    expect(fake.requests).toHaveLength(2);
+  });
+});
+
+describe('tags', () => {
+  it('follows Link pagination', async () => {
+    const fake = await start({ tagPageSize: 2, auth: 'bearer' });
+    const bytes = manifestBytes(fake.addBlob('app', Buffer.from('{}')));
+    for (const t of ['a', 'b', 'c', 'd', 'e']) fake.addManifest('app', bytes, MediaType.OciManifest, t);
+    expect(await client(fake).registry.repository('app').listTags()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(fake.seen('GET', /tags\/list/).filter((r) => r.headers.authorization).map((r) => r.path)).toEqual([
+      '/v2/app/tags/list',
+      '/v2/app/tags/list?n=2&last=b',
+      '/v2/app/tags/list?n=2&last=d',
+    ]);
+  });
+
+  it('is empty for a repository that does not exist (404 NAME_UNKNOWN)', async () => {
+    const fake = await start();
+    expect(await client(fake).registry.repository('new/repo').listTags()).toEqual([]);
+  });
+});
