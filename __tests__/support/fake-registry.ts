@@ -73,6 +73,8 @@ export class FakeRegistry {
   readonly manifests = new Map<string, Map<string, { bytes: Buffer; mediaType: string }>>();
   readonly tags = new Map<string, Map<string, string>>();
   readonly sessions = new Map<string, Session>();
+  /** The most upload sessions open at once, to check a client's concurrency bound. */
+  maxOpenSessions = 0;
   private readonly injections: Injection[] = [];
   private readonly issued = new Map<string, Access>();
   private state = 0;
@@ -257,6 +259,7 @@ export class FakeRegistry {
       }
       const uuid = randomUUID();
       this.sessions.set(uuid, { repo, parts: [], size: 0 });
+      this.maxOpenSessions = Math.max(this.maxOpenSessions, this.sessions.size);
       return send(res, 202, { Location: this.sessionLocation(repo, uuid), Range: '0-0', 'Docker-Upload-UUID': uuid }, '');
     }
     const session = this.sessions.get(id);

@@ -123,7 +123,7 @@ export class RegistryPublisher implements Publisher {
     });
     this.counters.blobsUploaded++;
     this.counters.bytesUploaded += b.size;
-    this.logger.info(`uploaded ${b.what} ${short} (${mib(b.size)})`);
+    this.logger.info(`uploaded ${b.what} ${short} (${formatBytes(b.size)})`);
   }
 
   private async putManifestByDigest(digest: string, bytes: Buffer, mediaType: string): Promise<void> {
@@ -137,11 +137,21 @@ export class RegistryPublisher implements Publisher {
   }
 }
 
-const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
 
 /** `12.0 MiB / 45.6 MiB (26%)` */
 export const progress = (sent: number, total: number) =>
-  `${mib(sent)} / ${mib(total)} (${total > 0 ? Math.floor((sent / total) * 100) : 100}%)`;
+  `${formatBytes(sent)} / ${formatBytes(total)} (${total > 0 ? Math.floor((sent / total) * 100) : 100}%)`;
 
 /**
  * Run `fn` over `items` with at most `limit` in flight. After a failure no new item starts;

@@ -1,0 +1,235 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { MemoryLogger } from '../src/log.js';
+import { resolveBase } from '../src/oci/base.js';
+import { makeIndex, mutate, scratch } from '../src/oci/image.js';
+import { writeLayer, type Layer } from '../src/oci/layer.js';
+import { MediaType } from '../src/oci/spec.js';
+import { validateStored } from '../src/oci/validate.js';
+import { formatBytes, forEachLimited, progress, RegistryPublisher } from '../src/publish/registry.js';
+import { Registry, type RegistryOptions } from '../src/registry/client.js';
+import { targetCredentials } from '../src/registry/credentials.js';
+import { RegistryError } from '../src/registry/errors.js';
+import { RetryPolicy } from '../src/registry/retry.js';
+import { FakeRegistry, type FakeRegistryOptions } from './support/fake-registry.js';
+
+const AMD64 = { os: 'linux', architecture: 'amd64' };
+const ARM64 = { os: 'linux', architecture: 'arm64' };
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ko-annotate-publish-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const servers: FakeRegistry[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function start(opts: FakeRegistryOptions = {}) {
+  const fake = await FakeRegistry.start({ users: { u: 'p' }, ...opts });
+  servers.push(fake);
+  return fake;
+}
+
+function registryFor(fake: FakeRegistry, opts: Partial<RegistryOptions> = {}) {
+  const logger = new MemoryLogger();
+  const registry = new Registry(fake.host, {
+    credentials: targetCredentials(fake.host, 'u', 'p'),
+    logger,
+    retry: new RetryPolicy({ sleep: async () => {}, random: () => 0 }),
+    ...opts,
+  });
+  return { registry, logger };
+}
+
+let layerCount = 0;
+/** A gzip layer of one file with `size` random (incompressible) bytes. */
+async function randomLayer(size: number): Promise<Layer> {
+  const bytes = randomBytes(size);
+  const name = `l${layerCount++}`;
+  return writeLayer([{ type: 'file', path: `ko-app/${name}`, mode: 0o555, size, open: () => Readable.from([bytes]) }], join(dir, `${name}.tar.gz`), MediaType.OciLayerGzip);
+}
+
+/** Two platform images sharing one layer, each with its own, under an index. */
+async function multiPlatform() {
+  const shared = await randomLayer(3000);
+  const images = [AMD64, ARM64].map(async (p) => mutate(scratch(p), { layers: [shared, await randomLayer(2000)] }));
+  const [amd, arm] = await Promise.all(images);
+  return { shared, amd, arm, index: makeIndex('oci', [amd, arm]) };
+}
+
+describe('RegistryPublisher.putContent', () => {
+  it('pushes blobs, then platform manifests, then the index, all by digest; no tags', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const { registry } = registryFor(fake);
+    const { amd, arm, index } = await multiPlatform();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    await publisher.putContent(index);
+
+    // 3 distinct layers (the shared one once) + 2 configs.
+    expect(publisher.counters).toMatchObject({ blobsUploaded: 5, blobsMounted: 0, blobsSkipped: 0, manifestsPushed: 3, manifestsSkipped: 0 });
+    expect(fake.seen('POST')).toHaveLength(5);
+    const puts = fake.requests.filter((r) => r.method === 'PUT' && r.headers.authorization);
+    const kinds = puts.map((r) => (r.path.includes('/blobs/uploads/') ? 'blob' : r.path.replace(/^.*\/manifests\//, '')));
+    expect(kinds).toEqual(['blob', 'blob', 'blob', 'blob', 'blob', amd.digest, arm.digest, index.digest]);
+    expect(fake.tags.get('o/app')?.size ?? 0).toBe(0);
+    await validateStored(registry.repository('o/app'), index.digest);
+  });
+
+  it('tags last, pointing at the index, and lists them', async () => {
+    const fake = await start();
+    const { registry, logger } = registryFor(fake);
+    const { index } = await multiPlatform();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
+    await publisher.putContent(index);
+    await publisher.putTags(index, ['1.2.3', 'latest']);
+    expect(Object.fromEntries(fake.tags.get('o/app') ?? [])).toEqual({ '1.2.3': index.digest, latest: index.digest });
+    expect((await publisher.listTags()).sort()).toEqual(['1.2.3', 'latest']);
+    expect(fake.manifests.get('o/app')?.get(index.digest)?.mediaType).toBe(MediaType.OciIndex);
+    expect(logger.lines).toContain(`tagged ${fake.host}/o/app:latest → ${index.digest}`);
+    await expect(publisher.putTags(index, ['-bad'])).rejects.toThrow('"-bad" is not a valid tag');
+  });
+
+  it('uploads nothing the second time', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { index } = await multiPlatform();
+    await new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() }).putContent(index);
+    const before = fake.requests.length;
+
+    const again = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    await again.putContent(index);
+    expect(again.counters).toMatchObject({ blobsUploaded: 0, blobsSkipped: 5, bytesUploaded: 0, manifestsPushed: 0, manifestsSkipped: 3 });
+    const second = fake.requests.slice(before);
+    expect(second.filter((r) => r.method !== 'HEAD')).toEqual([]);
+  });
+
+  it('pushes a single image (no index)', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const image = mutate(scratch(AMD64), { layers: [await randomLayer(100)] });
+    const publisher = new RegistryPublisher(registry.repository('app'), { logger: new MemoryLogger() });
+    await publisher.putContent(image);
+    await publisher.putTags(image, ['v1']);
+    expect(publisher.counters).toMatchObject({ blobsUploaded: 2, manifestsPushed: 1 });
+    expect(fake.tags.get('app')?.get('v1')).toBe(image.digest);
+    await validateStored(registry.repository('app'), 'v1');
+  });
+
+  it('mounts base layers from another repository on the same registry, and streams the rest', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const { registry } = registryFor(fake);
+    const baseImages = await Promise.all([AMD64, ARM64].map(async (p) => mutate(scratch(p), { layers: [await randomLayer(4000), await randomLayer(1000)] })));
+    const baseIndex = makeIndex('oci', baseImages);
+    const basePublisher = new RegistryPublisher(registry.repository('base/static'), { logger: new MemoryLogger() });
+    await basePublisher.putContent(baseIndex);
+    await basePublisher.putTags(baseIndex, ['latest']);
+
+    // Read the base back through the registry: its layers carry their origin.
+    const base = await resolveBase(registry.repository('base/static'), `${fake.host}/base/static:latest`, 'latest', [AMD64, ARM64]);
+    const app = await Promise.all(base.images.map(async (img) => mutate(img, { layers: [await randomLayer(500)] })));
+    const appIndex = makeIndex(base.family, app);
+    const logger = new MemoryLogger();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
+    await publisher.putContent(appIndex);
+    expect(publisher.counters).toMatchObject({ blobsMounted: 4, blobsUploaded: 4 }); // 2 app layers + 2 configs
+    expect(logger.lines.filter((l) => l.startsWith('mounted layer'))).toHaveLength(4);
+    await validateStored(registry.repository('o/app'), appIndex.digest);
+
+    // From a registry on another host, base layers are streamed from there, not mounted.
+    const other = await start();
+    const otherPublisher = new RegistryPublisher(registryFor(other).registry.repository('o/app'), { logger: new MemoryLogger() });
+    await otherPublisher.putContent(appIndex);
+    expect(otherPublisher.counters).toMatchObject({ blobsMounted: 0, blobsUploaded: 8 });
+    expect(other.seen('POST').filter((r) => r.path.includes('mount='))).toEqual([]);
+  });
+
+  it('never uploads foreign layers', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const foreign: Layer = Object.freeze({
+      mediaType: MediaType.DockerForeignLayerGzip,
+      digest: `sha256:${'f'.repeat(64)}`,
+      size: 1234,
+      diffId: `sha256:${'e'.repeat(64)}`,
+      urls: ['https://mcr.microsoft.com/layer'],
+      open: async () => {
+        throw new Error('a foreign layer must not be opened');
+      },
+    });
+    const image = mutate(scratch({ os: 'windows', architecture: 'amd64' }), { layers: [foreign, await randomLayer(100)] });
+    const publisher = new RegistryPublisher(registry.repository('win'), { logger: new MemoryLogger() });
+    await publisher.putContent(image);
+    expect(publisher.counters.blobsUploaded).toBe(2);
+    expect(fake.seen('HEAD', /f{64}/)).toEqual([]);
+  });
+
+  it('keeps at most `concurrency` uploads in flight', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake, { chunkSize: 512 });
+    const layers = await Promise.all(Array.from({ length: 8 }, () => randomLayer(3000)));
+    const image = mutate(scratch(AMD64), { layers });
+    const publisher = new RegistryPublisher(registry.repository('app'), { logger: new MemoryLogger(), concurrency: 3 });
+    await publisher.putContent(image);
+    expect(publisher.counters.blobsUploaded).toBe(9);
+    expect(fake.maxOpenSessions).toBeGreaterThan(1);
+    expect(fake.maxOpenSessions).toBeLessThanOrEqual(3);
+  });
+
+  it('pushes no manifest when a blob fails', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { index } = await multiPlatform();
+    fake.inject({ method: 'PUT', path: /blobs\/uploads/, respond: { status: 400, body: '{"errors":[{"code":"DIGEST_INVALID","message":"nope"}]}' } });
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    const err = (await publisher.putContent(index).catch((e) => e)) as RegistryError;
+    expect(err).toBeInstanceOf(RegistryError);
+    expect(err.message).toMatch(new RegExp(`^upload blob sha256:[a-f0-9]{64} to ${fake.host}/o/app: 400 DIGEST_INVALID: nope$`));
+    expect(fake.seen('PUT', /manifests/)).toEqual([]);
+  });
+
+  it('reports progress of slow uploads every few seconds', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake, { chunkSize: 4096 });
+    const layer = await randomLayer(40_000);
+    const image = mutate(scratch(AMD64), { layers: [layer] });
+    let now = 0;
+    const logger = new MemoryLogger();
+    // Each look at the clock is two seconds later: a report every other chunk after the first 5 s.
+    const publisher = new RegistryPublisher(registry.repository('app'), { logger, now: () => (now += 2000), progressEveryMs: 5000 });
+    await publisher.putContent(image);
+    const short = layer.digest.slice(7, 19);
+    const reports = logger.lines.filter((l) => l.startsWith(`uploading layer ${short}`));
+    expect(reports.length).toBeGreaterThanOrEqual(2);
+    expect(reports.length).toBeLessThanOrEqual(Math.ceil(layer.size / 4096) / 2);
+    for (const r of reports) expect(r).toMatch(/: \d+\.\d KiB \/ \d+\.\d KiB \(\d+%\)$/);
+    expect(logger.lines).toContain(`uploaded layer ${short} (${formatBytes(layer.size)})`);
+  });
+});
+
+describe('helpers', () => {
+  it('formats progress', () => {
+    expect(progress(12 * 1024 * 1024, 48 * 1024 * 1024)).toBe('12.0 MiB / 48.0 MiB (25%)');
+    expect(formatBytes(999)).toBe('999 B');
+    expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GiB');
+  });
+
+  it('forEachLimited stops starting work after a failure and throws the first error', async () => {
+    const started: number[] = [];
+    const err = await forEachLimited([1, 2, 3, 4, 5, 6], 2, async (n) => {
+      started.push(n);
+      await new Promise((r) => setTimeout(r, 5));
+      if (n === 2) throw new Error(`failed ${n}`);
+    }).catch((e) => e);
+    expect((err as Error).message).toBe('failed 2');
+    expect(started.length).toBeLessThan(6);
+  });
+});
