@@ -10,7 +10,7 @@ import { LayoutSource, LayoutWriter } from '../src/oci/layout.js';
 import { Key, MediaType, type Index } from '../src/oci/spec.js';
 import { validateStored } from '../src/oci/validate.js';
 import { BASE_LABELS, buildBaseLayout, umociUnpack } from './support/base-images.js';
-import { exampleRequest, layoutOnlyDeps, PROVENANCE } from './support/engine.js';
+import { exampleDir, exampleRequest, layoutOnlyDeps, PROVENANCE } from './support/engine.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -187,5 +187,24 @@ describe('metadata on a base that carries its own labels', () => {
     const arm = result.packages[0].built.platforms[1];
     expect(arm.buildInfo.settings.GOARCH).toBe('arm');
     expect(arm.buildInfo.settings.GOARM).toBe('7');
+  });
+});
+
+describe('a package that does not compile', () => {
+  it('fails with the compiler output and one annotation per error, on workspace-relative paths', async () => {
+    const { cp, writeFile } = await import('node:fs/promises');
+    const { GoBuildError } = await import('../src/build/go.js');
+    const ws = join(tmp, 'broken');
+    await cp(join(exampleDir, '..', 'hello'), ws, { recursive: true });
+    await writeFile(join(ws, 'cmd', 'hello', 'broken.go'), 'package main\n\nfunc broken() int {\n\treturn nope\n}\n');
+    const err = await runEngine(
+      { ...exampleRequest({ 'base-image': 'scratch', platforms: 'linux/amd64' }), workspace: ws },
+      layoutOnlyDeps(),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GoBuildError);
+    expect((err as Error).message).toContain('undefined: nope');
+    expect((err as InstanceType<typeof GoBuildError>).diagnostics).toEqual([
+      { message: 'undefined: nope', where: { file: 'cmd/hello/broken.go', startLine: 4, startColumn: 9, title: 'go build' } },
+    ]);
   });
 });

@@ -97,7 +97,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
   try {
     const plans = await planPackages(req, deps);
-    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch });
+    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace });
 
     const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;

@@ -52,6 +52,8 @@ export interface BuilderDeps {
   workDir: string;
   /** Base images for `scratch`, one per platform. */
   scratch: (p: Platform) => Image;
+  /** The checkout root, for compile-error annotations. */
+  workspace?: string;
 }
 
 /** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
@@ -85,6 +87,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         ldflags: plan.ldflags,
         env: plan.env,
         platformEnv: goEnv(platform),
+        workspace: deps.workspace,
       });
       const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), stat(binary).then((s) => s.size)]);
       const layer = await writeLayer(

@@ -96,7 +96,7 @@ export class GoToolchain {
   async build(opts: BuildOptions): Promise<void> {
     const c = this.buildCommand(opts);
     const r = await this.runChecked(c);
-    if (r.code !== 0) throw new GoBuildError(opts.target, r.stderr, c.cwd);
+    if (r.code !== 0) throw new GoBuildError(opts.target, r.stderr, c.cwd, opts.workspace);
   }
 
   /** `go version -m` on a built binary. */
@@ -135,6 +135,8 @@ export interface BuildOptions {
   env: Record<string, string>;
   /** GOOS/GOARCH/GOARM/GOAMD64 for the platform. */
   platformEnv: Record<string, string>;
+  /** The checkout root: compile errors are annotated on paths relative to it. */
+  workspace?: string;
 }
 
 /** A compile failure: the compiler output, and each `file:line:col: message` as an annotation. */
