@@ -376,7 +376,28 @@ describe('retries', () => {
     const { registry, sleeps } = client(fake, { retry: new RetryPolicy({ maxAttempts: 3, sleep: async () => {}, random: () => 0 }) });
     const err = (await registry.repository('app').listTags().catch((e) => e)) as GaveUpError;
     expect(err).toBeInstanceOf(GaveUpError);
-    expect(err.message).toBe(`list tags of ${fake.host}/app: gave up after 3 attempts: list tags of ${fake.host}/app: 502 Bad Gateway`);
+    expect(err.message).toBe(`list tags of ${fake.host}/app: 502 Bad Gateway (gave up after 3 attempts)`);
+    expect(fake.requests).toHaveLength(3);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('says where a refused connection went, and does not retry it', async () => {
+    const fake = await start();
+    const host = fake.host;
+    await fake.close();
+    servers.splice(servers.indexOf(fake), 1);
+    const { registry, sleeps } = client(fake);
+    const err = (await registry.repository('app').getManifest('v1').catch((e) => e)) as Error;
+    expect(err.message).toBe(`pull manifest v1 from ${host}/app: fetch failed: connect ECONNREFUSED ${host}`);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('retries a connection reset and names it when giving up', async () => {
+    const fake = await start();
+    fake.inject({ method: 'GET', times: 3, respond: 'reset' });
+    const { registry, sleeps } = client(fake, { retry: new RetryPolicy({ maxAttempts: 3, sleep: async () => {}, random: () => 0 }) });
+    const err = (await registry.repository('app').listTags().catch((e) => e)) as GaveUpError;
+    expect(err.message).toMatch(new RegExp(`^list tags of ${fake.host}/app: fetch failed: .+ \\(gave up after 3 attempts\\)$`));
     expect(fake.requests).toHaveLength(3);
     expect(sleeps).toEqual([]);
   });

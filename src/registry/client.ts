@@ -21,6 +21,11 @@ export interface RegistryOptions {
   now?: () => number;
   /** Largest PATCH body; see CHUNK_SIZE. */
   chunkSize?: number;
+  /**
+   * How long one request may wait for its response headers before it counts as stalled and is
+   * retried (SPEC §5.2: timeouts are retried). Undefined leaves undici's own limit (300 s).
+   */
+  requestTimeoutMs?: number;
 }
 
 /** Upload progress: bytes the registry has accepted so far. */
@@ -78,6 +83,7 @@ export class Registry {
   readonly logger: Logger;
   readonly retry: RetryPolicy;
   readonly chunkSize: number;
+  private readonly requestTimeoutMs?: number;
   private readonly fetchImpl: typeof fetch;
   private readonly userAgent: string;
   private readonly now: () => number;
@@ -93,6 +99,7 @@ export class Registry {
     this.logger = opts.logger;
     this.retry = opts.retry ?? new RetryPolicy();
     this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+    this.requestTimeoutMs = opts.requestTimeoutMs;
     this.fetchImpl = opts.fetch ?? fetch;
     this.userAgent = opts.userAgent ?? 'ko-annotate';
     this.now = opts.now ?? Date.now;
@@ -111,14 +118,19 @@ export class Registry {
 
   /** @internal One request through the retry policy, authentication and redirects. */
   async send(op: Operation, req: Request): Promise<Response> {
-    const go = () => this.exchange(op, req);
+    const what = `${op.action} ${op.preposition} ${this.where(req.repository)}`;
+    const go = () =>
+      this.exchange(op, req).catch((err: unknown) => {
+        throw err instanceof RegistryError ? err : new Error(`${what}: ${describeFailure(err)}`, { cause: err });
+      });
     if (req.retry === false) return go();
-    return this.retry.run(`${op.action} ${op.preposition} ${this.where(req.repository)}`, go, (e) => this.logRetry(e));
+    return this.retry.run(what, go, (e) => this.logRetry(e));
   }
 
   /** @internal */
   logRetry(e: RetryEvent): void {
-    const reason = e.error instanceof Error ? e.error.message.split('\n')[0] : String(e.error);
+    const message = (e.error as { message?: unknown } | undefined)?.message;
+    const reason = typeof message === 'string' ? message.split('\n')[0] : String(e.error);
     this.logger.info(`${reason}; retrying in ${(e.delayMs / 1000).toFixed(1)}s (attempt ${e.attempt + 1} of ${e.maxAttempts})`);
   }
 
@@ -281,17 +293,33 @@ export class Registry {
     return { scopes, token, expiresAt: requested + lifetime - Math.min(30_000, lifetime / 10) };
   }
 
-  private rawFetch(method: string, url: URL, headers: Record<string, string> | undefined, body: Buffer | undefined, auth: string | undefined): Promise<Response> {
+  private async rawFetch(method: string, url: URL, headers: Record<string, string> | undefined, body: Buffer | undefined, auth: string | undefined): Promise<Response> {
     const h: Record<string, string> = { 'User-Agent': this.userAgent, ...headers };
     if (auth) h.Authorization = auth;
     const left = this.retry.remainingMs();
-    return this.fetchImpl(url, {
-      method,
-      headers: h,
-      body,
-      redirect: 'manual',
-      signal: left === undefined ? undefined : AbortSignal.timeout(Math.max(1, left)),
-    });
+    const deadline = left === undefined ? undefined : AbortSignal.timeout(Math.max(1, left));
+    // The stall timer covers the wait for headers only: a long body (a big blob) may take longer.
+    const limit = this.requestTimeoutMs;
+    const stall = limit === undefined ? undefined : new AbortController();
+    const timer = stall && setTimeout(() => stall.abort(), limit);
+    const signals = [deadline, stall?.signal].filter((s): s is AbortSignal => s !== undefined);
+    try {
+      return await this.fetchImpl(url, {
+        method,
+        headers: h,
+        body,
+        redirect: 'manual',
+        signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
+      });
+    } catch (err) {
+      // A stall is a timeout to retry (ETIMEDOUT, see retry.ts); the run's deadline is final.
+      if (stall?.signal.aborted && !deadline?.aborted) {
+        throw Object.assign(new Error(`${method} ${url.host}${url.pathname}: no response within ${limit} ms`, { cause: err }), { code: 'ETIMEDOUT' });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -505,8 +533,9 @@ export class Repository implements ContentSource {
 
     const hash = createHash('sha256');
     let offset = 0;
-    const stream = await open();
+    let stream: Readable | undefined;
     try {
+      stream = await open();
       for await (const chunk of chunksOf(stream, this.registry.chunkSize)) {
         hash.update(chunk);
         const res = await step({
@@ -527,7 +556,7 @@ export class Repository implements ContentSource {
         onProgress?.(offset);
       }
     } catch (err) {
-      stream.destroy();
+      stream?.destroy();
       await this.cancel(location);
       throw err;
     }
@@ -716,6 +745,19 @@ function nextLink(header: string | null, current: URL, origin: string): URL | un
     }
   }
   return undefined;
+}
+
+/**
+ * undici reports every network failure as `fetch failed` and puts the reason in `cause`
+ * (`connect ECONNREFUSED 127.0.0.1:5000`, `other side closed`); say both.
+ */
+function describeFailure(err: unknown): string {
+  // Duck-typed: errors from fetch may come from another realm (jest's VM), failing instanceof.
+  const e = err as { name?: unknown; message?: unknown; cause?: { message?: unknown } } | undefined;
+  if (typeof e?.message !== 'string') return String(err);
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'the time budget ran out';
+  const cause = typeof e.cause?.message === 'string' ? e.cause.message : undefined;
+  return cause && cause !== e.message ? `${e.message}: ${cause}` : e.message;
 }
 
 async function discard(res: Response): Promise<void> {

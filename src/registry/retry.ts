@@ -75,7 +75,7 @@ export class RetryPolicy {
       } catch (err) {
         if (!isRetryable(err)) throw err;
         if (attempt >= this.maxAttempts) {
-          throw new GaveUpError(`${what}: gave up after ${attempt} attempts: ${messageOf(err)}`, attempt, err);
+          throw new GaveUpError(`${withContext(what, messageOf(err))} (gave up after ${attempt} attempts)`, attempt, err);
         }
         const delayMs = this.delayFor(attempt, err);
         const left = this.remainingMs();
@@ -151,4 +151,10 @@ export function isTransientNetworkError(err: unknown): boolean {
   return false;
 }
 
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+const messageOf = (err: unknown): string => {
+  const message = (err as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? message : String(err);
+};
+
+/** Errors from the client already start with what was being done; others get it prefixed. */
+const withContext = (what: string, message: string): string => (message.startsWith(what) ? message : `${what}: ${message}`);
