@@ -20,6 +20,12 @@ export interface KoSettings {
   defaultBaseImage?: string;
   baseImageOverrides?: Record<string, string>;
   defaultPlatforms?: string[];
+  /**
+   * Where `go list`/`go build` run for a package as the user named it: a `.ko.yaml` build's
+   * `dir` (which may be another module), with the package relative to it. Undefined: the
+   * working directory and the name as given.
+   */
+  locate?(spec: string): { dir: string; target: string } | undefined;
   /** Per-package build settings (templates already rendered): where to run `go build`, flags, ldflags, env. */
   buildFor?(pkg: GoPackage): { dir?: string; target?: string; flags: string[]; ldflags: string[]; env: Record<string, string> } | undefined;
 }
@@ -155,7 +161,13 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
-  const pkgs = await deps.go.list(inputs.packages, workDir, inputs.env);
+  const pkgs = await Promise.all(
+    inputs.packages.map(async (spec) => {
+      const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
+      const [pkg] = await deps.go.list([at.target], at.dir, inputs.env);
+      return { ...pkg, spec };
+    }),
+  );
   const repoRoot = resolve(req.workspace);
 
   const repository = inputs.repository ?? env.KO_DOCKER_REPO?.trim() ?? req.defaultRepository;

@@ -17,8 +17,21 @@ export async function loadKoSettings(
   refuseToolexecInEnv(Object.entries(inputs.env).map(([k, v]) => `${k}=${v}`), 'input "env"');
   const workingDirectory = resolve(workspace, inputs.workingDirectory);
   const config = await loadKoConfig({ workingDirectory, env });
+  const asTarget = (dir: string, pkgDir: string) => {
+    const rel = relative(dir, pkgDir).split('\\').join('/');
+    return rel === '' ? '.' : `./${rel}`;
+  };
   return {
     defaultBaseImage: config?.defaultBaseImage,
+    locate(spec) {
+      // Only local paths can name a build entry; import paths are Go's to resolve.
+      if (!config?.builds.length || !spec.startsWith('.')) return undefined;
+      const pkgDir = resolve(workingDirectory, spec);
+      const b = resolveBuild(config, '', relative(workingDirectory, pkgDir) || '.');
+      if (b.id === undefined) return undefined;
+      const dir = resolve(workingDirectory, b.dir);
+      return { dir, target: asTarget(dir, pkgDir) };
+    },
     baseImageOverrides: config?.baseImageOverrides,
     defaultPlatforms: config?.defaultPlatforms,
     buildFor(pkg) {
@@ -34,7 +47,7 @@ export async function loadKoSettings(
       return {
         dir,
         // go build runs in `dir`; the package is named relative to it, as ko does.
-        target: `./${relative(dir, pkg.dir).split('\\').join('/')}`.replace(/\/$/, '').replace(/^\.\/$/, '.') || '.',
+        target: asTarget(dir, pkg.dir),
         flags: b.flags.map((f) => render(f, b.where.flags)),
         ldflags: b.ldflags.map((f) => render(f, b.where.ldflags)),
         env,
