@@ -10,7 +10,8 @@ import { makeIndex, mutate, scratch } from '../src/oci/image.js';
 import { writeLayer, type Layer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 import { validateStored } from '../src/oci/validate.js';
-import { formatBytes, forEachLimited, progress, RegistryPublisher } from '../src/publish/registry.js';
+import { progress, RegistryPublisher } from '../src/publish/registry.js';
+import { formatBytes, mapLimit } from '../src/util.js';
 import { Registry, type RegistryOptions } from '../src/registry/client.js';
 import { targetCredentials } from '../src/registry/credentials.js';
 import { RegistryError } from '../src/registry/errors.js';
@@ -222,9 +223,9 @@ describe('helpers', () => {
     expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GiB');
   });
 
-  it('forEachLimited stops starting work after a failure and throws the first error', async () => {
+  it('mapLimit stops starting work after a failure and throws the first error', async () => {
     const started: number[] = [];
-    const err = await forEachLimited([1, 2, 3, 4, 5, 6], 2, async (n) => {
+    const err = await mapLimit([1, 2, 3, 4, 5, 6], 2, async (n) => {
       started.push(n);
       await new Promise((r) => setTimeout(r, 5));
       if (n === 2) throw new Error(`failed ${n}`);

@@ -1,3 +1,4 @@
+import { formatBytes } from './util.js';
 import type { PackageResult, RunResult } from './engine.js';
 
 /** The `images` output's objects (SPEC §2). */
@@ -81,14 +82,3 @@ function packageSummary(p: PackageResult, pushed: boolean): string[] {
   return rows;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
-}

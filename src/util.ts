@@ -1,23 +1,40 @@
 import { availableParallelism } from 'node:os';
 
-/** Map with at most `limit` calls in flight; results keep the input order. */
+/**
+ * Map with at most `limit` calls in flight; results keep the input order. After a failure no
+ * new call starts, the ones in flight are allowed to finish (nothing is left running behind
+ * the caller's back), and then the first error is thrown.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
-  let failed = false;
+  let failure: { err: unknown } | undefined;
   const worker = async () => {
-    while (next < items.length && !failed) {
+    while (!failure && next < items.length) {
       const i = next++;
       try {
         results[i] = await f(items[i], i);
       } catch (err) {
-        failed = true; // start nothing new once one has failed
-        throw err;
+        failure ??= { err };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.err;
   return results;
 }
 
 export const cpuCount = (): number => Math.max(1, availableParallelism());
+
+/** `1.3 MiB`: binary units, one decimal, for logs and the job summary. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}

@@ -1,5 +1,3 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { childEnv, GoToolchain } from './build/go.js';
 import { execRun } from './exec.js';
 import { realRun } from './config/git.js';
@@ -12,6 +10,7 @@ import { Registry } from './registry/client.js';
 import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
+import { publishSboms } from './sbom/referrer.js';
 
 export interface WiringOptions {
   logger: Logger;
@@ -28,11 +27,7 @@ export interface WiringOptions {
 export function realDeps(o: WiringOptions): EngineDeps {
   const secrets = [o.token ?? ''].filter(Boolean);
   const go = new GoToolchain(execRun, childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
-  const dockerConfig = dockerConfigCredentials({
-    configDir: o.env.DOCKER_CONFIG ?? join(homedir(), '.docker'),
-    env: o.env,
-    runHelper: spawnHelper,
-  });
+  const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: spawnHelper });
   const target = o.targetRepository ? parseRepository(o.targetRepository).registry : undefined;
   const credentials: CredentialProvider =
     target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
@@ -72,6 +67,15 @@ export function realDeps(o: WiringOptions): EngineDeps {
       return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger: o.logger });
     },
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
+    // SPEC §3.5: referrers go to the same publish-side registry client as the image.
+    sboms: (built, where) =>
+      publishSboms(built, where, {
+        logger: o.logger,
+        repository: (name) => {
+          const r = parseRepository(name);
+          return publishRegistry(r.registry).repository(r.repository, { access: 'push' });
+        },
+      }),
   };
 }
 

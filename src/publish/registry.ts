@@ -4,6 +4,7 @@ import { fromBuffer, type Layer } from '../oci/layer.js';
 import type { Repository } from '../registry/client.js';
 import { canonicalRegistry, isValidTag } from '../registry/reference.js';
 import type { Publisher } from './publisher.js';
+import { formatBytes, mapLimit } from '../util.js';
 
 export interface RegistryPublisherOptions {
   logger: Logger;
@@ -74,8 +75,8 @@ export class RegistryPublisher implements Publisher {
       const bytes = img.configBytes;
       configs.set(img.configDigest, { digest: img.configDigest, size: bytes.length, open: async () => fromBuffer(bytes), what: 'config' });
     }
-    await forEachLimited([...layers.values()], this.concurrency, (b) => this.putBlob(b));
-    await forEachLimited([...configs.values()], this.concurrency, (b) => this.putBlob(b));
+    await mapLimit([...layers.values()], this.concurrency, (b) => this.putBlob(b));
+    await mapLimit([...configs.values()], this.concurrency, (b) => this.putBlob(b));
     const seen = new Set<string>();
     for (const img of images) {
       if (seen.has(img.digest)) continue;
@@ -137,39 +138,8 @@ export class RegistryPublisher implements Publisher {
   }
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 
 /** `12.0 MiB / 45.6 MiB (26%)` */
 export const progress = (sent: number, total: number) =>
   `${formatBytes(sent)} / ${formatBytes(total)} (${total > 0 ? Math.floor((sent / total) * 100) : 100}%)`;
 
-/**
- * Run `fn` over `items` with at most `limit` in flight. After a failure no new item starts;
- * those in flight finish, then the first failure is thrown.
- */
-export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async () => {
-    while (!failure && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.err;
-}
