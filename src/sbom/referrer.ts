@@ -1,0 +1,239 @@
+import { access, mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BuiltPackage } from '../build/builder.js';
+import type { Logger } from '../log.js';
+import { digestHex, sha256 } from '../oci/digest.js';
+import { descriptorOf } from '../oci/image.js';
+import { encodeJson } from '../oci/json.js';
+import { fromBuffer } from '../oci/layer.js';
+import { formatPlatform } from '../oci/platform.js';
+import { isIndexMediaType, Key, Layout, MediaType, type Descriptor, type Index, type Manifest } from '../oci/spec.js';
+import type { Repository } from '../registry/client.js';
+import { RegistryError } from '../registry/errors.js';
+import { spdxDocument } from './spdx.js';
+
+/** A blob held in memory: SBOMs and the empty config are small. */
+export interface BytesBlob {
+  descriptor: Descriptor;
+  bytes: Buffer;
+}
+
+/** An SBOM as an OCI artifact manifest whose subject is one platform image (SPEC §3.5). */
+export interface Referrer {
+  manifest: Manifest;
+  bytes: Buffer;
+  digest: string;
+  size: number;
+  config: BytesBlob;
+  layer: BytesBlob;
+  subject: Descriptor;
+  /** This referrer as an entry of its subject's referrers list (image-spec manifest.md, distribution "Listing Referrers"). */
+  entry: Descriptor;
+}
+
+/** The OCI empty descriptor's content (image-spec manifest.md, "Guidance for an Empty Descriptor"). */
+export const EMPTY_JSON = Buffer.from('{}');
+
+/** Layer file name for tools that pull artifacts to files (`oras pull`). */
+const SBOM_FILE = 'sbom.spdx.json';
+
+/**
+ * The referrer manifest for an SPDX document: an image manifest with `artifactType`, the empty
+ * config (the image spec's guidance for artifacts with no config), one layer holding the
+ * document, and `subject` = the image it describes.
+ */
+export function sbomReferrer(o: { subject: Descriptor; sbom: Buffer; created: string }): Referrer {
+  const config: BytesBlob = { descriptor: { mediaType: MediaType.OciEmpty, digest: sha256(EMPTY_JSON), size: EMPTY_JSON.length }, bytes: EMPTY_JSON };
+  const layer: BytesBlob = {
+    descriptor: { mediaType: MediaType.SpdxJson, digest: sha256(o.sbom), size: o.sbom.length, annotations: { [Key.Title]: SBOM_FILE } },
+    bytes: o.sbom,
+  };
+  const subject: Descriptor = { mediaType: o.subject.mediaType, digest: o.subject.digest, size: o.subject.size };
+  const annotations = { [Key.Created]: o.created };
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    artifactType: MediaType.SpdxJson,
+    config: config.descriptor,
+    layers: [layer.descriptor],
+    subject,
+    annotations,
+  };
+  const bytes = encodeJson(manifest);
+  const digest = sha256(bytes);
+  return {
+    manifest,
+    bytes,
+    digest,
+    size: bytes.length,
+    config,
+    layer,
+    subject,
+    entry: { mediaType: MediaType.OciManifest, digest, size: bytes.length, artifactType: MediaType.SpdxJson, annotations },
+  };
+}
+
+/** The referrers tag schema's tag for a subject (distribution spec, "Referrers Tag Schema"). */
+export const referrersTag = (subjectDigest: string): string => `sha256-${digestHex(subjectDigest)}`;
+
+/** How the referrer was made findable: the registry's referrers API, or the fallback tag. */
+export type ReferrerVia = { kind: 'api' } | { kind: 'tag'; tag: string; added: boolean };
+
+/**
+ * Push a referrer: its blobs (HEAD first, skipped if present), then its manifest by digest.
+ * A registry with the referrers API indexes `subject` itself; one without it (distribution
+ * 2.8, our test registry) gets the referrers tag schema: the `sha256-<hex>` tag holds an index
+ * of the subject's referrers, to which ours is added once, so re-runs change nothing.
+ */
+export async function pushReferrer(repo: Repository, r: Referrer): Promise<ReferrerVia> {
+  for (const blob of [r.config, r.layer]) {
+    const d = blob.descriptor;
+    if (!(await repo.hasBlob(d.digest))) await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
+  }
+  let subjectHeader: string | null = null;
+  if (!(await repo.headManifest(r.digest))) subjectHeader = await putManifestReadingSubject(repo, r);
+  // distribution spec: a registry that processed `subject` answers the PUT with OCI-Subject.
+  if (subjectHeader === r.subject.digest) return { kind: 'api' };
+  if (await hasReferrersApi(repo, r.subject.digest)) return { kind: 'api' };
+  return addToReferrersTag(repo, r);
+}
+
+/**
+ * PUT the manifest by digest and return its `OCI-Subject` header. Repository.putManifest
+ * discards the response's headers, so this one request goes through the registry's send
+ * (same authentication, retries and redirects).
+ */
+async function putManifestReadingSubject(repo: Repository, r: Referrer): Promise<string | null> {
+  const op = { action: `push manifest ${r.digest}`, preposition: 'to' as const };
+  const res = await repo.registry.send(op, {
+    method: 'PUT',
+    url: new URL(`${repo.registry.baseUrl}/v2/${repo.repository}/manifests/${r.digest}`),
+    repository: repo.repository,
+    scopes: [`repository:${repo.repository}:pull,push`],
+    headers: { 'Content-Type': MediaType.OciManifest },
+    body: r.bytes,
+  });
+  if (res.status < 200 || res.status > 299) throw await repo.registry.errorFrom(op, repo.repository, res);
+  await res.body?.cancel().catch(() => {});
+  const claimed = res.headers.get('docker-content-digest');
+  if (claimed?.startsWith('sha256:') && claimed !== r.digest) {
+    throw new Error(`push manifest to ${repo.name}: the registry stored ${claimed}, expected ${r.digest}`);
+  }
+  return res.headers.get('oci-subject');
+}
+
+/**
+ * distribution spec, "Listing Referrers": a registry that supports the API answers
+ * `GET /v2/<name>/referrers/<digest>` with 200 and an image index; one that does not answers
+ * 404 (distribution 2.8 does). A 200 that is not an index is taken as no support.
+ */
+async function hasReferrersApi(repo: Repository, subject: string): Promise<boolean> {
+  const op = { action: `list referrers of ${subject}`, preposition: 'in' as const };
+  const res = await repo.registry.send(op, {
+    method: 'GET',
+    url: new URL(`${repo.registry.baseUrl}/v2/${repo.repository}/referrers/${subject}`),
+    repository: repo.repository,
+    scopes: [`repository:${repo.repository}:pull,push`],
+    headers: { Accept: MediaType.OciIndex },
+  });
+  if (res.status === 404) {
+    await res.body?.cancel().catch(() => {});
+    return false;
+  }
+  if (res.status !== 200) throw await repo.registry.errorFrom(op, repo.repository, res);
+  try {
+    const doc = (await res.json()) as { manifests?: unknown };
+    return Array.isArray(doc.manifests);
+  } catch {
+    return false;
+  }
+}
+
+/** Fetch the subject's referrers index by tag (404 → empty), add ours if absent, PUT it back. */
+async function addToReferrersTag(repo: Repository, r: Referrer): Promise<ReferrerVia> {
+  const tag = referrersTag(r.subject.digest);
+  let index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+  try {
+    const raw = await repo.getManifest(tag);
+    const doc = JSON.parse(raw.bytes.toString('utf8')) as Index;
+    if (!isIndexMediaType(raw.mediaType) || !Array.isArray(doc.manifests)) {
+      throw new Error(`${repo.name}:${tag} should hold the referrers of ${r.subject.digest} but is not an image index`);
+    }
+    index = doc;
+  } catch (err) {
+    if (!(err instanceof RegistryError && err.status === 404)) throw err;
+  }
+  if (index.manifests.some((d) => d.digest === r.digest)) return { kind: 'tag', tag, added: false };
+  // Other tools' referrers stay as they are; ours is appended. Two writers at the same moment
+  // could each drop the other's entry; the spec accepts that race for the tag schema.
+  const next: Index = { ...index, manifests: [...index.manifests, r.entry] };
+  await repo.putManifest(tag, encodeJson(next), MediaType.OciIndex);
+  return { kind: 'tag', tag, added: true };
+}
+
+/** Write the referrer's blobs (config, document, manifest) into an OCI layout's blob store. */
+export async function writeReferrerBlobs(dir: string, r: Referrer): Promise<void> {
+  const blobs = join(dir, Layout.BlobsDir, 'sha256');
+  await mkdir(blobs, { recursive: true });
+  for (const [digest, bytes] of [
+    [r.config.descriptor.digest, r.config.bytes],
+    [r.layer.descriptor.digest, r.layer.bytes],
+    [r.digest, r.bytes],
+  ] as const) {
+    const path = join(blobs, digestHex(digest));
+    if (await access(path).then(() => true, () => false)) continue;
+    const tmp = `${path}.partial-${process.pid}`;
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  }
+}
+
+export interface SbomDeps {
+  logger: Logger;
+  /** The push-scoped repository for `host/path`. */
+  repository(name: string): Repository;
+}
+
+/**
+ * SPEC §3.5 for one package: an SPDX document per platform image, each as a referrer of its
+ * image, pushed when `push` and written into the layout when there is one. Returns the
+ * referrer manifests' digests, one per platform in order.
+ */
+export async function publishSboms(
+  built: BuiltPackage,
+  where: { push: boolean; layoutDir?: string },
+  deps: SbomDeps,
+): Promise<{ platform: string; digest: string }[]> {
+  const repo = where.push ? deps.repository(built.plan.repository) : undefined;
+  const out: { platform: string; digest: string }[] = [];
+  for (const p of built.platforms) {
+    const platform = formatPlatform(p.platform);
+    const annotations = p.image.manifest.annotations ?? {};
+    // The image's own created time (SPEC §3.2), so the SBOM is as reproducible as the image.
+    const created = p.image.config.created ?? annotations[Key.Created];
+    if (!created) throw new Error(`SBOM for ${built.plan.repository}@${p.image.digest} (${platform}): the image has no created time`);
+    const doc = spdxDocument({
+      buildInfo: p.buildInfo,
+      imageDigest: p.image.digest,
+      platform: p.platform,
+      repository: built.plan.repository,
+      created,
+      tool: toolName(annotations[Key.Builder]),
+    });
+    const r = sbomReferrer({ subject: descriptorOf(p.image), sbom: doc.bytes, created });
+    let how = 'not pushed';
+    if (repo) {
+      const via = await pushReferrer(repo, r);
+      how = via.kind === 'api' ? 'via the referrers API' : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
+    }
+    if (where.layoutDir) await writeReferrerBlobs(where.layoutDir, r);
+    deps.logger.info(
+      `SBOM ${platform}: SPDX 2.3, ${doc.document.packages.length} packages, ${built.plan.repository}@${r.digest} refers to ${p.image.digest} (${how})`,
+    );
+    out.push({ platform, digest: r.digest });
+  }
+  return out;
+}
+
+/** SPDX's tool creator form is `name-version`; the builder key holds `ko-annotate/<version>` (SPEC §3.3). */
+const toolName = (builder: string | undefined): string => (builder ? builder.replace('/', '-') : 'ko-annotate');
