@@ -16,7 +16,7 @@ import { pushBaseImage, skopeoInspectRaw, umociUnpack, type PushedBase } from '.
 import { repoRoot } from './support/engine.js';
 import { loadEvent } from './support/events.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { createWorkspace, fakeSha, runAction, type ActionRun, type RunnerEvent, type Workspace } from './support/runner.js';
+import { createWorkspace, fakeSha, goEnvironment, runAction, type ActionRun, type RunnerEvent, type Workspace } from './support/runner.js';
 
 const exec = promisify(execFile);
 
@@ -62,7 +62,7 @@ beforeAll(async () => {
   base = await pushBaseImage(registry, 'oci-index');
   workspace = await createWorkspace();
   repo = `${registry.host}/${OWNER_REPO}`;
-  goVersion = (await exec('/usr/lib/go-1.23/bin/go', ['env', 'GOVERSION'])).stdout.trim();
+  goVersion = (await exec(join((await goEnvironment()).bin, 'go'), ['env', 'GOVERSION'])).stdout.trim();
   builder = `ko-annotate/${JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')).version}`;
 }, 240_000);
 
@@ -422,6 +422,42 @@ describe('dist/index.js under a runner environment, against a token-auth registr
       '1.2': published['1.2.4'],
       '1.2.4': published['1.2.4'],
       '1.2.3': published['1.2.3'],
+    });
+  });
+
+  test('re-running the v1.2.3 push: the same digest, nothing sent again; only 1.2.3 is re-tagged (1.2 is at 1.2.4)', async () => {
+    const r = await run('push-tag-v1.2.3');
+    expectSuccess(r);
+    expect(r.outputs.digest).toBe(published['1.2.3']);
+    expect(r.outputs.tags).toBe(`${repo}:1.2.3`);
+    // Every blob and manifest is already there (SPEC §5: a re-run pushes nothing new).
+    expect(r.stdout).not.toMatch(/^(uploaded|mounted|pushed) /m);
+    expect(await resolveTags(['1.2.3', '1.2', '1', 'latest'])).toEqual({
+      '1.2.3': published['1.2.3'],
+      '1.2': published['1.2.4'],
+      '1': published['1.3.0'],
+      latest: published['1.3.0'],
+    });
+  });
+
+  test('a non-semver tag and a branch with a slash and capitals: sanitized tags', async () => {
+    const nightly = loadEvent('push-tag-nightly-7');
+    await expectPublished(await run('push-tag-nightly-7'), {
+      tags: ['nightly-7'],
+      revision: nightly.env.GITHUB_SHA,
+      created: utc((nightly.payload as any).head_commit.timestamp),
+      version: 'nightly-7',
+      description: DESCRIPTION,
+      licenses: LICENSE,
+    });
+    const feature = loadEvent('push-branch-feature-Foo_bar');
+    await expectPublished(await run('push-branch-feature-Foo_bar'), {
+      tags: ['feature-foo_bar', `sha-${feature.env.GITHUB_SHA.slice(0, 7)}`],
+      revision: feature.env.GITHUB_SHA,
+      created: utc((feature.payload as any).head_commit.timestamp),
+      version: 'feature-foo_bar',
+      description: DESCRIPTION,
+      licenses: LICENSE,
     });
   });
 

@@ -200,7 +200,7 @@ let goEnv: Promise<{ bin: string; cache: string }> | undefined;
  * The Go that tests use (Debian's versioned Go is not on PATH, so /usr/lib/go-1.23/bin goes
  * first) and its build cache, which runs share as setup-go's cache would.
  */
-function goEnvironment(): Promise<{ bin: string; cache: string }> {
+export function goEnvironment(): Promise<{ bin: string; cache: string }> {
   goEnv ??= exec('go', ['env', 'GOROOT', 'GOCACHE'], { env: { ...process.env, PATH: `/usr/lib/go-1.23/bin${delimiter}${process.env.PATH ?? ''}` } }).then(
     ({ stdout }) => {
       const [root, cache] = stdout.trim().split('\n');
