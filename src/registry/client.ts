@@ -4,12 +4,12 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from '../log.js';
 import { isDigest, once, sha256 } from '../oci/digest.js';
 import type { BlobOrigin } from '../oci/layer.js';
-import { isIndexMediaType, isManifestMediaType, manifestAccept, MediaType, type Descriptor } from '../oci/spec.js';
+import { isIndexMediaType, isManifestMediaType, manifestAccept, MediaType, type Descriptor, type Index } from '../oci/spec.js';
 import type { ContentSource, RawManifest } from '../oci/store.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
 import { isRetryableStatus, parseErrorBody, RegistryError, type Operation } from './errors.js';
 import { apiHost, canonicalRegistry, isLoopbackHost, isValidTag } from './reference.js';
-import { parseRetryAfter, RetryPolicy, type RetryEvent } from './retry.js';
+import { isTransientNetworkError, parseRetryAfter, RetryPolicy, type RetryEvent } from './retry.js';
 
 export interface RegistryOptions {
   credentials: CredentialProvider;
@@ -352,9 +352,10 @@ export class Repository implements ContentSource {
   async getManifest(reference: string): Promise<RawManifest> {
     checkReference(reference);
     const op: Operation = { action: `pull manifest ${reference}`, preposition: 'from' };
-    const res = await this.send(op, { method: 'GET', url: this.url(`manifests/${reference}`), scopes: this.readScopes, headers: { Accept: manifestAccept } });
-    if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} from ${this.name}`);
+    const { res, bytes } = await this.readWhole(op, { method: 'GET', url: this.url(`manifests/${reference}`), scopes: this.readScopes, headers: { Accept: manifestAccept } }, async (res) => {
+      if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+      return { res, bytes: await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} from ${this.name}`) };
+    });
     const digest = sha256(bytes);
     if (isDigest(reference) && digest !== reference) {
       throw new Error(`${op.action} from ${this.name}: the registry served bytes that hash to ${digest}`);
@@ -476,6 +477,15 @@ export class Repository implements ContentSource {
 
   /** PUT a manifest or index; returns its digest (the sha256 of exactly these bytes). */
   async putManifest(reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+    return (await this.pushManifest(reference, bytes, mediaType)).digest;
+  }
+
+  /**
+   * PUT a manifest and report what the registry said of it: its digest, and the `OCI-Subject`
+   * header that a registry which processed the manifest's `subject` answers with (distribution
+   * spec, "Pushing Manifests with Subject"); null when it did not.
+   */
+  async pushManifest(reference: string, bytes: Buffer, mediaType: string): Promise<{ digest: string; subject: string | null }> {
     checkReference(reference);
     const digest = sha256(bytes);
     if (isDigest(reference) && reference !== digest) throw new Error(`push manifest to ${this.name}: bytes hash to ${digest}, not ${reference}`);
@@ -488,7 +498,29 @@ export class Repository implements ContentSource {
     if (claimed?.startsWith('sha256:') && claimed !== digest) {
       throw new Error(`${op.action} to ${this.name}: the registry stored ${claimed}, expected ${digest}`);
     }
-    return digest;
+    return { digest, subject: res.headers.get('oci-subject') };
+  }
+
+  /**
+   * The referrers API (distribution spec, "Listing Referrers"): the index of manifests whose
+   * `subject` is `digest`, or undefined when the registry lacks the API — it answers 404
+   * (distribution 2.8 does), or something that is not an index.
+   */
+  async referrers(digest: string): Promise<Index | undefined> {
+    const op: Operation = { action: `list referrers of ${digest}`, preposition: 'in' };
+    return this.readWhole(op, { method: 'GET', url: this.url(`referrers/${digest}`), scopes: this.readScopes, headers: { Accept: MediaType.OciIndex } }, async (res) => {
+      if (res.status === 404) {
+        await discard(res);
+        return undefined;
+      }
+      if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+      try {
+        const doc = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} in ${this.name}`)).toString('utf8')) as Index;
+        return Array.isArray(doc.manifests) ? doc : undefined;
+      } catch {
+        return undefined;
+      }
+    });
   }
 
   /** Every tag, following `Link` pagination; `[]` when the repository does not exist yet. */
@@ -500,18 +532,39 @@ export class Repository implements ContentSource {
     while (url) {
       if (seen.has(url.href) || seen.size >= 10_000) throw new Error(`list tags of ${this.name}: the registry's pagination does not end`);
       seen.add(url.href);
-      const res = await this.send(op, { method: 'GET', url, scopes: this.readScopes });
-      // distribution answers NAME_UNKNOWN with 404 for a repository nobody pushed to yet.
-      if (res.status === 404 && seen.size === 1) {
-        await discard(res);
-        return [];
-      }
-      if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
-      const page = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8')) as { tags?: string[] | null };
-      tags.push(...(page.tags ?? []));
-      url = nextLink(res.headers.get('link'), url, this.registry.baseUrl);
+      const pageUrl: URL = url;
+      const page = await this.readWhole(op, { method: 'GET', url: pageUrl, scopes: this.readScopes }, async (res) => {
+        // distribution answers NAME_UNKNOWN with 404 for a repository nobody pushed to yet.
+        if (res.status === 404 && seen.size === 1) {
+          await discard(res);
+          return undefined;
+        }
+        if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
+        const doc = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8')) as { tags?: string[] | null };
+        return { tags: doc.tags ?? [], next: nextLink(res.headers.get('link'), pageUrl, this.registry.baseUrl) };
+      });
+      if (!page) return [];
+      tags.push(...page.tags);
+      url = page.next;
     }
     return tags;
+  }
+
+  /**
+   * Send and read the whole body as one retried step: a connection cut mid-body is as
+   * transient as one cut before the headers (SPEC §5.2), and only a new request recovers it.
+   */
+  private readWhole<T>(op: Operation, req: Omit<Request, 'repository' | 'retry'>, read: (res: Response) => Promise<T>): Promise<T> {
+    const what = `${op.action} ${op.preposition} ${this.name}`;
+    const once = async () => {
+      const res = await this.send(op, { ...req, retry: false });
+      try {
+        return await read(res);
+      } catch (err) {
+        throw isTransientNetworkError(err) ? new Error(`${what}: ${describeFailure(err)}`, { cause: err }) : err;
+      }
+    };
+    return this.registry.retry.run(what, once, (e) => this.registry.logRetry(e));
   }
 
   private send(op: Operation, req: Omit<Request, 'repository'>): Promise<Response> {

@@ -91,62 +91,11 @@ export async function pushReferrer(repo: Repository, r: Referrer): Promise<Refer
     if (!(await repo.hasBlob(d.digest))) await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
   }
   let subjectHeader: string | null = null;
-  if (!(await repo.headManifest(r.digest))) subjectHeader = await putManifestReadingSubject(repo, r);
+  if (!(await repo.headManifest(r.digest))) subjectHeader = (await repo.pushManifest(r.digest, r.bytes, MediaType.OciManifest)).subject;
   // distribution spec: a registry that processed `subject` answers the PUT with OCI-Subject.
   if (subjectHeader === r.subject.digest) return { kind: 'api' };
-  if (await hasReferrersApi(repo, r.subject.digest)) return { kind: 'api' };
+  if (await repo.referrers(r.subject.digest)) return { kind: 'api' };
   return addToReferrersTag(repo, r);
-}
-
-/**
- * PUT the manifest by digest and return its `OCI-Subject` header. Repository.putManifest
- * discards the response's headers, so this one request goes through the registry's send
- * (same authentication, retries and redirects).
- */
-async function putManifestReadingSubject(repo: Repository, r: Referrer): Promise<string | null> {
-  const op = { action: `push manifest ${r.digest}`, preposition: 'to' as const };
-  const res = await repo.registry.send(op, {
-    method: 'PUT',
-    url: new URL(`${repo.registry.baseUrl}/v2/${repo.repository}/manifests/${r.digest}`),
-    repository: repo.repository,
-    scopes: [`repository:${repo.repository}:pull,push`],
-    headers: { 'Content-Type': MediaType.OciManifest },
-    body: r.bytes,
-  });
-  if (res.status < 200 || res.status > 299) throw await repo.registry.errorFrom(op, repo.repository, res);
-  await res.body?.cancel().catch(() => {});
-  const claimed = res.headers.get('docker-content-digest');
-  if (claimed?.startsWith('sha256:') && claimed !== r.digest) {
-    throw new Error(`push manifest to ${repo.name}: the registry stored ${claimed}, expected ${r.digest}`);
-  }
-  return res.headers.get('oci-subject');
-}
-
-/**
- * distribution spec, "Listing Referrers": a registry that supports the API answers
- * `GET /v2/<name>/referrers/<digest>` with 200 and an image index; one that does not answers
- * 404 (distribution 2.8 does). A 200 that is not an index is taken as no support.
- */
-async function hasReferrersApi(repo: Repository, subject: string): Promise<boolean> {
-  const op = { action: `list referrers of ${subject}`, preposition: 'in' as const };
-  const res = await repo.registry.send(op, {
-    method: 'GET',
-    url: new URL(`${repo.registry.baseUrl}/v2/${repo.repository}/referrers/${subject}`),
-    repository: repo.repository,
-    scopes: [`repository:${repo.repository}:pull,push`],
-    headers: { Accept: MediaType.OciIndex },
-  });
-  if (res.status === 404) {
-    await res.body?.cancel().catch(() => {});
-    return false;
-  }
-  if (res.status !== 200) throw await repo.registry.errorFrom(op, repo.repository, res);
-  try {
-    const doc = (await res.json()) as { manifests?: unknown };
-    return Array.isArray(doc.manifests);
-  } catch {
-    return false;
-  }
 }
 
 /** Fetch the subject's referrers index by tag (404 → empty), add ours if absent, PUT it back. */
