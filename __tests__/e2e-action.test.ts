@@ -640,4 +640,42 @@ describe('dist/index.js under a runner environment, against a token-auth registr
     expect(r.outputsFile).toBe('');
     expect(await resolveTags(await tagsOf())).toEqual(tagsBefore);
   });
+
+  test('bad input fails before any build or registry request, naming the input and the value', async () => {
+    const before = registry.tokenRequests.length;
+    const r = await run('push-tag-v1.2.3', { platforms: 'linux/amd65' });
+    expect(r.code).toBe(1);
+    const errors = r.stdout.split('\n').filter((l) => l.startsWith('::error'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('input "platforms"');
+    expect(errors[0]).toContain('linux/amd65');
+    expect(r.stdout).not.toContain('::group::Build');
+    expect(registry.tokenRequests.length).toBe(before);
+    expect(r.outputsFile).toBe('');
+  });
+
+  test('a compile error: exit 1 with the compiler output, and an error annotation on the file', async () => {
+    const broken = await createWorkspace();
+    try {
+      const main = join(broken.dir, 'cmd', 'hello', 'main.go');
+      await writeFile(main, (await readFile(main, 'utf8')).replace('fmt.Println(greet.Line(greeting, name, version))', 'fmt.Println(greet.Line(greeting, name, version, undefinedThing))'));
+      const before = registry.tokenRequests.length;
+      const r = await runAction({ event: 'push-tag-v1.2.3', inputs: withInputs(), registry, workspace: broken.dir });
+      expectTokenKeptSecret(r, registry.password);
+      expect(r.code).toBe(1);
+      const line = (await readFile(main, 'utf8')).split('\n').findIndex((l) => l.includes('undefinedThing')) + 1;
+      // `::error title=…,file=…,line=…,col=…::message`, the path relative to the workspace.
+      const annotation = r.stdout
+        .split('\n')
+        .find((l) => /^::error [^:]*file=cmd\/hello\/main\.go/.test(l) && l.includes('undefinedThing'));
+      expect(annotation).toBeDefined();
+      const props = Object.fromEntries(/^::error ([^:]*)::/.exec(annotation!)![1].split(',').map((p) => p.split('=')));
+      expect(props).toEqual(expect.objectContaining({ file: 'cmd/hello/main.go', line: String(line), col: expect.stringMatching(/^\d+$/) }));
+      expect(r.stdout).toMatch(/::error::.*undefinedThing/);
+      // Nothing was pushed: the registry saw no push-scoped request for the repository.
+      expect(registry.tokenRequests.slice(before).flatMap((q) => q.scopes)).not.toContainEqual(expect.stringContaining(OWNER_REPO));
+    } finally {
+      await broken.cleanup();
+    }
+  });
 });
