@@ -3,11 +3,11 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedBase } from '../oci/base.js';
 import type { Artifact, Image } from '../oci/image.js';
-import { writeLayer, type Layer, type TarEntry } from '../oci/layer.js';
+import { READ_CHUNK, writeLayer, type Layer, type TarEntry } from '../oci/layer.js';
 import { formatPlatform, goEnv } from '../oci/platform.js';
 import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
 import type { Logger } from '../log.js';
-import { cpuCount, mapLimit } from '../util.js';
+import { cpuCount, formatBytes, mapLimit } from '../util.js';
 import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
 import type { BuildInfo, GoPackage, GoToolchain } from './go.js';
 
@@ -77,8 +77,9 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     const dir = join(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
     await mkdir(dir, { recursive: true });
     const binary = join(dir, 'app');
-    return deps.logger.group(`Build ${plan.pkg.importPath} for ${formatPlatform(platform)}`, async () => {
-      const started = Date.now();
+    const title = `Build ${plan.pkg.importPath} for ${formatPlatform(platform)}`;
+    const started = Date.now();
+    try {
       await deps.go.build({
         target: plan.buildTarget,
         output: binary,
@@ -89,15 +90,23 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         platformEnv: goEnv(platform),
         workspace: deps.workspace,
       });
-      const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), stat(binary).then((s) => s.size)]);
-      const layer = await writeLayer(
-        binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary)),
-        join(dir, 'app.tar.gz'),
-        mediaTypesOf(familyOf(plan)).layer,
-      );
-      deps.logger.info(`built ${appName(plan.pkg.importPath)} (${info.goVersion}, ${size} bytes) in ${Date.now() - started} ms; layer ${layer.digest}`);
-      return { binary, info, layer };
-    });
+    } catch (err) {
+      deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
+      throw err;
+    }
+    const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), stat(binary).then((s) => s.size)]);
+    const layer = await writeLayer(
+      binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary)),
+      join(dir, 'app.tar.gz'),
+      mediaTypesOf(familyOf(plan)).layer,
+    );
+    // Builds run in parallel: each one's lines are written as one group when it is done.
+    deps.logger.section(title, [
+      `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
+      `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
+      `layer ${layer.digest} (${formatBytes(layer.size)} compressed)`,
+    ]);
+    return { binary, info, layer };
   });
 
   return plans.map((plan, pi) => {
