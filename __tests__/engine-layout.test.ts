@@ -43,9 +43,32 @@ const expectedKeys = (title: string) => ({
 describe('the example app on scratch, two platforms, into an OCI layout', () => {
   let layout: string;
   let result: RunResult;
+  let log: string[];
   beforeAll(async () => {
     layout = join(tmp, 'scratch');
-    result = await build(layout);
+    const deps = layoutOnlyDeps();
+    result = await runEngine(exampleRequest({ 'base-image': 'scratch', platforms: 'linux/amd64,linux/arm64', 'oci-layout-path': layout }), deps);
+    log = deps.logger.lines;
+  });
+
+  it('logs each parallel build as one whole group, never nested or interleaved', () => {
+    const groups: string[][] = [];
+    let open: string[] | undefined;
+    for (const line of log) {
+      if (line.startsWith('::group::')) {
+        expect(open).toBeUndefined();
+        open = [line.slice('::group::'.length)];
+      } else if (line === '::endgroup::') {
+        groups.push(open!);
+        open = undefined;
+      } else open?.push(line);
+    }
+    const builds = groups.filter((g) => g[0].startsWith('Build '));
+    expect(builds.map((g) => g[0]).sort()).toEqual([
+      'Build example.com/hello/cmd/hello for linux/amd64',
+      'Build example.com/hello/cmd/hello for linux/arm64',
+    ]);
+    for (const g of builds) expect(g.slice(1).join('\n')).toMatch(new RegExp(`GOARCH=${g[0].split('/').at(-1)}[\\s\\S]*built hello with go1`));
   });
 
   it('writes an index of the two platforms, in order, that validates', async () => {

@@ -58,6 +58,7 @@ export function streamLogger(write: (s: string) => void): Logger {
       write(`── ${name}\n`);
       return fn();
     },
+    section: (name, lines) => write(`── ${name}\n${lines.map((l) => `${l}\n`).join('')}`),
   };
 }
 

@@ -113,6 +113,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
 
     const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
     for (const [i, b] of built.entries()) {
+      if (!req.push && !layout && !(req.inputs.sbom === 'spdx' && deps.sboms)) continue;
       await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
         if (req.push) await targets[i].putContent(b.artifact);
         if (layout) await layout.putContent(b.artifact);

@@ -6,6 +6,11 @@ export interface Logger {
   debug(message: string): void;
   /** Run `fn` inside a collapsible log group. */
   group<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Write a finished group at once. Work that runs in parallel logs this way: Actions groups
+   * do not nest, so lines written while two groups were open would land in the wrong one.
+   */
+  section(name: string, lines: readonly string[]): void;
 }
 
 /** A file position for an error or warning annotation. */
@@ -26,5 +31,8 @@ export class MemoryLogger implements Logger {
   async group<T>(name: string, fn: () => Promise<T>): Promise<T> {
     this.lines.push(`::group::${name}`);
     try { return await fn(); } finally { this.lines.push('::endgroup::'); }
+  }
+  section(name: string, lines: readonly string[]) {
+    this.lines.push(`::group::${name}`, ...lines, '::endgroup::');
   }
 }

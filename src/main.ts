@@ -27,6 +27,11 @@ export const actionsLogger: Logger = {
   error: (m, where) => core.error(m, where),
   debug: (m) => core.debug(m),
   group: (name, fn) => core.group(name, fn),
+  section: (name, lines) => {
+    core.startGroup(name);
+    for (const line of lines) core.info(line);
+    core.endGroup();
+  },
 };
 
 /** The action: the only place that fails the step (STYLE §1). */

@@ -38,10 +38,14 @@ export const PROVENANCE = {
   builder: 'ko-annotate/test',
 };
 
-/** A request that builds the example app into `layout`, not pushing. */
+/**
+ * A request that builds the example app, not pushing. The example lives in this repository's
+ * work tree, whose commits Go would stamp into the binary (vcs.revision): -buildvcs=false keeps
+ * two builds in one test comparable even while someone commits in between.
+ */
 export function exampleRequest(raw: RawInputs, over: Partial<RunRequest> = {}): RunRequest {
   return {
-    inputs: parseInputs({ packages: './cmd/hello', repository: 'ghcr.io/acme/hello', push: 'false', ...raw }),
+    inputs: parseInputs({ packages: './cmd/hello', repository: 'ghcr.io/acme/hello', push: 'false', flags: '-buildvcs=false', ...raw }),
     workspace: exampleDir,
     env: {},
     provenance: PROVENANCE,
