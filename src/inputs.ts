@@ -1,6 +1,7 @@
 import { formatPlatform, parsePlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { UserAnnotations } from './build/assemble.js';
+import { parseReference } from './registry/reference.js';
 
 /** Every input of action.yml, by name. The CLI builds the same record from its flags. */
 export const INPUT_NAMES = [
@@ -68,6 +69,8 @@ const MAX_INPUT = 64 * 1024;
 const MAX_ITEMS = 256;
 
 const fail = (name: InputName, value: string, why: string): never => {
+  // The token is a secret: its value is never quoted, not even in part (SPEC §5.1).
+  if (name === 'token') throw new Error(`input "token": the value ${why}`);
   throw new Error(`input "${name}": ${JSON.stringify(clip(value))} ${why}`);
 };
 const clip = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
@@ -120,12 +123,24 @@ export function parseInputs(raw: RawInputs): Inputs {
   const baseImage = get('base-image') || undefined;
   if (baseImage?.startsWith('oci:')) {
     if (baseImage.length === 'oci:'.length) fail('base-image', baseImage, 'names no OCI layout directory (oci:<dir>[:<name>])');
-  } else if (baseImage !== undefined && baseImage !== 'scratch' && !REFERENCE.test(baseImage)) {
-    fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+  } else if (baseImage !== undefined && baseImage !== 'scratch') {
+    if (baseImage.length > MAX_REFERENCE) fail('base-image', baseImage, `is ${baseImage.length} characters long; an image reference has at most ${MAX_REFERENCE}`);
+    if (!REFERENCE.test(baseImage)) fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+    try {
+      parseReference(baseImage);
+    } catch (err) {
+      fail('base-image', baseImage, `is not an image reference: ${clip((err as Error).message)}`);
+    }
   }
 
   const user = get('user') || undefined;
   if (user !== undefined && !USER.test(user)) fail('user', user, 'is not a user (65532, nonroot, uid:gid)');
+
+  const username = get('username') || undefined;
+  // Basic authentication joins user and password with ':'; a user name cannot hold one.
+  if (username !== undefined && !/^[^\s:\p{Cc}]+$/u.test(username)) fail('username', username, 'must not contain ":", white space or control characters');
+  const token = (raw.token ?? '').trim() || undefined;
+  if (token !== undefined && /[\s\p{Cc}]/u.test(token)) fail('token', token, 'contains white space or a control character (a line break?); paste the token alone');
 
   const ociLayoutPath = get('oci-layout-path') || undefined;
   if (ociLayoutPath !== undefined && hasDotDot(ociLayoutPath)) fail('oci-layout-path', ociLayoutPath, 'must not contain ".."');
@@ -144,8 +159,8 @@ export function parseInputs(raw: RawInputs): Inputs {
     push: oneOf('push', get('push') || 'auto', ['auto', 'true', 'false'] as const),
     sbom: oneOf('sbom', get('sbom') || 'spdx', ['spdx', 'none'] as const),
     ociLayoutPath,
-    username: get('username') || undefined,
-    token: (raw.token ?? '').trim() || undefined,
+    username,
+    token,
     ldflags: lines(raw.ldflags ?? ''),
     flags: lines(raw.flags ?? '').flatMap((l) => l.split(/\s+/)),
     env: keyValues('env', raw.env ?? '', ENV_KEY),
@@ -154,6 +169,8 @@ export function parseInputs(raw: RawInputs): Inputs {
   };
 }
 
+/** A repository name (255) with a registry host, a tag (128) and a digest (71), with room to spare. */
+const MAX_REFERENCE = 512;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -213,6 +230,7 @@ function keyValues(name: InputName, s: string, keyPattern = /^[^\s=]+$/): Record
 function userAnnotations(s: string): UserAnnotations {
   const out: UserAnnotations = { index: {}, manifest: {} };
   for (const [k, v] of Object.entries(keyValues('annotations', s, /^(?:(?:index|manifest):)?[^\s=:][^\s=]*$/))) {
+    if (/^(?:index|manifest):$/.test(k)) fail('annotations', `${k}=${v}`, 'has no key after its level prefix (index:key=value)');
     const m = /^(index|manifest):(.+)$/.exec(k);
     if (m) out[m[1] as 'index' | 'manifest'][m[2]] = v;
     else {
