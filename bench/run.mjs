@@ -1,0 +1,530 @@
+// `npm run bench`: ko-annotate against crane, skopeo and a shell floor, on this machine, against
+// one local registry (docker-registry on 127.0.0.1, no auth), in paired runs of alternating order.
+//
+// What is timed (wall clock from spawn to exit; CPU = user + system of the process and its
+// children, from GNU time):
+//   ours push      the bundled CLI (dist/cli/index.js) building the generated program for
+//                  linux/amd64 + linux/arm64 on scratch and pushing the index and both tags to a
+//                  new repository. `go build` is NOT in it: KO_ANNOTATE_GO points at
+//                  bench/go-shim.sh, whose `build` copies a binary built beforehand (timed on its
+//                  own, below); `go list` and `go version -m` are real and are in it.
+//   crane push     the same logical image with crane: per platform (both platforms at once)
+//                  `crane append` of the binary's tar (uncompressed, made beforehand, not timed)
+//                  onto a per-platform empty base (pushed beforehand, so that the index gets
+//                  platforms), `crane mutate` with the same entrypoint, env, labels and manifest
+//                  annotations; then `crane index append` and `crane tag` for the second tag.
+//   skopeo copy    `skopeo copy --all` of ko-annotate's OCI layout of the same image.
+//   floor          `tar | gzip -N | sha256sum` of both binaries at once, N = our GZIP_LEVEL.
+//   layers         ko-annotate's writeLayer on both binaries at once, in-process (bench/layers.mjs).
+//   ours assemble  the CLI with --push=false: everything but the push (and but go build).
+//   no-op          ours and crane's push again to the repository they pushed to in this round.
+//   start-up       `node dist/cli/index.js --help`; `node dist/index.js` (the action) with a
+//                  minimal env until its first line of output.
+//   peak RSS       of the ko-annotate process itself during `ours push` (process.resourceUsage,
+//                  via bench/rss-hook.mjs), and of its process tree (GNU time, includes `go list`).
+//
+// Environment: BENCH_RUNS (paired runs, default 5), BENCH_LEVEL_REPS (gzip level study reps,
+// default 3; 0 skips it). Writes .tmp/bench.json. Every process it starts is stopped before it
+// exits; every loop is bounded.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateProgram, PACKAGE } from './genprog.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const tmp = join(root, '.tmp/bench');
+const RUNS = bounded(process.env.BENCH_RUNS, 5, 1, 50);
+const LEVEL_REPS = bounded(process.env.BENCH_LEVEL_REPS, 3, 0, 20);
+const ARCHES = ['amd64', 'arm64'];
+// The bundles measured: the committed dist/ unless BENCH_DIST names another ncc output (e.g. one
+// built into .tmp from a work tree, to measure a change before dist/ is rebuilt).
+const DIST = resolve(root, process.env.BENCH_DIST ?? 'dist');
+const CHILD_TIMEOUT_MS = 10 * 60_000;
+
+function bounded(v, dflt, min, max) {
+  const n = v === undefined || v === '' ? dflt : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const say = (s) => process.stderr.write(`bench: ${s}\n`);
+const median = (xs) => {
+  const s = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return undefined;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+// ---------------------------------------------------------------------------------------
+// Child processes: every one is tracked and killed if the bench ends early.
+
+const live = new Set();
+function killAll() {
+  for (const c of live) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** Run a command to completion; resolves {code, stdout, stderr, ms}. Rejects on non-zero unless `allowFail`. */
+function run(cmd, args, { env = process.env, cwd = root, allowFail = false, input } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      live.delete(child);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      live.delete(child);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const r = { code: code ?? -1, signal, stdout, stderr, ms };
+      if (r.code !== 0 && !allowFail) {
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}:\n${stderr.slice(-4000)}${stdout.slice(-2000)}`));
+      } else resolvePromise(r);
+    });
+  });
+}
+
+/** Run under GNU time: adds cpuMs (user + sys, including waited-for children) and treeRssKiB. */
+async function timed(cmd, args, opts = {}) {
+  const tf = join(tmp, `time-${randomBytes(4).toString('hex')}`);
+  const r = await run('/usr/bin/time', ['-f', '%e %U %S %M', '-o', tf, cmd, ...args], opts);
+  const [, user, sys, rss] = (await readFile(tf, 'utf8')).trim().split('\n').at(-1).split(' ').map(Number);
+  await rm(tf, { force: true });
+  return { ...r, cpuMs: (user + sys) * 1000, treeRssKiB: rss };
+}
+
+// ---------------------------------------------------------------------------------------
+// The registry: docker-registry on 127.0.0.1, under a watchdog that holds our stdin pipe, so
+// that it dies with us even if this process is killed (as __tests__/support/registry.ts does).
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', res);
+  });
+  const { port } = server.address();
+  await new Promise((res) => server.close(res));
+  return port;
+}
+
+async function startRegistry(dir) {
+  const host = `127.0.0.1:${await freePort()}`;
+  const config = join(dir, 'config.yml');
+  await writeFile(
+    config,
+    JSON.stringify({
+      version: 0.1,
+      log: { level: 'warn', accesslog: { disabled: true }, formatter: 'text' },
+      storage: { filesystem: { rootdirectory: join(dir, 'storage') }, maintenance: { uploadpurging: { enabled: false } } },
+      http: { addr: host, secret: randomBytes(16).toString('hex') },
+    }),
+  );
+  const bin = existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : 'docker-registry';
+  const script = '"$0" serve "$1" >"$2" 2>&1 </dev/null & pid=$!\nread -r _ || true\nkill "$pid" 2>/dev/null\nwait "$pid"';
+  const child = spawn('bash', ['-c', script, bin, config, join(dir, 'registry.log')], { stdio: ['pipe', 'ignore', 'ignore'] });
+  live.add(child);
+  child.stdin.on('error', () => {});
+  const exited = new Promise((res) => child.once('exit', res));
+  const stop = async () => {
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+    live.delete(child);
+  };
+  for (let i = 0; i < 200; i++) {
+    try {
+      const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.ok) return { host, stop };
+    } catch {
+      // not yet listening
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`docker-registry did not come up on ${host}: ${await readFile(join(dir, 'registry.log'), 'utf8').catch(() => '')}`);
+}
+
+/** Push an image with no layers whose config names a platform: crane's base, so its index gets platforms. */
+async function pushPlatformBase(host, repo, tag, arch) {
+  const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} }));
+  const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const post = await fetch(`http://${host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (post.status !== 202) throw new Error(`POST upload: ${post.status}`);
+  const loc = new URL(post.headers.get('location'), `http://${host}`);
+  loc.searchParams.set('digest', digest);
+  const put = await fetch(loc, { method: 'PUT', body: config, headers: { 'Content-Type': 'application/octet-stream' } });
+  if (put.status !== 201) throw new Error(`PUT blob: ${put.status} ${await put.text()}`);
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: config.length }, layers: [] });
+  const m = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  if (m.status !== 201) throw new Error(`PUT manifest: ${m.status} ${await m.text()}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Setup
+
+async function setup() {
+  await mkdir(tmp, { recursive: true });
+  const crane = join(tmp, 'crane');
+  say('installing what is missing (bench/install.sh)');
+  await run('bash', [join(root, 'bench/install.sh'), crane], { env: process.env }).then((r) => r.stderr.trim() && process.stderr.write(r.stderr));
+  const goBin = (await run('bash', ['-c', `. "${root}/scripts/go-path.sh"; command -v go`])).stdout.trim();
+  if (!goBin) throw new Error('no Go >= 1.23 found');
+  for (const f of ['cli/index.js', 'index.js']) {
+    if (!existsSync(join(DIST, f))) throw new Error(`${join(DIST, f)} is missing: run npm run build first`);
+  }
+
+  // The program, as a git repository (ko-annotate reads the commit for its labels and tags).
+  const prog = join(tmp, 'prog');
+  await rm(prog, { recursive: true, force: true });
+  await generateProgram(prog);
+  const gitEnv = { ...process.env, GIT_AUTHOR_DATE: '2026-01-02T03:04:05Z', GIT_COMMITTER_DATE: '2026-01-02T03:04:05Z', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
+  await run('git', ['init', '-q', '-b', 'main', '.'], { cwd: prog, env: gitEnv });
+  await run('git', ['add', '-A'], { cwd: prog, env: gitEnv });
+  await run('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-qm', 'generated'], { cwd: prog, env: gitEnv });
+
+  // go build, per platform, timed on its own (with whatever the Go build cache holds).
+  const bin = join(tmp, 'bin');
+  await mkdir(bin, { recursive: true });
+  const goBuild = {};
+  for (const arch of ARCHES) {
+    say(`go build linux/${arch}`);
+    const r = await timed(goBin, ['build', '-trimpath', '-o', join(bin, `app-${arch}`), PACKAGE], {
+      cwd: prog,
+      env: { ...process.env, CGO_ENABLED: '0', GOOS: 'linux', GOARCH: arch, GOTOOLCHAIN: 'local', GOFLAGS: '' },
+    });
+    goBuild[arch] = { ms: r.ms, cpuMs: r.cpuMs, bytes: (await stat(join(bin, `app-${arch}`))).size };
+  }
+
+  // The same bytes for crane and the floor: /ko-app/benchapp, mode 0555, owner 0, mtime 0.
+  const tars = {};
+  const stages = {};
+  for (const arch of ARCHES) {
+    const stage = join(tmp, `stage-${arch}`);
+    await rm(stage, { recursive: true, force: true });
+    await mkdir(join(stage, 'ko-app'), { recursive: true });
+    await cp(join(bin, `app-${arch}`), join(stage, 'ko-app/benchapp'));
+    await chmod(join(stage, 'ko-app/benchapp'), 0o555);
+    stages[arch] = stage;
+    tars[arch] = join(tmp, `app-${arch}.tar`);
+    await run('tar', ['-C', stage, '-c', '-f', tars[arch], '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', 'ko-app']);
+  }
+
+  // writeLayer, compiled on its own from src/oci/layer.ts (the bundle does not export it).
+  const tsc = join(tmp, 'tsc');
+  await rm(tsc, { recursive: true, force: true });
+  await run(join(root, 'node_modules/.bin/tsc'), ['--outDir', tsc, '--rootDir', join(root, 'src'), '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--types', 'node', '--skipLibCheck', '--strict', join(root, 'src/oci/layer.ts')]);
+  const layerJs = join(tsc, 'oci/layer.js');
+  const gzipLevel = (await import(`file://${layerJs}`)).GZIP_LEVEL;
+
+  const dockerConfig = join(tmp, 'docker-config'); // empty: no credentials for anyone
+  await mkdir(dockerConfig, { recursive: true });
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(GITHUB_|INPUT_|RUNNER_|KO_|ACTIONS_)/.test(k)));
+  Object.assign(baseEnv, { DOCKER_CONFIG: dockerConfig, GOTOOLCHAIN: 'local', GOFLAGS: '' });
+  const oursEnv = { ...baseEnv, KO_ANNOTATE_GO: join(root, 'bench/go-shim.sh'), KO_BENCH_PREBUILT: bin, KO_BENCH_REAL_GO: goBin, KO_ANNOTATE_OUTPUTS_JSON: 'true' };
+
+  // The reference build: its layout is what skopeo copies; its config is what crane reproduces.
+  const layout = join(tmp, 'layout');
+  await rm(layout, { recursive: true, force: true });
+  const ref = await run(process.execPath, [join(DIST, 'cli/index.js'), ...oursArgs('127.0.0.1:1/ref/benchapp', false), `--oci-layout-path=${layout}`], { cwd: prog, env: oursEnv });
+  const meta = JSON.parse(ref.stdout);
+  const blob = async (d) => JSON.parse(await readFile(join(layout, 'blobs/sha256', d.slice(7)), 'utf8'));
+  const index = await blob(meta.digest);
+  const image = await blob(index.manifests[0].digest);
+  const config = await blob(image.config.digest);
+  return { crane, goBin, goBuild, prog, bin, tars, stages, layerJs, gzipLevel, baseEnv, oursEnv, layout, meta, manifestAnnotations: image.annotations ?? {}, config };
+}
+
+const oursArgs = (repository, push) => ['build', PACKAGE, `--repository=${repository}`, '--base-image=scratch', '--platforms=linux/amd64,linux/arm64', `--push=${push}`, '--sbom=none'];
+
+// ---------------------------------------------------------------------------------------
+// Trials: each returns { ms, cpuMs, ... }.
+
+function trials(s, host) {
+  const rssFile = join(tmp, 'rss.json');
+  const cli = join(DIST, 'cli/index.js');
+  const hook = `file://${join(root, 'bench/rss-hook.mjs')}`;
+  const ours = async (repository, push) => {
+    await rm(rssFile, { force: true });
+    const r = await timed(process.execPath, ['--import', hook, cli, ...oursArgs(repository, push)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
+    const self = JSON.parse(await readFile(rssFile, 'utf8'));
+    return { ms: r.ms, cpuMs: r.cpuMs, treeRssKiB: r.treeRssKiB, selfRssKiB: self.maxRssKiB, selfCpuMs: self.cpuMs, digest: JSON.parse(r.stdout).digest };
+  };
+
+  const c = s.config.config ?? {};
+  const flags = (f, rec) => Object.entries(rec).flatMap(([k, v]) => [f, `${k}=${v}`]);
+  const envFlags = (c.Env ?? []).flatMap((e) => ['-e', e]);
+  const mutateFlags = [
+    '--entrypoint', (c.Entrypoint ?? []).join(','),
+    ...envFlags,
+    ...flags('-l', c.Labels ?? {}),
+    ...flags('-a', s.manifestAnnotations),
+  ];
+  const tags = s.meta.images[0].tags;
+  const crane = async (repo) => {
+    const t0 = process.hrtime.bigint();
+    const steps = await Promise.all(
+      ARCHES.map(async (arch) => {
+        const a = await timed(s.crane, ['append', '--insecure', '-b', `${host}/base:${arch}`, '-f', s.tars[arch], '-t', `${host}/${repo}:${arch}-layer`], { env: s.baseEnv });
+        const m = await timed(s.crane, ['mutate', '--insecure', `${host}/${repo}:${arch}-layer`, ...mutateFlags, '-t', `${host}/${repo}:${arch}`], { env: s.baseEnv });
+        return [a, m];
+      }),
+    );
+    const i = await timed(s.crane, ['index', 'append', '--insecure', ...ARCHES.flatMap((a) => ['-m', `${host}/${repo}:${a}`]), '-t', `${host}/${repo}:${tags[0]}`], { env: s.baseEnv });
+    const rest = [];
+    for (const t of tags.slice(1)) rest.push(await timed(s.crane, ['tag', '--insecure', `${host}/${repo}:${tags[0]}`, t], { env: s.baseEnv }));
+    const all = [...steps.flat(), i, ...rest];
+    return {
+      ms: Number(process.hrtime.bigint() - t0) / 1e6,
+      cpuMs: all.reduce((n, x) => n + x.cpuMs, 0),
+      appendMs: median(steps.map(([a]) => a.ms)),
+      mutateMs: median(steps.map(([, m]) => m.ms)),
+      indexMs: i.ms,
+    };
+  };
+
+  return {
+    oursPush: (n) => ours(`${host}/ours-${n}/benchapp`, true),
+    oursNoop: (n) => ours(`${host}/ours-${n}/benchapp`, true),
+    oursAssemble: async () => {
+      const r = await ours('127.0.0.1:1/unpushed/benchapp', false);
+      return r;
+    },
+    cranePush: (n) => crane(`crane-${n}/benchapp`),
+    craneNoop: (n) => crane(`crane-${n}/benchapp`),
+    skopeo: async (n) => {
+      const r = await timed('skopeo', ['copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${s.layout}:${tags[0]}`, `docker://${host}/skopeo-${n}/benchapp:${tags[0]}`], { env: s.baseEnv });
+      return { ms: r.ms, cpuMs: r.cpuMs };
+    },
+    floor: async () => {
+      const pipe = ARCHES.map((a) => `(tar -C '${s.stages[a]}' -c --owner=0 --group=0 --numeric-owner --mtime=@0 ko-app | gzip -${s.gzipLevel} -n | sha256sum >/dev/null) &`).join('\n');
+      const r = await timed('bash', ['-c', `set -o pipefail\n${pipe}\nwait`], { env: s.baseEnv });
+      return { ms: r.ms, cpuMs: r.cpuMs };
+    },
+    layers: async () => {
+      const out = await mkdtemp(join(tmp, 'layers-'));
+      try {
+        const r = await run(process.execPath, [join(root, 'bench/layers.mjs'), s.layerJs, out, ...ARCHES.map((a) => join(s.bin, `app-${a}`))]);
+        const j = JSON.parse(r.stdout);
+        return { ms: j.ms, cpuMs: j.cpuMs, selfRssKiB: j.maxRssKiB, sizes: j.layers.map((l) => l.size) };
+      } finally {
+        await rm(out, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+async function startup(s, n) {
+  const help = [];
+  const nodeBare = [];
+  const action = [];
+  let firstLine = '';
+  for (let i = 0; i < n; i++) {
+    nodeBare.push((await run(process.execPath, ['-e', '0'])).ms);
+    help.push((await run(process.execPath, [join(DIST, 'cli/index.js'), '--help'])).ms);
+    const r = await firstOutput(process.execPath, [join(DIST, 'index.js')], { PATH: process.env.PATH, HOME: tmp });
+    action.push(r.ms);
+    firstLine = r.line;
+  }
+  return { nodeBareMs: median(nodeBare), helpMs: median(help), actionFirstLineMs: median(action), actionFirstLine: firstLine.slice(0, 160) };
+}
+
+/** Time from spawn to the first complete line on stdout or stderr; the process is then waited for (killed after 10 s). */
+function firstOutput(cmd, args, env) {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    let first;
+    let buf = '';
+    const on = (d) => {
+      buf += d;
+      if (first === undefined && buf.includes('\n')) first = { ms: Number(process.hrtime.bigint() - t0) / 1e6, line: buf.split('\n')[0] };
+    };
+    child.stdout.on('data', on);
+    child.stderr.on('data', on);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      live.delete(child);
+      if (first) resolvePromise(first);
+      else reject(new Error(`${cmd} ${args.join(' ')} printed no line`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main() {
+  const s = await setup();
+  const registryDir = await mkdtemp(join(tmp, 'registry-'));
+  const registry = await startRegistry(registryDir);
+  const results = { rounds: [] };
+  try {
+    const host = registry.host;
+    for (const a of ARCHES) await pushPlatformBase(host, 'base', a, a);
+    const t = trials(s, host);
+
+    let levels;
+    if (LEVEL_REPS > 0) {
+      say(`gzip levels 1, 4, 5, 6 on the amd64 binary (${LEVEL_REPS} reps each)`);
+      levels = JSON.parse((await run(process.execPath, [join(root, 'bench/levels.mjs'), join(s.bin, 'app-amd64'), String(LEVEL_REPS), '1', '4', '5', '6'])).stdout);
+    }
+
+    for (let n = 1; n <= RUNS; n++) {
+      // Alternate the order so that neither tool always runs on a warmer (or busier) machine.
+      const push = ['oursPush', 'cranePush', 'skopeo', 'floor', 'layers', 'oursAssemble'];
+      const noop = ['oursNoop', 'craneNoop'];
+      if (n % 2 === 0) {
+        push.reverse();
+        noop.reverse();
+      }
+      const round = { n, load: loadavg()[0] };
+      for (const k of [...push, ...noop]) round[k] = await t[k](n);
+      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)} | load ${round.load.toFixed(1)}`);
+      results.rounds.push(round);
+    }
+    const digests = new Set(results.rounds.flatMap((r) => [r.oursPush.digest, r.oursNoop.digest, r.oursAssemble.digest]));
+    if (digests.size !== 1 || !digests.has(s.meta.digest)) throw new Error(`ko-annotate's digest changed between runs: ${[...digests].join(', ')}`);
+    const craneIndex = JSON.parse((await run(s.crane, ['manifest', '--insecure', `${host}/crane-1/benchapp:${s.meta.images[0].tags[0]}`], { env: s.baseEnv })).stdout);
+
+    say(`start-up (${Math.max(RUNS, 10)} runs)`);
+    const start = await startup(s, Math.max(RUNS, 10));
+    await report(s, results, levels, start, craneIndex);
+  } finally {
+    await registry.stop();
+    await rm(registryDir, { recursive: true, force: true });
+  }
+}
+
+const ms = (x) => (x === undefined ? '—' : `${Math.round(x)} ms`);
+const ratio = (a, b) => (a === undefined || !b ? '—' : (a / b).toFixed(2));
+
+function report(s, results, levels, start, craneIndex) {
+  const rounds = results.rounds;
+  const med = (k, f = 'ms') => median(rounds.map((r) => r[k]?.[f]));
+  const pairs = (a, b, f = 'ms') => median(rounds.map((r) => r[a][f] / r[b][f]));
+  const m = {
+    oursPush: med('oursPush'), cranePush: med('cranePush'), skopeo: med('skopeo'), floor: med('floor'), layers: med('layers'),
+    oursAssemble: med('oursAssemble'), oursNoop: med('oursNoop'), craneNoop: med('craneNoop'),
+  };
+  const cpu = Object.fromEntries(Object.keys(m).map((k) => [k, med(k, 'cpuMs')]));
+  const selfRssMiB = Math.max(...rounds.map((r) => r.oursPush.selfRssKiB)) / 1024;
+  const treeRssMiB = Math.max(...rounds.map((r) => r.oursPush.treeRssKiB)) / 1024;
+  const targets = [
+    { target: 'assemble+push ≤ 0.7× crane', value: pairs('oursPush', 'cranePush'), limit: 0.7 },
+    { target: 'no-op re-publish ≤ 0.5× crane', value: pairs('oursNoop', 'craneNoop'), limit: 0.5 },
+    { target: 'start-up (--help) ≤ 150 ms', value: start.helpMs, limit: 150 },
+    { target: 'action start-up to first line ≤ 150 ms', value: start.actionFirstLineMs, limit: 150 },
+    { target: 'peak RSS ≤ 150 MB (ko-annotate process)', value: selfRssMiB, limit: 150 },
+    { target: 'layers (writeLayer) ≤ 1.2× floor', value: pairs('layers', 'floor'), limit: 1.2 },
+  ].map((t) => ({ ...t, met: t.value !== undefined && t.value <= t.limit }));
+
+  const rows = [
+    ['ours: assemble+push (CLI, 2 platforms)', m.oursPush, cpu.oursPush, ''],
+    ['crane: append+mutate+index append+tag', m.cranePush, cpu.cranePush, `ours/crane ${ratio(m.oursPush, m.cranePush)} (paired ${pairs('oursPush', 'cranePush').toFixed(2)})`],
+    ['skopeo copy of our OCI layout', m.skopeo, cpu.skopeo, `ours/skopeo ${ratio(m.oursPush, m.skopeo)}`],
+    [`floor: tar | gzip -${s.gzipLevel} | sha256sum (both)`, m.floor, cpu.floor, ''],
+    ['ours: writeLayer ×2, in-process', m.layers, cpu.layers, `ours/floor ${ratio(m.layers, m.floor)} (paired ${pairs('layers', 'floor').toFixed(2)})`],
+    ['ours: CLI --push=false (all but push)', m.oursAssemble, cpu.oursAssemble, `ours/floor ${ratio(m.oursAssemble, m.floor)}`],
+    ['ours: no-op re-publish', m.oursNoop, cpu.oursNoop, ''],
+    ['crane: no-op re-publish', m.craneNoop, cpu.craneNoop, `ours/crane ${ratio(m.oursNoop, m.craneNoop)} (paired ${pairs('oursNoop', 'craneNoop').toFixed(2)})`],
+    ['node -e 0 (reference)', start.nodeBareMs, undefined, ''],
+    ['node dist/cli/index.js --help', start.helpMs, undefined, ''],
+    ['node dist/index.js → first line', start.actionFirstLineMs, undefined, ''],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  const out = [];
+  out.push(`\nko-annotate bench: ${RUNS} paired runs, medians; ${cpus().length} CPUs; load avg at start of rounds ${rounds.map((r) => r.load.toFixed(1)).join(', ')}`);
+  out.push(`binaries: ${Object.entries(s.goBuild).map(([a, g]) => `${a} ${(g.bytes / 1e6).toFixed(1)} MB (go build ${ms(g.ms)})`).join(', ')}; layers ${rounds[0].layers.sizes.map((x) => `${(x / 1e6).toFixed(1)} MB`).join(', ')} at gzip level ${s.gzipLevel}`);
+  out.push('');
+  out.push(`${'what'.padEnd(w)}  ${'wall'.padStart(9)}  ${'cpu'.padStart(9)}  ratio`);
+  for (const [name, wall, c, r] of rows) out.push(`${name.padEnd(w)}  ${ms(wall).padStart(9)}  ${ms(c).padStart(9)}  ${r}`);
+  out.push('');
+  out.push(`peak RSS: ko-annotate process ${selfRssMiB.toFixed(0)} MiB; its process tree (GNU time, includes go list) ${treeRssMiB.toFixed(0)} MiB`);
+  out.push(`bundles: dist/index.js ${(bundleSize('index.js') / 1e6).toFixed(2)} MB, dist/cli/index.js ${(bundleSize('cli/index.js') / 1e6).toFixed(2)} MB; action's first line: ${start.actionFirstLine}`);
+  if (levels) {
+    out.push('');
+    out.push('gzip level (Node zlib, amd64 binary, streaming): level  size  ratio  wall  cpu');
+    for (const l of levels) out.push(`  ${l.level}  ${(l.bytes / 1e6).toFixed(2)} MB  ${(l.ratio * 100).toFixed(1)}%  ${ms(l.ms)}  ${ms(l.cpuMs)}`);
+  }
+  out.push('');
+  out.push('targets:');
+  for (const t of targets) out.push(`  ${t.met ? 'met    ' : 'NOT met'}  ${t.target}: ${t.value === undefined ? '—' : t.value.toFixed(2)}`);
+  const craneP = (craneIndex.manifests ?? []).map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : 'none'));
+  out.push(`crane's index platforms: ${craneP.join(', ')}; ko-annotate digest stable across all runs: ${s.meta.digest}`);
+  process.stdout.write(out.join('\n') + '\n');
+
+  const json = {
+    when: new Date().toISOString(),
+    runs: RUNS,
+    cpus: cpus().length,
+    node: process.version,
+    gzipLevel: s.gzipLevel,
+    goBuild: s.goBuild,
+    medians: { wallMs: m, cpuMs: cpu },
+    ratios: {
+      pushOursOverCrane: m.oursPush / m.cranePush,
+      pushOursOverCranePaired: pairs('oursPush', 'cranePush'),
+      noopOursOverCrane: m.oursNoop / m.craneNoop,
+      noopOursOverCranePaired: pairs('oursNoop', 'craneNoop'),
+      layersOverFloor: m.layers / m.floor,
+      layersOverFloorPaired: pairs('layers', 'floor'),
+      cliAssembleOverFloor: m.oursAssemble / m.floor,
+      pushOursOverSkopeo: m.oursPush / m.skopeo,
+    },
+    startup: start,
+    peakRss: { selfMiB: selfRssMiB, treeMiB: treeRssMiB },
+    bundles: { action: bundleSize('index.js'), cli: bundleSize('cli/index.js') },
+    levels,
+    targets,
+    craneIndexPlatforms: craneP,
+    digest: s.meta.digest,
+    rounds,
+  };
+  return writeFile(join(root, '.tmp/bench.json'), JSON.stringify(json, null, 2) + '\n').then(() => say('wrote .tmp/bench.json'));
+}
+
+const bundleSize = (f) => {
+  try {
+    return statSync(join(DIST, f)).size;
+  } catch {
+    return NaN;
+  }
+};
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${err.stack ?? err}\n`);
+  killAll();
+  process.exitCode = 1;
+});
