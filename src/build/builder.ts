@@ -96,7 +96,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     }
     const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), stat(binary).then((s) => s.size)]);
     const layer = await writeLayer(
-      binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary)),
+      binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary, { highWaterMark: READ_CHUNK })),
       join(dir, 'app.tar.gz'),
       mediaTypesOf(familyOf(plan)).layer,
     );
