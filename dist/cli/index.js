@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 3057:
+/***/ 7617:
 /***/ ((module) => {
 
 function isBuffer(value) {
@@ -201,7 +201,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9580:
+/***/ 9420:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(4434)
@@ -209,7 +209,7 @@ module.exports = __nccwpck_require__(4434)
 
 /***/ }),
 
-/***/ 3587:
+/***/ 5907:
 /***/ ((module) => {
 
 module.exports = class FixedFIFO {
@@ -255,10 +255,10 @@ module.exports = class FixedFIFO {
 
 /***/ }),
 
-/***/ 3867:
+/***/ 6059:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const FixedFIFO = __nccwpck_require__(3587)
+const FixedFIFO = __nccwpck_require__(5907)
 
 module.exports = class FastFIFO {
   constructor (hwm) {
@@ -310,7 +310,7 @@ module.exports = class FastFIFO {
 
 /***/ }),
 
-/***/ 9379:
+/***/ 2019:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -450,17 +450,17 @@ class Comparator {
 
 module.exports = Comparator
 
-const parseOptions = __nccwpck_require__(356)
-const { safeRe: re, t } = __nccwpck_require__(5471)
-const cmp = __nccwpck_require__(8646)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const parseOptions = __nccwpck_require__(7124)
+const { safeRe: re, t } = __nccwpck_require__(3535)
+const cmp = __nccwpck_require__(9814)
+const debug = __nccwpck_require__(1911)
+const SemVer = __nccwpck_require__(1515)
+const Range = __nccwpck_require__(7054)
 
 
 /***/ }),
 
-/***/ 6782:
+/***/ 7054:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -682,22 +682,22 @@ class Range {
 
 module.exports = Range
 
-const LRU = __nccwpck_require__(1383)
+const LRU = __nccwpck_require__(6807)
 const cache = new LRU()
 
-const parseOptions = __nccwpck_require__(356)
-const Comparator = __nccwpck_require__(9379)
-const debug = __nccwpck_require__(1159)
-const SemVer = __nccwpck_require__(7163)
-const trimComparatorWhitespace = __nccwpck_require__(9737)
+const parseOptions = __nccwpck_require__(7124)
+const Comparator = __nccwpck_require__(2019)
+const debug = __nccwpck_require__(1911)
+const SemVer = __nccwpck_require__(1515)
+const trimComparatorWhitespace = __nccwpck_require__(9785)
 const {
   safeRe: re,
   src,
   t,
   tildeTrimReplace,
   caretTrimReplace,
-} = __nccwpck_require__(5471)
-const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(5101)
+} = __nccwpck_require__(3535)
+const { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = __nccwpck_require__(5165)
 
 // unbounded global build-metadata stripper used by parseRange
 const BUILDSTRIPRE = new RegExp(src[t.BUILD], 'g')
@@ -1044,17 +1044,17 @@ const testSet = (set, version, options) => {
 
 /***/ }),
 
-/***/ 7163:
+/***/ 1515:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const debug = __nccwpck_require__(1159)
-const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(5101)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const debug = __nccwpck_require__(1911)
+const { MAX_LENGTH, MAX_SAFE_INTEGER } = __nccwpck_require__(5165)
+const { safeRe: re, t } = __nccwpck_require__(3535)
 
-const parseOptions = __nccwpck_require__(356)
-const { compareIdentifiers } = __nccwpck_require__(3348)
+const parseOptions = __nccwpck_require__(7124)
+const { compareIdentifiers } = __nccwpck_require__(8612)
 
 const isPrereleaseIdentifier = (prerelease, identifier) => {
   const identifiers = identifier.split('.')
@@ -1401,12 +1401,12 @@ module.exports = SemVer
 
 /***/ }),
 
-/***/ 1799:
+/***/ 4775:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(641)
 const clean = (version, options) => {
   const s = parse(version.trim().replace(/^[=v]+/, ''), options)
   return s ? s.version : null
@@ -1416,17 +1416,17 @@ module.exports = clean
 
 /***/ }),
 
-/***/ 8646:
+/***/ 9814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gt = __nccwpck_require__(6599)
-const gte = __nccwpck_require__(1236)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
+const eq = __nccwpck_require__(7002)
+const neq = __nccwpck_require__(6046)
+const gt = __nccwpck_require__(8167)
+const gte = __nccwpck_require__(1204)
+const lt = __nccwpck_require__(1616)
+const lte = __nccwpck_require__(3389)
 
 const cmp = (a, op, b, loose) => {
   switch (op) {
@@ -1477,14 +1477,14 @@ module.exports = cmp
 
 /***/ }),
 
-/***/ 5385:
+/***/ 9449:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const parse = __nccwpck_require__(6353)
-const { safeRe: re, t } = __nccwpck_require__(5471)
+const SemVer = __nccwpck_require__(1515)
+const parse = __nccwpck_require__(641)
+const { safeRe: re, t } = __nccwpck_require__(3535)
 
 const coerce = (version, options) => {
   if (version instanceof SemVer) {
@@ -1546,12 +1546,12 @@ module.exports = coerce
 
 /***/ }),
 
-/***/ 7648:
+/***/ 1696:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 const compareBuild = (a, b, loose) => {
   const versionA = new SemVer(a, loose)
   const versionB = new SemVer(b, loose)
@@ -1562,24 +1562,24 @@ module.exports = compareBuild
 
 /***/ }),
 
-/***/ 6874:
+/***/ 4250:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const compareLoose = (a, b) => compare(a, b, true)
 module.exports = compareLoose
 
 
 /***/ }),
 
-/***/ 8469:
+/***/ 4373:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 const compare = (a, b, loose) =>
   new SemVer(a, loose).compare(new SemVer(b, loose))
 
@@ -1588,12 +1588,12 @@ module.exports = compare
 
 /***/ }),
 
-/***/ 711:
+/***/ 5479:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(641)
 
 const diff = (version1, version2) => {
   const v1 = parse(version1, null, true)
@@ -1655,48 +1655,48 @@ module.exports = diff
 
 /***/ }),
 
-/***/ 5082:
+/***/ 7002:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const eq = (a, b, loose) => compare(a, b, loose) === 0
 module.exports = eq
 
 
 /***/ }),
 
-/***/ 6599:
+/***/ 8167:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const gt = (a, b, loose) => compare(a, b, loose) > 0
 module.exports = gt
 
 
 /***/ }),
 
-/***/ 1236:
+/***/ 1204:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const gte = (a, b, loose) => compare(a, b, loose) >= 0
 module.exports = gte
 
 
 /***/ }),
 
-/***/ 2338:
+/***/ 3154:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 
 const inc = (version, release, options, identifier, identifierBase) => {
   if (typeof (options) === 'string') {
@@ -1719,72 +1719,72 @@ module.exports = inc
 
 /***/ }),
 
-/***/ 3872:
+/***/ 1616:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const lt = (a, b, loose) => compare(a, b, loose) < 0
 module.exports = lt
 
 
 /***/ }),
 
-/***/ 6717:
+/***/ 3389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const lte = (a, b, loose) => compare(a, b, loose) <= 0
 module.exports = lte
 
 
 /***/ }),
 
-/***/ 8511:
+/***/ 4095:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 const major = (a, loose) => new SemVer(a, loose).major
 module.exports = major
 
 
 /***/ }),
 
-/***/ 2603:
+/***/ 7419:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 const minor = (a, loose) => new SemVer(a, loose).minor
 module.exports = minor
 
 
 /***/ }),
 
-/***/ 4974:
+/***/ 6046:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const neq = (a, b, loose) => compare(a, b, loose) !== 0
 module.exports = neq
 
 
 /***/ }),
 
-/***/ 6353:
+/***/ 641:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 const parse = (version, options, throwErrors = false) => {
   if (version instanceof SemVer) {
     return version
@@ -1804,24 +1804,24 @@ module.exports = parse
 
 /***/ }),
 
-/***/ 8756:
+/***/ 9764:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
+const SemVer = __nccwpck_require__(1515)
 const patch = (a, loose) => new SemVer(a, loose).patch
 module.exports = patch
 
 
 /***/ }),
 
-/***/ 5714:
+/***/ 6482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(641)
 const prerelease = (version, options) => {
   const parsed = parse(version, options)
   return (parsed && parsed.prerelease.length) ? parsed.prerelease : null
@@ -1831,36 +1831,36 @@ module.exports = prerelease
 
 /***/ }),
 
-/***/ 2173:
+/***/ 5005:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compare = __nccwpck_require__(8469)
+const compare = __nccwpck_require__(4373)
 const rcompare = (a, b, loose) => compare(b, a, loose)
 module.exports = rcompare
 
 
 /***/ }),
 
-/***/ 7192:
+/***/ 1176:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(1696)
 const rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose))
 module.exports = rsort
 
 
 /***/ }),
 
-/***/ 8011:
+/***/ 7067:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7054)
 const satisfies = (version, range, options) => {
   try {
     range = new Range(range, options)
@@ -1874,26 +1874,26 @@ module.exports = satisfies
 
 /***/ }),
 
-/***/ 7491:
+/***/ 256:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const compareBuild = __nccwpck_require__(7648)
+const compareBuild = __nccwpck_require__(1696)
 const sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose))
 module.exports = sort
 
 
 /***/ }),
 
-/***/ 6114:
+/***/ 4290:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
+const parse = __nccwpck_require__(641)
+const constants = __nccwpck_require__(5165)
+const SemVer = __nccwpck_require__(1515)
 
 const truncate = (version, truncation, options) => {
   if (!constants.RELEASE_TYPES.includes(truncation)) {
@@ -1941,12 +1941,12 @@ module.exports = truncate
 
 /***/ }),
 
-/***/ 8780:
+/***/ 9020:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const parse = __nccwpck_require__(6353)
+const parse = __nccwpck_require__(641)
 const valid = (version, options) => {
   const v = parse(version, options)
   return v ? v.version : null
@@ -1956,54 +1956,54 @@ module.exports = valid
 
 /***/ }),
 
-/***/ 2088:
+/***/ 776:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // just pre-load all the stuff that index.js lazily exports
-const internalRe = __nccwpck_require__(5471)
-const constants = __nccwpck_require__(5101)
-const SemVer = __nccwpck_require__(7163)
-const identifiers = __nccwpck_require__(3348)
-const parse = __nccwpck_require__(6353)
-const valid = __nccwpck_require__(8780)
-const clean = __nccwpck_require__(1799)
-const inc = __nccwpck_require__(2338)
-const diff = __nccwpck_require__(711)
-const major = __nccwpck_require__(8511)
-const minor = __nccwpck_require__(2603)
-const patch = __nccwpck_require__(8756)
-const prerelease = __nccwpck_require__(5714)
-const compare = __nccwpck_require__(8469)
-const rcompare = __nccwpck_require__(2173)
-const compareLoose = __nccwpck_require__(6874)
-const compareBuild = __nccwpck_require__(7648)
-const sort = __nccwpck_require__(7491)
-const rsort = __nccwpck_require__(7192)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const eq = __nccwpck_require__(5082)
-const neq = __nccwpck_require__(4974)
-const gte = __nccwpck_require__(1236)
-const lte = __nccwpck_require__(6717)
-const cmp = __nccwpck_require__(8646)
-const coerce = __nccwpck_require__(5385)
-const truncate = __nccwpck_require__(6114)
-const Comparator = __nccwpck_require__(9379)
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const toComparators = __nccwpck_require__(4750)
-const maxSatisfying = __nccwpck_require__(3193)
-const minSatisfying = __nccwpck_require__(8595)
-const minVersion = __nccwpck_require__(1866)
-const validRange = __nccwpck_require__(4737)
-const outside = __nccwpck_require__(280)
-const gtr = __nccwpck_require__(2276)
-const ltr = __nccwpck_require__(5213)
-const intersects = __nccwpck_require__(3465)
-const simplifyRange = __nccwpck_require__(2028)
-const subset = __nccwpck_require__(1489)
+const internalRe = __nccwpck_require__(3535)
+const constants = __nccwpck_require__(5165)
+const SemVer = __nccwpck_require__(1515)
+const identifiers = __nccwpck_require__(8612)
+const parse = __nccwpck_require__(641)
+const valid = __nccwpck_require__(9020)
+const clean = __nccwpck_require__(4775)
+const inc = __nccwpck_require__(3154)
+const diff = __nccwpck_require__(5479)
+const major = __nccwpck_require__(4095)
+const minor = __nccwpck_require__(7419)
+const patch = __nccwpck_require__(9764)
+const prerelease = __nccwpck_require__(6482)
+const compare = __nccwpck_require__(4373)
+const rcompare = __nccwpck_require__(5005)
+const compareLoose = __nccwpck_require__(4250)
+const compareBuild = __nccwpck_require__(1696)
+const sort = __nccwpck_require__(256)
+const rsort = __nccwpck_require__(1176)
+const gt = __nccwpck_require__(8167)
+const lt = __nccwpck_require__(1616)
+const eq = __nccwpck_require__(7002)
+const neq = __nccwpck_require__(6046)
+const gte = __nccwpck_require__(1204)
+const lte = __nccwpck_require__(3389)
+const cmp = __nccwpck_require__(9814)
+const coerce = __nccwpck_require__(9449)
+const truncate = __nccwpck_require__(4290)
+const Comparator = __nccwpck_require__(2019)
+const Range = __nccwpck_require__(7054)
+const satisfies = __nccwpck_require__(7067)
+const toComparators = __nccwpck_require__(2190)
+const maxSatisfying = __nccwpck_require__(1081)
+const minSatisfying = __nccwpck_require__(83)
+const minVersion = __nccwpck_require__(3130)
+const validRange = __nccwpck_require__(4881)
+const outside = __nccwpck_require__(9816)
+const gtr = __nccwpck_require__(692)
+const ltr = __nccwpck_require__(6701)
+const intersects = __nccwpck_require__(9430)
+const simplifyRange = __nccwpck_require__(9852)
+const subset = __nccwpck_require__(769)
 module.exports = {
   parse,
   valid,
@@ -2056,7 +2056,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5101:
+/***/ 5165:
 /***/ ((module) => {
 
 
@@ -2130,7 +2130,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1159:
+/***/ 1911:
 /***/ ((module) => {
 
 
@@ -2148,7 +2148,7 @@ module.exports = debug
 
 /***/ }),
 
-/***/ 3348:
+/***/ 8612:
 /***/ ((module) => {
 
 
@@ -2184,7 +2184,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1383:
+/***/ 6807:
 /***/ ((module) => {
 
 
@@ -2233,7 +2233,7 @@ module.exports = LRUCache
 
 /***/ }),
 
-/***/ 356:
+/***/ 7124:
 /***/ ((module) => {
 
 
@@ -2257,7 +2257,7 @@ module.exports = parseOptions
 
 /***/ }),
 
-/***/ 5471:
+/***/ 3535:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 
@@ -2266,8 +2266,8 @@ const {
   MAX_SAFE_COMPONENT_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   MAX_LENGTH,
-} = __nccwpck_require__(5101)
-const debug = __nccwpck_require__(1159)
+} = __nccwpck_require__(5165)
+const debug = __nccwpck_require__(1911)
 exports = module.exports = {}
 
 // The actual regexps go on exports.re
@@ -2487,7 +2487,7 @@ createToken('GTE0PRE', '^\\s*>=\\s*0\\.0\\.0-0\\s*$')
 
 /***/ }),
 
-/***/ 9737:
+/***/ 9785:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -2502,7 +2502,7 @@ const {
   MAX_LENGTH,
   MAX_SAFE_BUILD_LENGTH,
   WHITESPACE_CHARACTERS,
-} = __nccwpck_require__(5101)
+} = __nccwpck_require__(5165)
 
 /**
  * Remembers the last two rows of digits so their characters need not be reread.
@@ -2932,25 +2932,25 @@ module.exports = trimComparatorWhitespace
 
 /***/ }),
 
-/***/ 2276:
+/***/ 692:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 // Determine if version is greater than all the versions possible in the range.
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(9816)
 const gtr = (version, range, options) => outside(version, range, '>', options)
 module.exports = gtr
 
 
 /***/ }),
 
-/***/ 3465:
+/***/ 9430:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7054)
 const intersects = (r1, r2, options) => {
   r1 = new Range(r1, options)
   r2 = new Range(r2, options)
@@ -2961,12 +2961,12 @@ module.exports = intersects
 
 /***/ }),
 
-/***/ 5213:
+/***/ 6701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const outside = __nccwpck_require__(280)
+const outside = __nccwpck_require__(9816)
 // Determine if version is less than all the versions possible in the range
 const ltr = (version, range, options) => outside(version, range, '<', options)
 module.exports = ltr
@@ -2974,13 +2974,13 @@ module.exports = ltr
 
 /***/ }),
 
-/***/ 3193:
+/***/ 1081:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(1515)
+const Range = __nccwpck_require__(7054)
 
 const maxSatisfying = (versions, range, options) => {
   let max = null
@@ -3008,13 +3008,13 @@ module.exports = maxSatisfying
 
 /***/ }),
 
-/***/ 8595:
+/***/ 83:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
+const SemVer = __nccwpck_require__(1515)
+const Range = __nccwpck_require__(7054)
 const minSatisfying = (versions, range, options) => {
   let min = null
   let minSV = null
@@ -3041,14 +3041,14 @@ module.exports = minSatisfying
 
 /***/ }),
 
-/***/ 1866:
+/***/ 3130:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Range = __nccwpck_require__(6782)
-const gt = __nccwpck_require__(6599)
+const SemVer = __nccwpck_require__(1515)
+const Range = __nccwpck_require__(7054)
+const gt = __nccwpck_require__(8167)
 
 const minVersion = (range, loose) => {
   range = new Range(range, loose)
@@ -3111,20 +3111,20 @@ module.exports = minVersion
 
 /***/ }),
 
-/***/ 280:
+/***/ 9816:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const SemVer = __nccwpck_require__(7163)
-const Comparator = __nccwpck_require__(9379)
+const SemVer = __nccwpck_require__(1515)
+const Comparator = __nccwpck_require__(2019)
 const { ANY } = Comparator
-const Range = __nccwpck_require__(6782)
-const satisfies = __nccwpck_require__(8011)
-const gt = __nccwpck_require__(6599)
-const lt = __nccwpck_require__(3872)
-const lte = __nccwpck_require__(6717)
-const gte = __nccwpck_require__(1236)
+const Range = __nccwpck_require__(7054)
+const satisfies = __nccwpck_require__(7067)
+const gt = __nccwpck_require__(8167)
+const lt = __nccwpck_require__(1616)
+const lte = __nccwpck_require__(3389)
+const gte = __nccwpck_require__(1204)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)
@@ -3200,7 +3200,7 @@ module.exports = outside
 
 /***/ }),
 
-/***/ 2028:
+/***/ 9852:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3208,8 +3208,8 @@ module.exports = outside
 // given a set of versions and a range, create a "simplified" range
 // that includes the same versions that the original range does
 // If the original range is shorter than the simplified one, return that.
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(7067)
+const compare = __nccwpck_require__(4373)
 module.exports = (versions, range, options) => {
   const set = []
   let first = null
@@ -3256,16 +3256,16 @@ module.exports = (versions, range, options) => {
 
 /***/ }),
 
-/***/ 1489:
+/***/ 769:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
-const Comparator = __nccwpck_require__(9379)
+const Range = __nccwpck_require__(7054)
+const Comparator = __nccwpck_require__(2019)
 const { ANY } = Comparator
-const satisfies = __nccwpck_require__(8011)
-const compare = __nccwpck_require__(8469)
+const satisfies = __nccwpck_require__(7067)
+const compare = __nccwpck_require__(4373)
 
 // Complex range `r1 || r2 || ...` is a subset of `R1 || R2 || ...` iff:
 // - Every simple range `r1, r2, ...` is a null set, OR
@@ -3512,12 +3512,12 @@ module.exports = subset
 
 /***/ }),
 
-/***/ 4750:
+/***/ 2190:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7054)
 
 // Mostly just for testing and legacy API reasons
 const toComparators = (range, options) =>
@@ -3529,12 +3529,12 @@ module.exports = toComparators
 
 /***/ }),
 
-/***/ 4737:
+/***/ 4881:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Range = __nccwpck_require__(6782)
+const Range = __nccwpck_require__(7054)
 const validRange = (range, options) => {
   try {
     // Return '*' instead of '' so that truthiness works.
@@ -3549,14 +3549,14 @@ module.exports = validRange
 
 /***/ }),
 
-/***/ 6204:
+/***/ 2828:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(9580)
-const FIFO = __nccwpck_require__(3867)
-const TextDecoder = __nccwpck_require__(7934)
+const { EventEmitter } = __nccwpck_require__(9420)
+const FIFO = __nccwpck_require__(6059)
+const TextDecoder = __nccwpck_require__(3486)
 
-const StreamError = __nccwpck_require__(5657)
+const StreamError = __nccwpck_require__(7049)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -4870,7 +4870,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5657:
+/***/ 7049:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -4924,7 +4924,7 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 775:
+/***/ 7783:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const constants = { // just for envs without fs
@@ -4945,13 +4945,13 @@ try {
 
 /***/ }),
 
-/***/ 5763:
+/***/ 2835:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { Writable, Readable, getStreamError } = __nccwpck_require__(6204)
-const FIFO = __nccwpck_require__(3867)
-const b4a = __nccwpck_require__(3057)
-const headers = __nccwpck_require__(8428)
+const { Writable, Readable, getStreamError } = __nccwpck_require__(2828)
+const FIFO = __nccwpck_require__(6059)
+const b4a = __nccwpck_require__(7617)
+const headers = __nccwpck_require__(9484)
 
 const EMPTY = b4a.alloc(0)
 const MAX_HEADER_SIZE = 4 * 1024 * 1024 // arbitrary big number
@@ -5370,10 +5370,10 @@ function overflow (size) {
 
 /***/ }),
 
-/***/ 8428:
+/***/ 9484:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(3057)
+const b4a = __nccwpck_require__(7617)
 
 const ZEROS = '0000000000000000000'
 const SEVENS = '7777777777777777777'
@@ -5699,23 +5699,23 @@ function addLength (str) {
 
 /***/ }),
 
-/***/ 6118:
+/***/ 5062:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(5763)
-exports.pack = __nccwpck_require__(861)
+/* unused reexport */ __nccwpck_require__(2835)
+exports.pack = __nccwpck_require__(1901)
 
 
 /***/ }),
 
-/***/ 861:
+/***/ 1901:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { Readable, Writable, getStreamError } = __nccwpck_require__(6204)
-const b4a = __nccwpck_require__(3057)
+const { Readable, Writable, getStreamError } = __nccwpck_require__(2828)
+const b4a = __nccwpck_require__(7617)
 
-const constants = __nccwpck_require__(775)
-const headers = __nccwpck_require__(8428)
+const constants = __nccwpck_require__(7783)
+const headers = __nccwpck_require__(9484)
 
 const DMODE = 0o755
 const FMODE = 0o644
@@ -6002,11 +6002,11 @@ function mapWritable (buf) {
 
 /***/ }),
 
-/***/ 7934:
+/***/ 3486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const PassThroughDecoder = __nccwpck_require__(7256)
-const UTF8Decoder = __nccwpck_require__(6414)
+const PassThroughDecoder = __nccwpck_require__(9624)
+const UTF8Decoder = __nccwpck_require__(9726)
 
 module.exports = class TextDecoder {
   constructor(encoding = 'utf8') {
@@ -6073,10 +6073,10 @@ function normalizeEncoding(encoding) {
 
 /***/ }),
 
-/***/ 7256:
+/***/ 9624:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(3057)
+const b4a = __nccwpck_require__(7617)
 
 module.exports = class PassThroughDecoder {
   constructor(encoding) {
@@ -6099,10 +6099,10 @@ module.exports = class PassThroughDecoder {
 
 /***/ }),
 
-/***/ 6414:
+/***/ 9726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(3057)
+const b4a = __nccwpck_require__(7617)
 
 /**
  * https://encoding.spec.whatwg.org/#utf-8-decoder
@@ -6291,11 +6291,11 @@ function trailingBytesSeen(data) {
 
 /***/ }),
 
-/***/ 7318:
+/***/ 631:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9872);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8574);
 
 process.exitCode = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .cli */ .xw)(process.argv.slice(2), process.env, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), cwd: process.cwd() });
 
@@ -6304,7 +6304,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9872:
+/***/ 8574:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -6383,7 +6383,7 @@ class GoToolchain {
         const c = this.buildCommand(opts);
         const r = await this.runChecked(c);
         if (r.code !== 0)
-            throw new GoBuildError(opts.target, r.stderr, c.cwd);
+            throw new GoBuildError(opts.target, r.stderr, c.cwd, opts.workspace);
     }
     /** `go version -m` on a built binary. */
     async buildInfo(binary, cwd) {
@@ -6542,8 +6542,8 @@ const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
-// EXTERNAL MODULE: ./node_modules/tar-stream/index.js
-var tar_stream = __nccwpck_require__(6118);
+// EXTERNAL MODULE: ../../work/main/node_modules/tar-stream/index.js
+var tar_stream = __nccwpck_require__(5062);
 ;// CONCATENATED MODULE: ./src/oci/layer.ts
 
 
@@ -6561,10 +6561,22 @@ const layerDescriptor = (l) => l.urls?.length
  */
 const FIXED = { uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) };
 /**
- * Deflate level for layers. zlib's level 6 (the default) on Go binaries is ~3% smaller than
- * level 1 and costs about twice the CPU; we choose the middle, which keeps most of the size.
+ * Deflate level for layers: 1, as go-containerregistry (ko, crane) uses (gzip.BestSpeed).
+ * Measured with `npm run bench` on its ~27 MB generated Go binary (Node's zlib, one core):
+ * level 1 → 43.5% of the input in 430 ms CPU; 4 → 42.1%, 520 ms; 5 → 41.4%, 650 ms;
+ * 6 → 41.1%, 980 ms. Level 4 saves 0.4 MB for 90 ms more, which pays only below ~4 MB/s of
+ * upload; runners push to GHCR far faster than that, so the faster level wins on the push and
+ * costs users about 5% more bytes on pull than level 6. Changing it changes every digest.
  */
-const GZIP_LEVEL = 5;
+const GZIP_LEVEL = 1;
+/**
+ * zlib output chunk size. The default (16 KiB) makes one thread-pool round trip, callback and
+ * small Buffer per 16 KiB of output; 1 MiB chunks cut the main thread's share of writeLayer by
+ * about a third (bench: both binaries 1.0 s → 0.65 s wall, 1.45 s → 1.1 s CPU).
+ */
+const GZIP_CHUNK = 1 << 20;
+/** Read size for files fed into a layer; fs streams default to 64 KiB (see GZIP_CHUNK). */
+const READ_CHUNK = (/* unused pure expression or super */ null && (1 << 20));
 /**
  * Write a layer in one pass over the bytes: tar → (sha256 = diffID) → gzip → (sha256 =
  * digest, byte count) → file. The file is the layer's re-openable storage.
@@ -6577,7 +6589,7 @@ async function writeLayer(entries, file, mediaType) {
     const feeding = feedEntries(pack, entries);
     await Promise.all([
         feeding,
-        (0,external_node_stream_promises_namespaceObject.pipeline)(pack, tee(diffHash), (0,external_node_zlib_namespaceObject.createGzip)({ level: GZIP_LEVEL }), fixGzipHeader(), tee(blobHash, (n) => (size += n)), (0,external_node_fs_namespaceObject.createWriteStream)(file)),
+        (0,external_node_stream_promises_namespaceObject.pipeline)(pack, tee(diffHash), (0,external_node_zlib_namespaceObject.createGzip)({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK }), fixGzipHeader(), tee(blobHash, (n) => (size += n)), (0,external_node_fs_namespaceObject.createWriteStream)(file)),
     ]);
     const digest = `sha256:${blobHash.digest('hex')}`;
     const diffId = `sha256:${diffHash.digest('hex')}`;
@@ -6772,27 +6784,45 @@ const Layout = {
 
 ;// CONCATENATED MODULE: ./src/util.ts
 
-/** Map with at most `limit` calls in flight; results keep the input order. */
+/**
+ * Map with at most `limit` calls in flight; results keep the input order. After a failure no
+ * new call starts, the ones in flight are allowed to finish (nothing is left running behind
+ * the caller's back), and then the first error is thrown.
+ */
 async function mapLimit(items, limit, f) {
     const results = new Array(items.length);
     let next = 0;
-    let failed = false;
+    let failure;
     const worker = async () => {
-        while (next < items.length && !failed) {
+        while (!failure && next < items.length) {
             const i = next++;
             try {
                 results[i] = await f(items[i], i);
             }
             catch (err) {
-                failed = true; // start nothing new once one has failed
-                throw err;
+                failure ??= { err };
             }
         }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+    if (failure)
+        throw failure.err;
     return results;
 }
 const cpuCount = () => Math.max(1, (0,external_node_os_namespaceObject.availableParallelism)());
+/** `1.3 MiB`: binary units, one decimal, for logs and the job summary. */
+function formatBytes(n) {
+    if (n < 1024)
+        return `${n} B`;
+    const units = ['KiB', 'MiB', 'GiB'];
+    let v = n / 1024;
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) {
+        v /= 1024;
+        i++;
+    }
+    return `${v.toFixed(1)} ${units[i]}`;
+}
 
 ;// CONCATENATED MODULE: ./src/oci/json.ts
 /** Sort a string map by key so that label and annotation order never depends on insertion. */
@@ -7071,8 +7101,9 @@ async function buildPackages(plans, provenance, deps) {
         const dir = (0,external_node_path_namespaceObject.join)(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
         await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
         const binary = (0,external_node_path_namespaceObject.join)(dir, 'app');
-        return deps.logger.group(`Build ${plan.pkg.importPath} for ${formatPlatform(platform)}`, async () => {
-            const started = Date.now();
+        const title = `Build ${plan.pkg.importPath} for ${formatPlatform(platform)}`;
+        const started = Date.now();
+        try {
             await deps.go.build({
                 target: plan.buildTarget,
                 output: binary,
@@ -7081,12 +7112,22 @@ async function buildPackages(plans, provenance, deps) {
                 ldflags: plan.ldflags,
                 env: plan.env,
                 platformEnv: goEnv(platform),
+                workspace: deps.workspace,
             });
-            const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), (0,promises_namespaceObject.stat)(binary).then((s) => s.size)]);
-            const layer = await writeLayer(binaryEntries(appName(plan.pkg.importPath), size, () => (0,external_node_fs_namespaceObject.createReadStream)(binary)), (0,external_node_path_namespaceObject.join)(dir, 'app.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer);
-            deps.logger.info(`built ${appName(plan.pkg.importPath)} (${info.goVersion}, ${size} bytes) in ${Date.now() - started} ms; layer ${layer.digest}`);
-            return { binary, info, layer };
-        });
+        }
+        catch (err) {
+            deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
+            throw err;
+        }
+        const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), (0,promises_namespaceObject.stat)(binary).then((s) => s.size)]);
+        const layer = await writeLayer(binaryEntries(appName(plan.pkg.importPath), size, () => (0,external_node_fs_namespaceObject.createReadStream)(binary)), (0,external_node_path_namespaceObject.join)(dir, 'app.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer);
+        // Builds run in parallel: each one's lines are written as one group when it is done.
+        deps.logger.section(title, [
+            `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
+            `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
+            `layer ${layer.digest} (${formatBytes(layer.size)} compressed)`,
+        ]);
+        return { binary, info, layer };
     });
     return plans.map((plan, pi) => {
         const mine = jobs.map((j, k) => ({ j, b: binaries[k] })).filter(({ j }) => j.pi === pi);
@@ -7601,12 +7642,14 @@ async function runEngine(req, deps) {
     const workDir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)(deps.tmpRoot ?? (0,external_node_os_namespaceObject.tmpdir)(), 'ko-annotate-'));
     try {
         const plans = await planPackages(req, deps);
-        const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch: scratch });
+        const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch: scratch, workspace: req.workspace });
         const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
         const layout = req.inputs.ociLayoutPath ? new LayoutPublisher((0,external_node_path_namespaceObject.resolve)(req.workspace, req.inputs.ociLayoutPath)) : undefined;
         const tags = await Promise.all(built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined)));
         const sboms = [];
         for (const [i, b] of built.entries()) {
+            if (!req.push && !layout && !(req.inputs.sbom === 'spdx' && deps.sboms))
+                continue;
             await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
                 if (req.push)
                     await targets[i].putContent(b.artifact);
@@ -7659,7 +7702,11 @@ async function planPackages(req, deps) {
     const { inputs, env, ko } = req;
     const workDir = (0,external_node_path_namespaceObject.resolve)(req.workspace, inputs.workingDirectory);
     const render = req.render ?? ((s) => s);
-    const pkgs = await deps.go.list(inputs.packages, workDir, inputs.env);
+    const pkgs = await Promise.all(inputs.packages.map(async (spec) => {
+        const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
+        const [pkg] = await deps.go.list([at.target], at.dir, inputs.env);
+        return { ...pkg, spec };
+    }));
     const repoRoot = (0,external_node_path_namespaceObject.resolve)(req.workspace);
     const repository = inputs.repository ?? env.KO_DOCKER_REPO?.trim() ?? req.defaultRepository;
     if (!repository) {
@@ -7838,8 +7885,8 @@ function explainFailure(err) {
     ].join('\n');
 }
 
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
+// EXTERNAL MODULE: ../../work/main/node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(7207);
 ;// CONCATENATED MODULE: ./src/config/koyaml.ts
 
 
@@ -8241,8 +8288,23 @@ async function loadKoSettings(inputs, env, workspace, render) {
     refuseToolexecInEnv(Object.entries(inputs.env).map(([k, v]) => `${k}=${v}`), 'input "env"');
     const workingDirectory = (0,external_node_path_namespaceObject.resolve)(workspace, inputs.workingDirectory);
     const config = await loadKoConfig({ workingDirectory, env });
+    const asTarget = (dir, pkgDir) => {
+        const rel = (0,external_node_path_namespaceObject.relative)(dir, pkgDir).split('\\').join('/');
+        return rel === '' ? '.' : `./${rel}`;
+    };
     return {
         defaultBaseImage: config?.defaultBaseImage,
+        locate(spec) {
+            // Only local paths can name a build entry; import paths are Go's to resolve.
+            if (!config?.builds.length || !spec.startsWith('.'))
+                return undefined;
+            const pkgDir = (0,external_node_path_namespaceObject.resolve)(workingDirectory, spec);
+            const b = resolveBuild(config, '', (0,external_node_path_namespaceObject.relative)(workingDirectory, pkgDir) || '.');
+            if (b.id === undefined)
+                return undefined;
+            const dir = (0,external_node_path_namespaceObject.resolve)(workingDirectory, b.dir);
+            return { dir, target: asTarget(dir, pkgDir) };
+        },
         baseImageOverrides: config?.baseImageOverrides,
         defaultPlatforms: config?.defaultPlatforms,
         buildFor(pkg) {
@@ -8259,7 +8321,7 @@ async function loadKoSettings(inputs, env, workspace, render) {
             return {
                 dir,
                 // go build runs in `dir`; the package is named relative to it, as ko does.
-                target: `./${(0,external_node_path_namespaceObject.relative)(dir, pkg.dir).split('\\').join('/')}`.replace(/\/$/, '').replace(/^\.\/$/, '.') || '.',
+                target: asTarget(dir, pkg.dir),
                 flags: b.flags.map((f) => render(f, b.where.flags)),
                 ldflags: b.ldflags.map((f) => render(f, b.where.ldflags)),
                 env,
@@ -8269,6 +8331,7 @@ async function loadKoSettings(inputs, env, workspace, render) {
 }
 
 ;// CONCATENATED MODULE: ./src/outputs.ts
+
 /** Every output of SPEC §2, as the strings the runner will store. */
 function outputsOf(result) {
     const first = result.packages[0];
@@ -8335,18 +8398,6 @@ function packageSummary(p, pushed) {
     if (pushed)
         rows.push('```sh', `docker pull ${p.ref}`, '```');
     return rows;
-}
-function formatBytes(n) {
-    if (n < 1024)
-        return `${n} B`;
-    const units = ['KiB', 'MiB', 'GiB'];
-    let v = n / 1024;
-    let u = 0;
-    while (v >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return `${v.toFixed(1)} ${units[u]}`;
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -8783,8 +8834,8 @@ function clean({ description, license }, logger) {
     return out;
 }
 
-// EXTERNAL MODULE: ./node_modules/semver/index.js
-var semver = __nccwpck_require__(2088);
+// EXTERNAL MODULE: ../../work/main/node_modules/semver/index.js
+var semver = __nccwpck_require__(776);
 var semver_default = /*#__PURE__*/__nccwpck_require__.n(semver);
 ;// CONCATENATED MODULE: ./src/github/tags.ts
 
@@ -8982,7 +9033,7 @@ const external_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.me
 const external_assert_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("assert");
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io-util.js
+;// CONCATENATED MODULE: ../../work/main/node_modules/@actions/io/lib/io-util.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -9162,7 +9213,7 @@ function getCmdPath() {
     return (_a = process.env['COMSPEC']) !== null && _a !== void 0 ? _a : `cmd.exe`;
 }
 //# sourceMappingURL=io-util.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io.js
+;// CONCATENATED MODULE: ../../work/main/node_modules/@actions/io/lib/io.js
 var io_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -9436,7 +9487,7 @@ function io_copyFile(srcFile, destFile, force) {
 //# sourceMappingURL=io.js.map
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../../work/main/node_modules/@actions/exec/lib/toolrunner.js
 var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -10024,7 +10075,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../../work/main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -10351,6 +10402,7 @@ function splitName(name, what, requireHost) {
 
 
 
+
 /**
  * Publishes to a registry repository with the push protocol of SPEC §5 and STYLE §8: for each
  * blob HEAD → mount (201 only) → upload; configs before manifests, platform manifests before
@@ -10392,8 +10444,8 @@ class RegistryPublisher {
             const bytes = img.configBytes;
             configs.set(img.configDigest, { digest: img.configDigest, size: bytes.length, open: async () => fromBuffer(bytes), what: 'config' });
         }
-        await forEachLimited([...layers.values()], this.concurrency, (b) => this.putBlob(b));
-        await forEachLimited([...configs.values()], this.concurrency, (b) => this.putBlob(b));
+        await mapLimit([...layers.values()], this.concurrency, (b) => this.putBlob(b));
+        await mapLimit([...configs.values()], this.concurrency, (b) => this.putBlob(b));
         const seen = new Set();
         for (const img of images) {
             if (seen.has(img.digest))
@@ -10441,7 +10493,7 @@ class RegistryPublisher {
         });
         this.counters.blobsUploaded++;
         this.counters.bytesUploaded += b.size;
-        this.logger.info(`uploaded ${b.what} ${short} (${mib(b.size)})`);
+        this.logger.info(`uploaded ${b.what} ${short} (${formatBytes(b.size)})`);
     }
     async putManifestByDigest(digest, bytes, mediaType) {
         if (await this.repo.headManifest(digest)) {
@@ -10453,31 +10505,8 @@ class RegistryPublisher {
         this.logger.info(`pushed ${this.name}@${digest}`);
     }
 }
-const mib = (n) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 /** `12.0 MiB / 45.6 MiB (26%)` */
-const progress = (sent, total) => `${mib(sent)} / ${mib(total)} (${total > 0 ? Math.floor((sent / total) * 100) : 100}%)`;
-/**
- * Run `fn` over `items` with at most `limit` in flight. After a failure no new item starts;
- * those in flight finish, then the first failure is thrown.
- */
-async function forEachLimited(items, limit, fn) {
-    let next = 0;
-    let failure;
-    const worker = async () => {
-        while (!failure && next < items.length) {
-            const item = items[next++];
-            try {
-                await fn(item);
-            }
-            catch (err) {
-                failure ??= { err };
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    if (failure)
-        throw failure.err;
-}
+const progress = (sent, total) => `${formatBytes(sent)} / ${formatBytes(total)} (${total > 0 ? Math.floor((sent / total) * 100) : 100}%)`;
 
 ;// CONCATENATED MODULE: ./src/registry/retry.ts
 /** Thrown when retries or the time budget ran out; the last failure is its cause. */
@@ -10523,7 +10552,7 @@ class RetryPolicy {
                 if (!isRetryable(err))
                     throw err;
                 if (attempt >= this.maxAttempts) {
-                    throw new GaveUpError(`${what}: gave up after ${attempt} attempts: ${messageOf(err)}`, attempt, err);
+                    throw new GaveUpError(`${withContext(what, messageOf(err))} (gave up after ${attempt} attempts)`, attempt, err);
                 }
                 const delayMs = this.delayFor(attempt, err);
                 const left = this.remainingMs();
@@ -10597,7 +10626,12 @@ function isTransientNetworkError(err) {
     }
     return false;
 }
-const messageOf = (err) => (err instanceof Error ? err.message : String(err));
+const messageOf = (err) => {
+    const message = err?.message;
+    return typeof message === 'string' ? message : String(err);
+};
+/** Errors from the client already start with what was being done; others get it prefixed. */
+const withContext = (what, message) => (message.startsWith(what) ? message : `${what}: ${message}`);
 
 ;// CONCATENATED MODULE: ./src/registry/client.ts
 
@@ -10632,6 +10666,7 @@ class Registry {
     logger;
     retry;
     chunkSize;
+    requestTimeoutMs;
     fetchImpl;
     userAgent;
     now;
@@ -10646,6 +10681,7 @@ class Registry {
         this.logger = opts.logger;
         this.retry = opts.retry ?? new RetryPolicy();
         this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+        this.requestTimeoutMs = opts.requestTimeoutMs;
         this.fetchImpl = opts.fetch ?? fetch;
         this.userAgent = opts.userAgent ?? 'ko-annotate';
         this.now = opts.now ?? Date.now;
@@ -10662,14 +10698,18 @@ class Registry {
     }
     /** @internal One request through the retry policy, authentication and redirects. */
     async send(op, req) {
-        const go = () => this.exchange(op, req);
+        const what = `${op.action} ${op.preposition} ${this.where(req.repository)}`;
+        const go = () => this.exchange(op, req).catch((err) => {
+            throw err instanceof RegistryError ? err : new Error(`${what}: ${client_describeFailure(err)}`, { cause: err });
+        });
         if (req.retry === false)
             return go();
-        return this.retry.run(`${op.action} ${op.preposition} ${this.where(req.repository)}`, go, (e) => this.logRetry(e));
+        return this.retry.run(what, go, (e) => this.logRetry(e));
     }
     /** @internal */
     logRetry(e) {
-        const reason = e.error instanceof Error ? e.error.message.split('\n')[0] : String(e.error);
+        const message = e.error?.message;
+        const reason = typeof message === 'string' ? message.split('\n')[0] : String(e.error);
         this.logger.info(`${reason}; retrying in ${(e.delayMs / 1000).toFixed(1)}s (attempt ${e.attempt + 1} of ${e.maxAttempts})`);
     }
     /** @internal A RegistryError from a response, consuming its body. */
@@ -10848,18 +10888,36 @@ class Registry {
         // Renew a little early so that a token does not expire between sending and arriving.
         return { scopes, token, expiresAt: requested + lifetime - Math.min(30_000, lifetime / 10) };
     }
-    rawFetch(method, url, headers, body, auth) {
+    async rawFetch(method, url, headers, body, auth) {
         const h = { 'User-Agent': this.userAgent, ...headers };
         if (auth)
             h.Authorization = auth;
         const left = this.retry.remainingMs();
-        return this.fetchImpl(url, {
-            method,
-            headers: h,
-            body,
-            redirect: 'manual',
-            signal: left === undefined ? undefined : AbortSignal.timeout(Math.max(1, left)),
-        });
+        const deadline = left === undefined ? undefined : AbortSignal.timeout(Math.max(1, left));
+        // The stall timer covers the wait for headers only: a long body (a big blob) may take longer.
+        const limit = this.requestTimeoutMs;
+        const stall = limit === undefined ? undefined : new AbortController();
+        const timer = stall && setTimeout(() => stall.abort(), limit);
+        const signals = [deadline, stall?.signal].filter((s) => s !== undefined);
+        try {
+            return await this.fetchImpl(url, {
+                method,
+                headers: h,
+                body,
+                redirect: 'manual',
+                signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
+            });
+        }
+        catch (err) {
+            // A stall is a timeout to retry (ETIMEDOUT, see retry.ts); the run's deadline is final.
+            if (stall?.signal.aborted && !deadline?.aborted) {
+                throw Object.assign(new Error(`${method} ${url.host}${url.pathname}: no response within ${limit} ms`, { cause: err }), { code: 'ETIMEDOUT' });
+            }
+            throw err;
+        }
+        finally {
+            clearTimeout(timer);
+        }
     }
 }
 /**
@@ -10890,10 +10948,11 @@ class Repository {
     async getManifest(reference) {
         checkReference(reference);
         const op = { action: `pull manifest ${reference}`, preposition: 'from' };
-        const res = await this.send(op, { method: 'GET', url: this.url(`manifests/${reference}`), scopes: this.readScopes, headers: { Accept: manifestAccept } });
-        if (res.status !== 200)
-            throw await this.registry.errorFrom(op, this.repository, res);
-        const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} from ${this.name}`);
+        const { res, bytes } = await this.readWhole(op, { method: 'GET', url: this.url(`manifests/${reference}`), scopes: this.readScopes, headers: { Accept: manifestAccept } }, async (res) => {
+            if (res.status !== 200)
+                throw await this.registry.errorFrom(op, this.repository, res);
+            return { res, bytes: await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} from ${this.name}`) };
+        });
         const digest = sha256(bytes);
         if (isDigest(reference) && digest !== reference) {
             throw new Error(`${op.action} from ${this.name}: the registry served bytes that hash to ${digest}`);
@@ -11010,6 +11069,14 @@ class Repository {
     }
     /** PUT a manifest or index; returns its digest (the sha256 of exactly these bytes). */
     async putManifest(reference, bytes, mediaType) {
+        return (await this.pushManifest(reference, bytes, mediaType)).digest;
+    }
+    /**
+     * PUT a manifest and report what the registry said of it: its digest, and the `OCI-Subject`
+     * header that a registry which processed the manifest's `subject` answers with (distribution
+     * spec, "Pushing Manifests with Subject"); null when it did not.
+     */
+    async pushManifest(reference, bytes, mediaType) {
         checkReference(reference);
         const digest = sha256(bytes);
         if (isDigest(reference) && reference !== digest)
@@ -11024,7 +11091,30 @@ class Repository {
         if (claimed?.startsWith('sha256:') && claimed !== digest) {
             throw new Error(`${op.action} to ${this.name}: the registry stored ${claimed}, expected ${digest}`);
         }
-        return digest;
+        return { digest, subject: res.headers.get('oci-subject') };
+    }
+    /**
+     * The referrers API (distribution spec, "Listing Referrers"): the index of manifests whose
+     * `subject` is `digest`, or undefined when the registry lacks the API — it answers 404
+     * (distribution 2.8 does), or something that is not an index.
+     */
+    async referrers(digest) {
+        const op = { action: `list referrers of ${digest}`, preposition: 'in' };
+        return this.readWhole(op, { method: 'GET', url: this.url(`referrers/${digest}`), scopes: this.readScopes, headers: { Accept: MediaType.OciIndex } }, async (res) => {
+            if (res.status === 404) {
+                await discard(res);
+                return undefined;
+            }
+            if (res.status !== 200)
+                throw await this.registry.errorFrom(op, this.repository, res);
+            try {
+                const doc = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `${op.action} in ${this.name}`)).toString('utf8'));
+                return Array.isArray(doc.manifests) ? doc : undefined;
+            }
+            catch {
+                return undefined;
+            }
+        });
     }
     /** Every tag, following `Link` pagination; `[]` when the repository does not exist yet. */
     async listTags() {
@@ -11036,19 +11126,41 @@ class Repository {
             if (seen.has(url.href) || seen.size >= 10_000)
                 throw new Error(`list tags of ${this.name}: the registry's pagination does not end`);
             seen.add(url.href);
-            const res = await this.send(op, { method: 'GET', url, scopes: this.readScopes });
-            // distribution answers NAME_UNKNOWN with 404 for a repository nobody pushed to yet.
-            if (res.status === 404 && seen.size === 1) {
-                await discard(res);
+            const pageUrl = url;
+            const page = await this.readWhole(op, { method: 'GET', url: pageUrl, scopes: this.readScopes }, async (res) => {
+                // distribution answers NAME_UNKNOWN with 404 for a repository nobody pushed to yet.
+                if (res.status === 404 && seen.size === 1) {
+                    await discard(res);
+                    return undefined;
+                }
+                if (res.status !== 200)
+                    throw await this.registry.errorFrom(op, this.repository, res);
+                const doc = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8'));
+                return { tags: doc.tags ?? [], next: nextLink(res.headers.get('link'), pageUrl, this.registry.baseUrl) };
+            });
+            if (!page)
                 return [];
-            }
-            if (res.status !== 200)
-                throw await this.registry.errorFrom(op, this.repository, res);
-            const page = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8'));
-            tags.push(...(page.tags ?? []));
-            url = nextLink(res.headers.get('link'), url, this.registry.baseUrl);
+            tags.push(...page.tags);
+            url = page.next;
         }
         return tags;
+    }
+    /**
+     * Send and read the whole body as one retried step: a connection cut mid-body is as
+     * transient as one cut before the headers (SPEC §5.2), and only a new request recovers it.
+     */
+    readWhole(op, req, read) {
+        const what = `${op.action} ${op.preposition} ${this.name}`;
+        const once = async () => {
+            const res = await this.send(op, { ...req, retry: false });
+            try {
+                return await read(res);
+            }
+            catch (err) {
+                throw isTransientNetworkError(err) ? new Error(`${what}: ${client_describeFailure(err)}`, { cause: err }) : err;
+            }
+        };
+        return this.registry.retry.run(what, once, (e) => this.registry.logRetry(e));
     }
     send(op, req) {
         return this.registry.send(op, { ...req, repository: this.repository });
@@ -11066,8 +11178,9 @@ class Repository {
         let location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
         const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
         let offset = 0;
-        const stream = await open();
+        let stream;
         try {
+            stream = await open();
             for await (const chunk of chunksOf(stream, this.registry.chunkSize)) {
                 hash.update(chunk);
                 const res = await step({
@@ -11090,7 +11203,7 @@ class Repository {
             }
         }
         catch (err) {
-            stream.destroy();
+            stream?.destroy();
             await this.cancel(location);
             throw err;
         }
@@ -11280,6 +11393,20 @@ function nextLink(header, current, origin) {
         }
     }
     return undefined;
+}
+/**
+ * undici reports every network failure as `fetch failed` and puts the reason in `cause`
+ * (`connect ECONNREFUSED 127.0.0.1:5000`, `other side closed`); say both.
+ */
+function client_describeFailure(err) {
+    // Duck-typed: errors from fetch may come from another realm (jest's VM), failing instanceof.
+    const e = err;
+    if (typeof e?.message !== 'string')
+        return String(err);
+    if (e.name === 'TimeoutError' || e.name === 'AbortError')
+        return 'the time budget ran out';
+    const cause = typeof e.cause?.message === 'string' ? e.cause.message : undefined;
+    return cause && cause !== e.message ? `${e.message}: ${cause}` : e.message;
 }
 async function discard(res) {
     try {
@@ -11476,8 +11603,340 @@ const spawnHelper = (program, args, input) => new Promise((resolve, reject) => {
     child.stdin.end(input);
 });
 
-;// CONCATENATED MODULE: ./src/wiring.ts
+;// CONCATENATED MODULE: ./src/sbom/spdx.ts
 
+
+
+
+/** SPDX's "no assertion made" value (SPDX 2.3 §7.7: the download location is not asserted). */
+const NOASSERTION = 'NOASSERTION';
+/**
+ * The SPDX 2.3 document for one platform image: the image, the Go main module it contains,
+ * and every module and the standard library the binary was linked from, as `pkg:golang` purls
+ * (SPEC §3.5). A pure function of its input: the same input gives the same bytes.
+ */
+function spdxDocument(input) {
+    const { buildInfo: info, repository, tool } = input;
+    const created = spdxTime(input.created);
+    const annotator = `Tool: ${tool}`;
+    const imageName = (input.imageName ?? repository.split('/').at(-1) ?? repository).toLowerCase();
+    const imagePurl = ociPurl(imageName, input.imageDigest, { arch: input.platform.architecture, repository_url: repository });
+    const image = {
+        name: repository,
+        SPDXID: 'SPDXRef-Image',
+        versionInfo: input.imageDigest,
+        downloadLocation: NOASSERTION,
+        filesAnalyzed: false,
+        // The manifest digest is the SHA-256 of the manifest's bytes: the image's own identity.
+        checksums: [{ algorithm: 'SHA256', checksumValue: digestHex(input.imageDigest) }],
+        primaryPackagePurpose: 'CONTAINER',
+        externalRefs: [purlRef(imagePurl)],
+        comment: `platform ${formatPlatform(input.platform)}`,
+    };
+    const mainPath = info.main.path || info.path;
+    const mainVersion = moduleVersion(info.main.version);
+    const revision = info.settings['vcs.revision'];
+    const main = {
+        name: mainPath,
+        SPDXID: moduleId(mainPath),
+        ...(mainVersion ? { versionInfo: mainVersion } : {}),
+        downloadLocation: NOASSERTION,
+        filesAnalyzed: false,
+        primaryPackagePurpose: 'APPLICATION',
+        externalRefs: [purlRef(golangPurl(mainPath, mainVersion))],
+        comment: `main module of ${info.path}` + (revision ? ` (vcs.revision ${revision})` : ''),
+    };
+    const deps = info.deps
+        .map((m) => dependencyPackage(m, created, annotator))
+        .sort((a, b) => compare(a.name, b.name) || compare(a.SPDXID, b.SPDXID));
+    // The standard library is linked into every Go binary; its version is the toolchain's.
+    // purl versions drop the `go` prefix, as the Go vulnerability database names them (1.23.5).
+    const stdlib = {
+        name: 'stdlib',
+        SPDXID: 'SPDXRef-GoStdlib',
+        versionInfo: info.goVersion,
+        downloadLocation: NOASSERTION,
+        filesAnalyzed: false,
+        primaryPackagePurpose: 'LIBRARY',
+        externalRefs: [purlRef(golangPurl('stdlib', info.goVersion.replace(/^go/, '')))],
+        comment: `the Go standard library of ${info.goVersion}`,
+    };
+    const relationships = [
+        { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: image.SPDXID },
+        { spdxElementId: image.SPDXID, relationshipType: 'CONTAINS', relatedSpdxElement: main.SPDXID },
+        ...[...deps, stdlib].map((p) => ({ spdxElementId: main.SPDXID, relationshipType: 'DEPENDS_ON', relatedSpdxElement: p.SPDXID })),
+    ];
+    const document = {
+        spdxVersion: 'SPDX-2.3',
+        dataLicense: 'CC0-1.0',
+        SPDXID: 'SPDXRef-DOCUMENT',
+        name: `${repository}@${input.imageDigest}`,
+        documentNamespace: documentNamespace(imagePurl),
+        creationInfo: { created, creators: [annotator] },
+        packages: [image, main, ...deps, stdlib],
+        relationships,
+    };
+    const bytes = encodeJson(document);
+    return { document, bytes, digest: sha256(bytes) };
+}
+/**
+ * One `dep` of the build info. A `=>` replacement is what was compiled: a module replacement
+ * is named by its own path and version; a directory replacement has no version at all (Go
+ * prints `(devel)`), so the package keeps the required path and says where it came from.
+ */
+function dependencyPackage(m, created, annotator) {
+    const r = m.replace;
+    const local = r !== undefined && isDirectoryPath(r.path);
+    const path = r && !local ? r.path : m.path;
+    const version = local ? undefined : moduleVersion(r ? r.version : m.version);
+    const sum = local ? undefined : r ? r.sum : m.sum;
+    const comment = !r
+        ? undefined
+        : local
+            ? `replaced by the local directory ${r.path} (replace ${m.path} ${m.version} => ${r.path}): built from source, no module version`
+            : `replaces ${m.path} ${m.version} (replace ${m.path} ${m.version} => ${r.path} ${r.version})`;
+    return {
+        name: path,
+        SPDXID: moduleId(m.path),
+        ...(version ? { versionInfo: version } : {}),
+        downloadLocation: NOASSERTION,
+        filesAnalyzed: false,
+        primaryPackagePurpose: 'LIBRARY',
+        externalRefs: [purlRef(golangPurl(path, version))],
+        ...(comment ? { comment } : {}),
+        // An `h1:` sum is a SHA-256 over the module's file list and file hashes (Go's dirhash), not
+        // over any archive, so it is no SPDX checksum (no algorithm fits); it goes into an
+        // annotation, spelled exactly as its go.sum line.
+        ...(sum && version
+            ? { annotations: [{ annotationDate: created, annotationType: 'OTHER', annotator, comment: `go.sum: ${path} ${version} ${sum}` }] }
+            : {}),
+    };
+}
+/** `(devel)` (a main module or directory built from source) and '' are no version. */
+const moduleVersion = (v) => (v && v !== '(devel)' ? v : undefined);
+/** Go's rule for a replacement that names a directory rather than a module (modfile.IsDirectoryPath). */
+const isDirectoryPath = (p) => /^(\.\.?([/\\]|$)|\/|\\|[A-Za-z]:[/\\])/.test(p);
+/**
+ * An element ID for a module path: SPDX IDs allow only letters, digits, `.` and `-`, so the
+ * path is folded into those and an 8-hex hash of the exact path keeps two paths that fold
+ * alike (`a/b`, `a_b`) apart.
+ */
+function moduleId(path) {
+    const short = (0,external_node_crypto_namespaceObject.createHash)('sha256').update(path).digest('hex').slice(0, 8);
+    return `SPDXRef-GoModule-${path.replace(/[^A-Za-z0-9.-]/g, '-')}-${short}`;
+}
+const purlRef = (locator) => ({ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: locator });
+/**
+ * `pkg:golang/<module path>[@<version>]` (purl-spec, type golang). The module path keeps its
+ * case: Go module paths are case-sensitive (the module proxy escapes capitals rather than
+ * folding them), so lower-casing would name another module. Segments and the version are
+ * percent-encoded (`+incompatible` → `%2Bincompatible`).
+ */
+function golangPurl(path, version) {
+    const name = path.split('/').map(encodeURIComponent).join('/');
+    return `pkg:golang/${name}${version ? `@${encodeURIComponent(version)}` : ''}`;
+}
+/**
+ * `pkg:oci/<name>@<digest>?<qualifiers>` (purl-spec, type oci): the name is the repository's
+ * last element, lower-cased; the digest's `:` is percent-encoded; qualifiers are sorted by key
+ * and keep `/` and `:` as the spec's examples do (`repository_url=ghcr.io/debian`).
+ */
+function ociPurl(name, digest, qualifiers) {
+    const q = Object.keys(qualifiers)
+        .filter((k) => qualifiers[k])
+        .sort()
+        .map((k) => `${k}=${encodeURIComponent(qualifiers[k]).replace(/%2F/g, '/').replace(/%3A/g, ':')}`)
+        .join('&');
+    return `pkg:oci/${encodeURIComponent(name.toLowerCase())}@${encodeURIComponent(digest)}${q ? `?${q}` : ''}`;
+}
+/**
+ * SPDX 2.3 §6.5 asks for a unique absolute URI per document. A name-based UUID (RFC 9562
+ * version 5) of the image's purl gives one without randomness or a clock: the purl names the
+ * repository and the image digest, and the digest already covers everything the document is
+ * made from (the binary, the platform, the created time, the builder's version).
+ */
+function documentNamespace(imagePurl) {
+    return `urn:uuid:${uuidV5(URL_NAMESPACE, imagePurl)}`;
+}
+/** RFC 9562's namespace ID for URLs (and URIs such as purls). */
+const URL_NAMESPACE = '6ba7b811-9dad-11d1-80b4-00c04fd430c8';
+function uuidV5(namespace, name) {
+    const ns = Buffer.from(namespace.replaceAll('-', ''), 'hex');
+    const h = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(ns).update(name, 'utf8').digest().subarray(0, 16);
+    h[6] = (h[6] & 0x0f) | 0x50;
+    h[8] = (h[8] & 0x3f) | 0x80;
+    const x = h.toString('hex');
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+/**
+ * SPDX dates are `YYYY-MM-DDThh:mm:ssZ`, UTC without fractions (SPDX 2.3 §6.9). The created
+ * time is RFC 3339 already; any other offset or fraction is normalized, a non-date refused.
+ */
+function spdxTime(rfc3339) {
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(rfc3339))
+        return rfc3339;
+    const t = Date.parse(rfc3339);
+    if (Number.isNaN(t))
+        throw new Error(`SBOM: created time ${JSON.stringify(rfc3339)} is not an RFC 3339 date`);
+    return new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+const compare = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+;// CONCATENATED MODULE: ./src/sbom/referrer.ts
+
+
+
+
+
+
+
+
+
+
+/** The OCI empty descriptor's content (image-spec manifest.md, "Guidance for an Empty Descriptor"). */
+const EMPTY_JSON = Buffer.from('{}');
+/** Layer file name for tools that pull artifacts to files (`oras pull`). */
+const SBOM_FILE = 'sbom.spdx.json';
+/**
+ * The referrer manifest for an SPDX document: an image manifest with `artifactType`, the empty
+ * config (the image spec's guidance for artifacts with no config), one layer holding the
+ * document, and `subject` = the image it describes.
+ */
+function sbomReferrer(o) {
+    const config = { descriptor: { mediaType: MediaType.OciEmpty, digest: sha256(EMPTY_JSON), size: EMPTY_JSON.length }, bytes: EMPTY_JSON };
+    const layer = {
+        descriptor: { mediaType: MediaType.SpdxJson, digest: sha256(o.sbom), size: o.sbom.length, annotations: { [Key.Title]: SBOM_FILE } },
+        bytes: o.sbom,
+    };
+    const subject = { mediaType: o.subject.mediaType, digest: o.subject.digest, size: o.subject.size };
+    const annotations = { [Key.Created]: o.created };
+    const manifest = {
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        artifactType: MediaType.SpdxJson,
+        config: config.descriptor,
+        layers: [layer.descriptor],
+        subject,
+        annotations,
+    };
+    const bytes = encodeJson(manifest);
+    const digest = sha256(bytes);
+    return {
+        manifest,
+        bytes,
+        digest,
+        size: bytes.length,
+        config,
+        layer,
+        subject,
+        entry: { mediaType: MediaType.OciManifest, digest, size: bytes.length, artifactType: MediaType.SpdxJson, annotations },
+    };
+}
+/** The referrers tag schema's tag for a subject (distribution spec, "Referrers Tag Schema"). */
+const referrersTag = (subjectDigest) => `sha256-${digestHex(subjectDigest)}`;
+/**
+ * Push a referrer: its blobs (HEAD first, skipped if present), then its manifest by digest.
+ * A registry with the referrers API indexes `subject` itself; one without it (distribution
+ * 2.8, our test registry) gets the referrers tag schema: the `sha256-<hex>` tag holds an index
+ * of the subject's referrers, to which ours is added once, so re-runs change nothing.
+ */
+async function pushReferrer(repo, r) {
+    for (const blob of [r.config, r.layer]) {
+        const d = blob.descriptor;
+        if (!(await repo.hasBlob(d.digest)))
+            await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
+    }
+    let subjectHeader = null;
+    if (!(await repo.headManifest(r.digest)))
+        subjectHeader = (await repo.pushManifest(r.digest, r.bytes, MediaType.OciManifest)).subject;
+    // distribution spec: a registry that processed `subject` answers the PUT with OCI-Subject.
+    if (subjectHeader === r.subject.digest)
+        return { kind: 'api' };
+    if (await repo.referrers(r.subject.digest))
+        return { kind: 'api' };
+    return addToReferrersTag(repo, r);
+}
+/** Fetch the subject's referrers index by tag (404 → empty), add ours if absent, PUT it back. */
+async function addToReferrersTag(repo, r) {
+    const tag = referrersTag(r.subject.digest);
+    let index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+    try {
+        const raw = await repo.getManifest(tag);
+        const doc = JSON.parse(raw.bytes.toString('utf8'));
+        if (!isIndexMediaType(raw.mediaType) || !Array.isArray(doc.manifests)) {
+            throw new Error(`${repo.name}:${tag} should hold the referrers of ${r.subject.digest} but is not an image index`);
+        }
+        index = doc;
+    }
+    catch (err) {
+        if (!(err instanceof RegistryError && err.status === 404))
+            throw err;
+    }
+    if (index.manifests.some((d) => d.digest === r.digest))
+        return { kind: 'tag', tag, added: false };
+    // Other tools' referrers stay as they are; ours is appended. Two writers at the same moment
+    // could each drop the other's entry; the spec accepts that race for the tag schema.
+    const next = { ...index, manifests: [...index.manifests, r.entry] };
+    await repo.putManifest(tag, encodeJson(next), MediaType.OciIndex);
+    return { kind: 'tag', tag, added: true };
+}
+/** Write the referrer's blobs (config, document, manifest) into an OCI layout's blob store. */
+async function writeReferrerBlobs(dir, r) {
+    const blobs = (0,external_node_path_namespaceObject.join)(dir, Layout.BlobsDir, 'sha256');
+    await (0,promises_namespaceObject.mkdir)(blobs, { recursive: true });
+    for (const [digest, bytes] of [
+        [r.config.descriptor.digest, r.config.bytes],
+        [r.layer.descriptor.digest, r.layer.bytes],
+        [r.digest, r.bytes],
+    ]) {
+        const path = (0,external_node_path_namespaceObject.join)(blobs, digestHex(digest));
+        if (await (0,promises_namespaceObject.access)(path).then(() => true, () => false))
+            continue;
+        const tmp = `${path}.partial-${process.pid}`;
+        await (0,promises_namespaceObject.writeFile)(tmp, bytes);
+        await (0,promises_namespaceObject.rename)(tmp, path);
+    }
+}
+/**
+ * SPEC §3.5 for one package: an SPDX document per platform image, each as a referrer of its
+ * image, pushed when `push` and written into the layout when there is one. Returns the
+ * referrer manifests' digests, one per platform in order.
+ */
+async function publishSboms(built, where, deps) {
+    const repo = where.push ? deps.repository(built.plan.repository) : undefined;
+    const out = [];
+    for (const p of built.platforms) {
+        const platform = formatPlatform(p.platform);
+        const annotations = p.image.manifest.annotations ?? {};
+        // The image's own created time (SPEC §3.2), so the SBOM is as reproducible as the image.
+        const created = p.image.config.created ?? annotations[Key.Created];
+        if (!created)
+            throw new Error(`SBOM for ${built.plan.repository}@${p.image.digest} (${platform}): the image has no created time`);
+        const doc = spdxDocument({
+            buildInfo: p.buildInfo,
+            imageDigest: p.image.digest,
+            platform: p.platform,
+            repository: built.plan.repository,
+            created,
+            tool: toolName(annotations[Key.Builder]),
+        });
+        const r = sbomReferrer({ subject: descriptorOf(p.image), sbom: doc.bytes, created });
+        let how = 'not pushed';
+        if (repo) {
+            const via = await pushReferrer(repo, r);
+            how = via.kind === 'api' ? 'via the referrers API' : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
+        }
+        if (where.layoutDir)
+            await writeReferrerBlobs(where.layoutDir, r);
+        deps.logger.info(`SBOM ${platform}: SPDX 2.3, ${doc.document.packages.length} packages, ${built.plan.repository}@${r.digest} refers to ${p.image.digest} (${how})`);
+        out.push({ platform, digest: r.digest });
+    }
+    return out;
+}
+/** SPDX's tool creator form is `name-version`; the builder key holds `ko-annotate/<version>` (SPEC §3.3). */
+const toolName = (builder) => (builder ? builder.replace('/', '-') : 'ko-annotate');
+
+;// CONCATENATED MODULE: ./src/wiring.ts
 
 
 
@@ -11493,11 +11952,7 @@ const spawnHelper = (program, args, input) => new Promise((resolve, reject) => {
 function realDeps(o) {
     const secrets = [o.token ?? ''].filter(Boolean);
     const go = new GoToolchain(execRun, childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
-    const dockerConfig = dockerConfigCredentials({
-        configDir: o.env.DOCKER_CONFIG ?? (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.docker'),
-        env: o.env,
-        runHelper: spawnHelper,
-    });
+    const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: spawnHelper });
     const target = o.targetRepository ? parseRepository(o.targetRepository).registry : undefined;
     const credentials = target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
     // Base images are read with the default bounded retries; publishing gets its own registry
@@ -11540,6 +11995,14 @@ function realDeps(o) {
             return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger: o.logger });
         },
         kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
+        // SPEC §3.5: referrers go to the same publish-side registry client as the image.
+        sboms: (built, where) => publishSboms(built, where, {
+            logger: o.logger,
+            repository: (name) => {
+                const r = parseRepository(name);
+                return publishRegistry(r.registry).repository(r.repository, { access: 'push' });
+            },
+        }),
     };
 }
 
@@ -11604,6 +12067,7 @@ function streamLogger(write) {
             write(`── ${name}\n`);
             return fn();
         },
+        section: (name, lines) => write(`── ${name}\n${lines.map((l) => `${l}\n`).join('')}`),
     };
 }
 /** Run the CLI; returns the exit code. */
@@ -11676,18 +12140,18 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("process");
 
 /***/ }),
 
-/***/ 7349:
+/***/ 3053:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveBlockMap = __nccwpck_require__(7103);
-var resolveBlockSeq = __nccwpck_require__(334);
-var resolveFlowCollection = __nccwpck_require__(3142);
+var identity = __nccwpck_require__(415);
+var Scalar = __nccwpck_require__(2765);
+var YAMLMap = __nccwpck_require__(1950);
+var YAMLSeq = __nccwpck_require__(7495);
+var resolveBlockMap = __nccwpck_require__(6519);
+var resolveBlockSeq = __nccwpck_require__(2662);
+var resolveFlowCollection = __nccwpck_require__(4206);
 
 function resolveCollection(CN, ctx, token, onError, tagName, tag) {
     const coll = token.type === 'block-map'
@@ -11773,15 +12237,15 @@ exports.composeCollection = composeCollection;
 
 /***/ }),
 
-/***/ 3683:
+/***/ 5899:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Document = __nccwpck_require__(3021);
-var composeNode = __nccwpck_require__(5937);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
+var Document = __nccwpck_require__(6885);
+var composeNode = __nccwpck_require__(4873);
+var resolveEnd = __nccwpck_require__(644);
+var resolveProps = __nccwpck_require__(2207);
 
 function composeDoc(options, directives, { offset, start, value, end }, onError) {
     const opts = Object.assign({ _directives: directives }, options);
@@ -11825,17 +12289,17 @@ exports.composeDoc = composeDoc;
 
 /***/ }),
 
-/***/ 5937:
+/***/ 4873:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var composeCollection = __nccwpck_require__(7349);
-var composeScalar = __nccwpck_require__(5413);
-var resolveEnd = __nccwpck_require__(7788);
-var utilEmptyScalarPosition = __nccwpck_require__(2599);
+var Alias = __nccwpck_require__(7641);
+var identity = __nccwpck_require__(415);
+var composeCollection = __nccwpck_require__(3053);
+var composeScalar = __nccwpck_require__(3293);
+var resolveEnd = __nccwpck_require__(644);
+var utilEmptyScalarPosition = __nccwpck_require__(4831);
 
 const CN = { composeNode, composeEmptyNode };
 function composeNode(ctx, token, props, onError) {
@@ -11944,15 +12408,15 @@ exports.composeNode = composeNode;
 
 /***/ }),
 
-/***/ 5413:
+/***/ 3293:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
+var identity = __nccwpck_require__(415);
+var Scalar = __nccwpck_require__(2765);
+var resolveBlockScalar = __nccwpck_require__(809);
+var resolveFlowScalar = __nccwpck_require__(8066);
 
 function composeScalar(ctx, token, tagToken, onError) {
     const { value, type, comment, range } = token.type === 'block-scalar'
@@ -12039,18 +12503,18 @@ exports.composeScalar = composeScalar;
 
 /***/ }),
 
-/***/ 9984:
+/***/ 3480:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var node_process = __nccwpck_require__(932);
-var directives = __nccwpck_require__(1342);
-var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var identity = __nccwpck_require__(1127);
-var composeDoc = __nccwpck_require__(3683);
-var resolveEnd = __nccwpck_require__(7788);
+var directives = __nccwpck_require__(2342);
+var Document = __nccwpck_require__(6885);
+var errors = __nccwpck_require__(3376);
+var identity = __nccwpck_require__(415);
+var composeDoc = __nccwpck_require__(5899);
+var resolveEnd = __nccwpck_require__(644);
 
 function getErrorPos(src) {
     if (typeof src === 'number')
@@ -12270,17 +12734,17 @@ exports.Composer = Composer;
 
 /***/ }),
 
-/***/ 7103:
+/***/ 6519:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var resolveProps = __nccwpck_require__(4631);
-var utilContainsNewline = __nccwpck_require__(9499);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
-var utilMapIncludes = __nccwpck_require__(1187);
+var Pair = __nccwpck_require__(4245);
+var YAMLMap = __nccwpck_require__(1950);
+var resolveProps = __nccwpck_require__(2207);
+var utilContainsNewline = __nccwpck_require__(9699);
+var utilFlowIndentCheck = __nccwpck_require__(7723);
+var utilMapIncludes = __nccwpck_require__(8539);
 
 const startColMsg = 'All mapping items must start at the same column';
 function resolveBlockMap({ composeNode, composeEmptyNode }, ctx, bm, onError, tag) {
@@ -12394,12 +12858,12 @@ exports.resolveBlockMap = resolveBlockMap;
 
 /***/ }),
 
-/***/ 8913:
+/***/ 809:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(2765);
 
 function resolveBlockScalar(ctx, scalar, onError) {
     const start = scalar.offset;
@@ -12601,14 +13065,14 @@ exports.resolveBlockScalar = resolveBlockScalar;
 
 /***/ }),
 
-/***/ 334:
+/***/ 2662:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveProps = __nccwpck_require__(4631);
-var utilFlowIndentCheck = __nccwpck_require__(4051);
+var YAMLSeq = __nccwpck_require__(7495);
+var resolveProps = __nccwpck_require__(2207);
+var utilFlowIndentCheck = __nccwpck_require__(7723);
 
 function resolveBlockSeq({ composeNode, composeEmptyNode }, ctx, bs, onError, tag) {
     const NodeClass = tag?.nodeClass ?? YAMLSeq.YAMLSeq;
@@ -12659,7 +13123,7 @@ exports.resolveBlockSeq = resolveBlockSeq;
 
 /***/ }),
 
-/***/ 7788:
+/***/ 644:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -12705,19 +13169,19 @@ exports.resolveEnd = resolveEnd;
 
 /***/ }),
 
-/***/ 3142:
+/***/ 4206:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var resolveEnd = __nccwpck_require__(7788);
-var resolveProps = __nccwpck_require__(4631);
-var utilContainsNewline = __nccwpck_require__(9499);
-var utilMapIncludes = __nccwpck_require__(1187);
+var identity = __nccwpck_require__(415);
+var Pair = __nccwpck_require__(4245);
+var YAMLMap = __nccwpck_require__(1950);
+var YAMLSeq = __nccwpck_require__(7495);
+var resolveEnd = __nccwpck_require__(644);
+var resolveProps = __nccwpck_require__(2207);
+var utilContainsNewline = __nccwpck_require__(9699);
+var utilMapIncludes = __nccwpck_require__(8539);
 
 const blockMsg = 'Block collections are not allowed within flow collections';
 const isBlock = (token) => token && (token.type === 'block-map' || token.type === 'block-seq');
@@ -12921,13 +13385,13 @@ exports.resolveFlowCollection = resolveFlowCollection;
 
 /***/ }),
 
-/***/ 6842:
+/***/ 8066:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var resolveEnd = __nccwpck_require__(7788);
+var Scalar = __nccwpck_require__(2765);
+var resolveEnd = __nccwpck_require__(644);
 
 function resolveFlowScalar(scalar, strict, onError) {
     const { offset, type, source, end } = scalar;
@@ -13156,7 +13620,7 @@ exports.resolveFlowScalar = resolveFlowScalar;
 
 /***/ }),
 
-/***/ 4631:
+/***/ 2207:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13311,7 +13775,7 @@ exports.resolveProps = resolveProps;
 
 /***/ }),
 
-/***/ 9499:
+/***/ 9699:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13354,7 +13818,7 @@ exports.containsNewline = containsNewline;
 
 /***/ }),
 
-/***/ 2599:
+/***/ 4831:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13389,12 +13853,12 @@ exports.emptyScalarPosition = emptyScalarPosition;
 
 /***/ }),
 
-/***/ 4051:
+/***/ 7723:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var utilContainsNewline = __nccwpck_require__(9499);
+var utilContainsNewline = __nccwpck_require__(9699);
 
 function flowIndentCheck(indent, fc, onError) {
     if (fc?.type === 'flow-collection') {
@@ -13413,12 +13877,12 @@ exports.flowIndentCheck = flowIndentCheck;
 
 /***/ }),
 
-/***/ 1187:
+/***/ 8539:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(415);
 
 function mapIncludes(ctx, items, search) {
     const { uniqueKeys } = ctx.options;
@@ -13435,22 +13899,22 @@ exports.mapIncludes = mapIncludes;
 
 /***/ }),
 
-/***/ 3021:
+/***/ 6885:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Alias = __nccwpck_require__(4065);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var toJS = __nccwpck_require__(4043);
-var Schema = __nccwpck_require__(5840);
-var stringifyDocument = __nccwpck_require__(6829);
-var anchors = __nccwpck_require__(1596);
-var applyReviver = __nccwpck_require__(3661);
-var createNode = __nccwpck_require__(2404);
-var directives = __nccwpck_require__(1342);
+var Alias = __nccwpck_require__(7641);
+var Collection = __nccwpck_require__(3469);
+var identity = __nccwpck_require__(415);
+var Pair = __nccwpck_require__(4245);
+var toJS = __nccwpck_require__(915);
+var Schema = __nccwpck_require__(8296);
+var stringifyDocument = __nccwpck_require__(7653);
+var anchors = __nccwpck_require__(5236);
+var applyReviver = __nccwpck_require__(5797);
+var createNode = __nccwpck_require__(2076);
+var directives = __nccwpck_require__(2342);
 
 class Document {
     constructor(value, replacer, options) {
@@ -13779,13 +14243,13 @@ exports.Document = Document;
 
 /***/ }),
 
-/***/ 1596:
+/***/ 5236:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(415);
+var visit = __nccwpck_require__(292);
 
 /**
  * Verify that the input string is a valid anchor.
@@ -13862,7 +14326,7 @@ exports.findNewAnchor = findNewAnchor;
 
 /***/ }),
 
-/***/ 3661:
+/***/ 5797:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13926,14 +14390,14 @@ exports.applyReviver = applyReviver;
 
 /***/ }),
 
-/***/ 2404:
+/***/ 2076:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var Alias = __nccwpck_require__(7641);
+var identity = __nccwpck_require__(415);
+var Scalar = __nccwpck_require__(2765);
 
 const defaultTagPrefix = 'tag:yaml.org,2002:';
 function findTagObject(value, tagName, tags) {
@@ -14023,13 +14487,13 @@ exports.createNode = createNode;
 
 /***/ }),
 
-/***/ 1342:
+/***/ 2342:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var visit = __nccwpck_require__(204);
+var identity = __nccwpck_require__(415);
+var visit = __nccwpck_require__(292);
 
 const escapeChars = {
     '!': '%21',
@@ -14208,7 +14672,7 @@ exports.Directives = Directives;
 
 /***/ }),
 
-/***/ 1464:
+/***/ 3376:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -14277,28 +14741,28 @@ exports.prettifyError = prettifyError;
 
 /***/ }),
 
-/***/ 8815:
+/***/ 7207:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-var composer = __nccwpck_require__(9984);
-var Document = __nccwpck_require__(3021);
-var Schema = __nccwpck_require__(5840);
-var errors = __nccwpck_require__(1464);
-var Alias = __nccwpck_require__(4065);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
-var lineCounter = __nccwpck_require__(6628);
-var parser = __nccwpck_require__(3456);
-var publicApi = __nccwpck_require__(4047);
-var visit = __nccwpck_require__(204);
+var composer = __nccwpck_require__(3480);
+var Document = __nccwpck_require__(6885);
+var Schema = __nccwpck_require__(8296);
+var errors = __nccwpck_require__(3376);
+var Alias = __nccwpck_require__(7641);
+var identity = __nccwpck_require__(415);
+var Pair = __nccwpck_require__(4245);
+var Scalar = __nccwpck_require__(2765);
+var YAMLMap = __nccwpck_require__(1950);
+var YAMLSeq = __nccwpck_require__(7495);
+var cst = __nccwpck_require__(5421);
+var lexer = __nccwpck_require__(2081);
+var lineCounter = __nccwpck_require__(4588);
+var parser = __nccwpck_require__(6651);
+var publicApi = __nccwpck_require__(8759);
+var visit = __nccwpck_require__(292);
 
 
 
@@ -14335,7 +14799,7 @@ __webpack_unused_export__ = visit.visitAsync;
 
 /***/ }),
 
-/***/ 7249:
+/***/ 2745:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -14361,16 +14825,16 @@ exports.warn = warn;
 
 /***/ }),
 
-/***/ 4065:
+/***/ 7641:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var anchors = __nccwpck_require__(1596);
-var visit = __nccwpck_require__(204);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(4043);
+var anchors = __nccwpck_require__(5236);
+var visit = __nccwpck_require__(292);
+var identity = __nccwpck_require__(415);
+var Node = __nccwpck_require__(6617);
+var toJS = __nccwpck_require__(915);
 
 class Alias extends Node.NodeBase {
     constructor(source) {
@@ -14488,14 +14952,14 @@ exports.Alias = Alias;
 
 /***/ }),
 
-/***/ 101:
+/***/ 3469:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
+var createNode = __nccwpck_require__(2076);
+var identity = __nccwpck_require__(415);
+var Node = __nccwpck_require__(6617);
 
 function collectionFromPath(schema, path, value) {
     let v = value;
@@ -14646,14 +15110,14 @@ exports.isEmptyPath = isEmptyPath;
 
 /***/ }),
 
-/***/ 6673:
+/***/ 6617:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var applyReviver = __nccwpck_require__(3661);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
+var applyReviver = __nccwpck_require__(5797);
+var identity = __nccwpck_require__(415);
+var toJS = __nccwpck_require__(915);
 
 class NodeBase {
     constructor(type) {
@@ -14693,15 +15157,15 @@ exports.NodeBase = NodeBase;
 
 /***/ }),
 
-/***/ 7165:
+/***/ 4245:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyPair = __nccwpck_require__(9748);
-var addPairToJSMap = __nccwpck_require__(7104);
-var identity = __nccwpck_require__(1127);
+var createNode = __nccwpck_require__(2076);
+var stringifyPair = __nccwpck_require__(5004);
+var addPairToJSMap = __nccwpck_require__(9256);
+var identity = __nccwpck_require__(415);
 
 function createPair(key, value, ctx) {
     const k = createNode.createNode(key, undefined, ctx);
@@ -14739,14 +15203,14 @@ exports.createPair = createPair;
 
 /***/ }),
 
-/***/ 3301:
+/***/ 2765:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Node = __nccwpck_require__(6673);
-var toJS = __nccwpck_require__(4043);
+var identity = __nccwpck_require__(415);
+var Node = __nccwpck_require__(6617);
+var toJS = __nccwpck_require__(915);
 
 const isScalarValue = (value) => !value || (typeof value !== 'function' && typeof value !== 'object');
 class Scalar extends Node.NodeBase {
@@ -14773,17 +15237,17 @@ exports.isScalarValue = isScalarValue;
 
 /***/ }),
 
-/***/ 4454:
+/***/ 1950:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyCollection = __nccwpck_require__(1212);
-var addPairToJSMap = __nccwpck_require__(7104);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
+var stringifyCollection = __nccwpck_require__(6340);
+var addPairToJSMap = __nccwpck_require__(9256);
+var Collection = __nccwpck_require__(3469);
+var identity = __nccwpck_require__(415);
+var Pair = __nccwpck_require__(4245);
+var Scalar = __nccwpck_require__(2765);
 
 function findPair(items, key) {
     const k = identity.isScalar(key) ? key.value : key;
@@ -14927,17 +15391,17 @@ exports.findPair = findPair;
 
 /***/ }),
 
-/***/ 2223:
+/***/ 7495:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var createNode = __nccwpck_require__(2404);
-var stringifyCollection = __nccwpck_require__(1212);
-var Collection = __nccwpck_require__(101);
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var toJS = __nccwpck_require__(4043);
+var createNode = __nccwpck_require__(2076);
+var stringifyCollection = __nccwpck_require__(6340);
+var Collection = __nccwpck_require__(3469);
+var identity = __nccwpck_require__(415);
+var Scalar = __nccwpck_require__(2765);
+var toJS = __nccwpck_require__(915);
 
 class YAMLSeq extends Collection.Collection {
     static get tagName() {
@@ -15049,16 +15513,16 @@ exports.YAMLSeq = YAMLSeq;
 
 /***/ }),
 
-/***/ 7104:
+/***/ 9256:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var log = __nccwpck_require__(7249);
-var merge = __nccwpck_require__(452);
-var stringify = __nccwpck_require__(2148);
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
+var log = __nccwpck_require__(2745);
+var merge = __nccwpck_require__(6220);
+var stringify = __nccwpck_require__(732);
+var identity = __nccwpck_require__(415);
+var toJS = __nccwpck_require__(915);
 
 function addPairToJSMap(ctx, map, { key, value }) {
     if (identity.isNode(key) && key.addToJSMap)
@@ -15121,7 +15585,7 @@ exports.addPairToJSMap = addPairToJSMap;
 
 /***/ }),
 
-/***/ 1127:
+/***/ 415:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15181,12 +15645,12 @@ exports.isSeq = isSeq;
 
 /***/ }),
 
-/***/ 4043:
+/***/ 915:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(415);
 
 /**
  * Recursively convert any node or its contents to native JavaScript
@@ -15227,15 +15691,15 @@ exports.toJS = toJS;
 
 /***/ }),
 
-/***/ 110:
+/***/ 1366:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var resolveBlockScalar = __nccwpck_require__(8913);
-var resolveFlowScalar = __nccwpck_require__(6842);
-var errors = __nccwpck_require__(1464);
-var stringifyString = __nccwpck_require__(3069);
+var resolveBlockScalar = __nccwpck_require__(809);
+var resolveFlowScalar = __nccwpck_require__(8066);
+var errors = __nccwpck_require__(3376);
+var stringifyString = __nccwpck_require__(501);
 
 function resolveAsScalar(token, strict = true, onError) {
     if (token) {
@@ -15452,7 +15916,7 @@ exports.setScalarValue = setScalarValue;
 
 /***/ }),
 
-/***/ 1733:
+/***/ 8013:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15522,7 +15986,7 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 7715:
+/***/ 4555:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -15628,14 +16092,14 @@ exports.visit = visit;
 
 /***/ }),
 
-/***/ 3461:
+/***/ 5421:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var cstScalar = __nccwpck_require__(110);
-var cstStringify = __nccwpck_require__(1733);
-var cstVisit = __nccwpck_require__(7715);
+var cstScalar = __nccwpck_require__(1366);
+var cstStringify = __nccwpck_require__(8013);
+var cstVisit = __nccwpck_require__(4555);
 
 /** The byte order mark */
 const BOM = '\u{FEFF}';
@@ -15747,12 +16211,12 @@ exports.tokenType = tokenType;
 
 /***/ }),
 
-/***/ 361:
+/***/ 2081:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var cst = __nccwpck_require__(3461);
+var cst = __nccwpck_require__(5421);
 
 /*
 START -> stream
@@ -16477,7 +16941,7 @@ exports.Lexer = Lexer;
 
 /***/ }),
 
-/***/ 6628:
+/***/ 4588:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -16525,14 +16989,14 @@ exports.LineCounter = LineCounter;
 
 /***/ }),
 
-/***/ 3456:
+/***/ 6651:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var node_process = __nccwpck_require__(932);
-var cst = __nccwpck_require__(3461);
-var lexer = __nccwpck_require__(361);
+var cst = __nccwpck_require__(5421);
+var lexer = __nccwpck_require__(2081);
 
 function includesToken(list, type) {
     for (let i = 0; i < list.length; ++i)
@@ -17512,18 +17976,18 @@ exports.Parser = Parser;
 
 /***/ }),
 
-/***/ 4047:
+/***/ 8759:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var composer = __nccwpck_require__(9984);
-var Document = __nccwpck_require__(3021);
-var errors = __nccwpck_require__(1464);
-var log = __nccwpck_require__(7249);
-var identity = __nccwpck_require__(1127);
-var lineCounter = __nccwpck_require__(6628);
-var parser = __nccwpck_require__(3456);
+var composer = __nccwpck_require__(3480);
+var Document = __nccwpck_require__(6885);
+var errors = __nccwpck_require__(3376);
+var log = __nccwpck_require__(2745);
+var identity = __nccwpck_require__(415);
+var lineCounter = __nccwpck_require__(4588);
+var parser = __nccwpck_require__(6651);
 
 function parseOptions(options) {
     const prettyErrors = options.prettyErrors !== false;
@@ -17626,16 +18090,16 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 5840:
+/***/ 8296:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var map = __nccwpck_require__(7451);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var tags = __nccwpck_require__(18);
+var identity = __nccwpck_require__(415);
+var map = __nccwpck_require__(7683);
+var seq = __nccwpck_require__(4066);
+var string = __nccwpck_require__(4088);
+var tags = __nccwpck_require__(3578);
 
 const sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 class Schema {
@@ -17672,13 +18136,13 @@ exports.Schema = Schema;
 
 /***/ }),
 
-/***/ 7451:
+/***/ 7683:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(415);
+var YAMLMap = __nccwpck_require__(1950);
 
 const map = {
     collection: 'map',
@@ -17698,12 +18162,12 @@ exports.map = map;
 
 /***/ }),
 
-/***/ 3632:
+/***/ 1528:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(2765);
 
 const nullTag = {
     identify: value => value == null,
@@ -17722,13 +18186,13 @@ exports.nullTag = nullTag;
 
 /***/ }),
 
-/***/ 1706:
+/***/ 4066:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(415);
+var YAMLSeq = __nccwpck_require__(7495);
 
 const seq = {
     collection: 'seq',
@@ -17748,12 +18212,12 @@ exports.seq = seq;
 
 /***/ }),
 
-/***/ 6464:
+/***/ 4088:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyString = __nccwpck_require__(3069);
+var stringifyString = __nccwpck_require__(501);
 
 const string = {
     identify: value => typeof value === 'string',
@@ -17771,12 +18235,12 @@ exports.string = string;
 
 /***/ }),
 
-/***/ 3959:
+/***/ 7247:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(2765);
 
 const boolTag = {
     identify: value => typeof value === 'boolean',
@@ -17799,13 +18263,13 @@ exports.boolTag = boolTag;
 
 /***/ }),
 
-/***/ 8405:
+/***/ 7661:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(2765);
+var stringifyNumber = __nccwpck_require__(2729);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -17853,12 +18317,12 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 9874:
+/***/ 9546:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(2729);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 const intResolve = (str, offset, radix, { intAsBigInt }) => (intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix));
@@ -17902,18 +18366,18 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 896:
+/***/ 9032:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
+var map = __nccwpck_require__(7683);
+var _null = __nccwpck_require__(1528);
+var seq = __nccwpck_require__(4066);
+var string = __nccwpck_require__(4088);
+var bool = __nccwpck_require__(7247);
+var float = __nccwpck_require__(7661);
+var int = __nccwpck_require__(9546);
 
 const schema = [
     map.map,
@@ -17934,14 +18398,14 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 3559:
+/***/ 7519:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var map = __nccwpck_require__(7451);
-var seq = __nccwpck_require__(1706);
+var Scalar = __nccwpck_require__(2765);
+var map = __nccwpck_require__(7683);
+var seq = __nccwpck_require__(4066);
 
 function intIdentify(value) {
     return typeof value === 'bigint' || Number.isInteger(value);
@@ -18005,27 +18469,27 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 18:
+/***/ 3578:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var bool = __nccwpck_require__(3959);
-var float = __nccwpck_require__(8405);
-var int = __nccwpck_require__(9874);
-var schema = __nccwpck_require__(896);
-var schema$1 = __nccwpck_require__(3559);
-var binary = __nccwpck_require__(6083);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var schema$2 = __nccwpck_require__(5913);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(6752);
+var map = __nccwpck_require__(7683);
+var _null = __nccwpck_require__(1528);
+var seq = __nccwpck_require__(4066);
+var string = __nccwpck_require__(4088);
+var bool = __nccwpck_require__(7247);
+var float = __nccwpck_require__(7661);
+var int = __nccwpck_require__(9546);
+var schema = __nccwpck_require__(9032);
+var schema$1 = __nccwpck_require__(7519);
+var binary = __nccwpck_require__(4011);
+var merge = __nccwpck_require__(6220);
+var omap = __nccwpck_require__(2775);
+var pairs = __nccwpck_require__(1705);
+var schema$2 = __nccwpck_require__(1921);
+var set = __nccwpck_require__(832);
+var timestamp = __nccwpck_require__(168);
 
 const schemas = new Map([
     ['core', schema.schema],
@@ -18111,14 +18575,14 @@ exports.getTags = getTags;
 
 /***/ }),
 
-/***/ 6083:
+/***/ 4011:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 var node_buffer = __nccwpck_require__(181);
-var Scalar = __nccwpck_require__(3301);
-var stringifyString = __nccwpck_require__(3069);
+var Scalar = __nccwpck_require__(2765);
+var stringifyString = __nccwpck_require__(501);
 
 const binary = {
     identify: value => value instanceof Uint8Array, // Buffer inherits from Uint8Array
@@ -18188,12 +18652,12 @@ exports.binary = binary;
 
 /***/ }),
 
-/***/ 8398:
+/***/ 2214:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
+var Scalar = __nccwpck_require__(2765);
 
 function boolStringify({ value, source }, ctx) {
     const boolObj = value ? trueTag : falseTag;
@@ -18224,13 +18688,13 @@ exports.trueTag = trueTag;
 
 /***/ }),
 
-/***/ 5782:
+/***/ 9614:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var stringifyNumber = __nccwpck_require__(8689);
+var Scalar = __nccwpck_require__(2765);
+var stringifyNumber = __nccwpck_require__(2729);
 
 const floatNaN = {
     identify: value => typeof value === 'number',
@@ -18281,12 +18745,12 @@ exports.floatNaN = floatNaN;
 
 /***/ }),
 
-/***/ 873:
+/***/ 6257:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(2729);
 
 const intIdentify = (value) => typeof value === 'bigint' || Number.isInteger(value);
 function intResolve(str, offset, radix, { intAsBigInt }) {
@@ -18364,13 +18828,13 @@ exports.intOct = intOct;
 
 /***/ }),
 
-/***/ 452:
+/***/ 6220:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
+var identity = __nccwpck_require__(415);
+var Scalar = __nccwpck_require__(2765);
 
 // If the value associated with a merge key is a single mapping node, each of
 // its key/value pairs is inserted into the current mapping, unless the key
@@ -18442,16 +18906,16 @@ exports.merge = merge;
 
 /***/ }),
 
-/***/ 303:
+/***/ 2775:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var toJS = __nccwpck_require__(4043);
-var YAMLMap = __nccwpck_require__(4454);
-var YAMLSeq = __nccwpck_require__(2223);
-var pairs = __nccwpck_require__(8385);
+var identity = __nccwpck_require__(415);
+var toJS = __nccwpck_require__(915);
+var YAMLMap = __nccwpck_require__(1950);
+var YAMLSeq = __nccwpck_require__(7495);
+var pairs = __nccwpck_require__(1705);
 
 class YAMLOMap extends YAMLSeq.YAMLSeq {
     constructor() {
@@ -18526,15 +18990,15 @@ exports.omap = omap;
 
 /***/ }),
 
-/***/ 8385:
+/***/ 1705:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var Scalar = __nccwpck_require__(3301);
-var YAMLSeq = __nccwpck_require__(2223);
+var identity = __nccwpck_require__(415);
+var Pair = __nccwpck_require__(4245);
+var Scalar = __nccwpck_require__(2765);
+var YAMLSeq = __nccwpck_require__(7495);
 
 function resolvePairs(seq, onError) {
     if (identity.isSeq(seq)) {
@@ -18615,24 +19079,24 @@ exports.resolvePairs = resolvePairs;
 
 /***/ }),
 
-/***/ 5913:
+/***/ 1921:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var map = __nccwpck_require__(7451);
-var _null = __nccwpck_require__(3632);
-var seq = __nccwpck_require__(1706);
-var string = __nccwpck_require__(6464);
-var binary = __nccwpck_require__(6083);
-var bool = __nccwpck_require__(8398);
-var float = __nccwpck_require__(5782);
-var int = __nccwpck_require__(873);
-var merge = __nccwpck_require__(452);
-var omap = __nccwpck_require__(303);
-var pairs = __nccwpck_require__(8385);
-var set = __nccwpck_require__(1528);
-var timestamp = __nccwpck_require__(6752);
+var map = __nccwpck_require__(7683);
+var _null = __nccwpck_require__(1528);
+var seq = __nccwpck_require__(4066);
+var string = __nccwpck_require__(4088);
+var binary = __nccwpck_require__(4011);
+var bool = __nccwpck_require__(2214);
+var float = __nccwpck_require__(9614);
+var int = __nccwpck_require__(6257);
+var merge = __nccwpck_require__(6220);
+var omap = __nccwpck_require__(2775);
+var pairs = __nccwpck_require__(1705);
+var set = __nccwpck_require__(832);
+var timestamp = __nccwpck_require__(168);
 
 const schema = [
     map.map,
@@ -18663,14 +19127,14 @@ exports.schema = schema;
 
 /***/ }),
 
-/***/ 1528:
+/***/ 832:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Pair = __nccwpck_require__(7165);
-var YAMLMap = __nccwpck_require__(4454);
+var identity = __nccwpck_require__(415);
+var Pair = __nccwpck_require__(4245);
+var YAMLMap = __nccwpck_require__(1950);
 
 class YAMLSet extends YAMLMap.YAMLMap {
     constructor(schema) {
@@ -18766,12 +19230,12 @@ exports.set = set;
 
 /***/ }),
 
-/***/ 6752:
+/***/ 168:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var stringifyNumber = __nccwpck_require__(8689);
+var stringifyNumber = __nccwpck_require__(2729);
 
 /** Internal types handle bigint as number, because TS can't figure it out. */
 function parseSexagesimal(str, asBigInt) {
@@ -18878,7 +19342,7 @@ exports.timestamp = timestamp;
 
 /***/ }),
 
-/***/ 4475:
+/***/ 3699:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19036,15 +19500,15 @@ exports.foldFlowLines = foldFlowLines;
 
 /***/ }),
 
-/***/ 2148:
+/***/ 732:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var anchors = __nccwpck_require__(1596);
-var identity = __nccwpck_require__(1127);
-var stringifyComment = __nccwpck_require__(9799);
-var stringifyString = __nccwpck_require__(3069);
+var anchors = __nccwpck_require__(5236);
+var identity = __nccwpck_require__(415);
+var stringifyComment = __nccwpck_require__(8927);
+var stringifyString = __nccwpck_require__(501);
 
 function createStringifyContext(doc, options) {
     const opt = Object.assign({
@@ -19175,14 +19639,14 @@ exports.stringify = stringify;
 
 /***/ }),
 
-/***/ 1212:
+/***/ 6340:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var identity = __nccwpck_require__(415);
+var stringify = __nccwpck_require__(732);
+var stringifyComment = __nccwpck_require__(8927);
 
 function stringifyCollection(collection, ctx, options) {
     const flow = ctx.inFlow ?? collection.flow;
@@ -19337,7 +19801,7 @@ exports.stringifyCollection = stringifyCollection;
 
 /***/ }),
 
-/***/ 9799:
+/***/ 8927:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19368,14 +19832,14 @@ exports.stringifyComment = stringifyComment;
 
 /***/ }),
 
-/***/ 6829:
+/***/ 7653:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var identity = __nccwpck_require__(415);
+var stringify = __nccwpck_require__(732);
+var stringifyComment = __nccwpck_require__(8927);
 
 function stringifyDocument(doc, options) {
     const lines = [];
@@ -19462,7 +19926,7 @@ exports.stringifyDocument = stringifyDocument;
 
 /***/ }),
 
-/***/ 8689:
+/***/ 2729:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19496,15 +19960,15 @@ exports.stringifyNumber = stringifyNumber;
 
 /***/ }),
 
-/***/ 9748:
+/***/ 5004:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
-var Scalar = __nccwpck_require__(3301);
-var stringify = __nccwpck_require__(2148);
-var stringifyComment = __nccwpck_require__(9799);
+var identity = __nccwpck_require__(415);
+var Scalar = __nccwpck_require__(2765);
+var stringify = __nccwpck_require__(732);
+var stringifyComment = __nccwpck_require__(8927);
 
 function stringifyPair({ key, value }, ctx, onComment, onChompKeep) {
     const { allNullValues, doc, indent, indentStep, options: { commentString, indentSeq, simpleKeys } } = ctx;
@@ -19655,13 +20119,13 @@ exports.stringifyPair = stringifyPair;
 
 /***/ }),
 
-/***/ 3069:
+/***/ 501:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var Scalar = __nccwpck_require__(3301);
-var foldFlowLines = __nccwpck_require__(4475);
+var Scalar = __nccwpck_require__(2765);
+var foldFlowLines = __nccwpck_require__(3699);
 
 const getFoldOptions = (ctx, isBlock) => ({
     indentAtStart: isBlock ? ctx.indent.length : ctx.indentAtStart,
@@ -20000,12 +20464,12 @@ exports.stringifyString = stringifyString;
 
 /***/ }),
 
-/***/ 204:
+/***/ 292:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-var identity = __nccwpck_require__(1127);
+var identity = __nccwpck_require__(415);
 
 const BREAK = Symbol('break visit');
 const SKIP = Symbol('skip children');
@@ -20382,6 +20846,6 @@ exports.visitAsync = visitAsync;
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(7318);
+/******/ var __webpack_exports__ = __nccwpck_require__(631);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
