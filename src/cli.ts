@@ -1,13 +1,10 @@
 import { parseArgs } from 'node:util';
 import { GoBuildError } from './build/go.js';
-import { runEngine } from './engine.js';
 import { explainFailure } from './explain.js';
+import { runJob } from './job.js';
 import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';
-import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
-import { prepareRun } from './prepare.js';
-import { realDeps, realRun } from './wiring.js';
 
 export const USAGE = `usage: ko-annotate build [PACKAGE ...] [--INPUT=VALUE ...]
 
@@ -77,17 +74,7 @@ export async function cli(
     }
     const inputs = parseInputs(raw);
     const workspace = io.cwd;
-    const prepared = await prepareRun(inputs, env, {}, workspace, { logger, fetch: globalThis.fetch, run: realRun });
-    const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
-    const deps = realDeps({
-      logger,
-      env,
-      username: inputs.username,
-      token: inputs.token,
-      targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
-      timeoutMs: inputs.timeoutMs,
-    });
-    const result = await runEngine({ ...prepared, ko }, deps);
+    const result = await runJob(inputs, env, {}, workspace, logger);
     io.err(`\n${summaryMarkdown(result)}\n`);
     if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);
     else for (const p of result.packages) io.out(`${p.ref}\n`);

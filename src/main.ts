@@ -2,14 +2,11 @@ import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { GoBuildError } from './build/go.js';
-import { runEngine } from './engine.js';
 import { explainFailure } from './explain.js';
+import { runJob } from './job.js';
 import { INPUT_NAMES, parseInputs, type RawInputs } from './inputs.js';
-import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
-import { prepareRun } from './prepare.js';
-import { realDeps, realRun } from './wiring.js';
 
 /** Read every input once, as raw strings (STYLE §2). The token is masked before anything else. */
 export function readActionInputs(): RawInputs {
@@ -41,17 +38,7 @@ export async function run(env: Record<string, string | undefined> = process.env)
     const inputs = parseInputs(readActionInputs());
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
     const payload = env.GITHUB_EVENT_PATH ? JSON.parse(readFileSync(env.GITHUB_EVENT_PATH, 'utf8')) : {};
-    const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: globalThis.fetch, run: realRun });
-    const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
-    const deps = realDeps({
-      logger,
-      env,
-      username: inputs.username,
-      token: inputs.token,
-      targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
-      timeoutMs: inputs.timeoutMs,
-    });
-    const result = await runEngine({ ...prepared, ko }, deps);
+    const result = await runJob(inputs, env, payload, workspace, logger);
 
     for (const [name, value] of Object.entries(outputsOf(result))) core.setOutput(name, value);
     if (env.GITHUB_STEP_SUMMARY) await appendFile(env.GITHUB_STEP_SUMMARY, summaryMarkdown(result));

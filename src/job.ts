@@ -1,0 +1,31 @@
+import type { RunResult } from './engine.js';
+import { runEngine } from './engine.js';
+import type { Inputs } from './inputs.js';
+import { loadKoSettings } from './kosettings.js';
+import type { Logger } from './log.js';
+import { prepareRun } from './prepare.js';
+import { realDeps, realRun } from './wiring.js';
+
+/**
+ * One run with the real dependencies, shared by the action and the CLI: context and
+ * provenance, .ko.yaml, the registries (credentials for the target host only), the engine.
+ */
+export async function runJob(
+  inputs: Inputs,
+  env: Record<string, string | undefined>,
+  payload: unknown,
+  workspace: string,
+  logger: Logger,
+): Promise<RunResult> {
+  const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: globalThis.fetch, run: realRun });
+  const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
+  const deps = realDeps({
+    logger,
+    env,
+    username: inputs.username,
+    token: inputs.token,
+    targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
+    timeoutMs: inputs.timeoutMs,
+  });
+  return runEngine({ ...prepared, ko }, deps);
+}
