@@ -65,7 +65,9 @@ const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.
  */
 export async function buildPackages(plans: readonly PackagePlan[], provenance: Provenance, deps: BuilderDeps): Promise<BuiltPackage[]> {
   const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
-  const kodataLayers = await Promise.all(
+  // The kodata layers are written while Go builds run, not before: nothing waits for them until
+  // the images are assembled.
+  const kodataWrites = Promise.all(
     plans.map(async (plan, pi) => {
       if (!plan.kodata.length) return undefined;
       const dir = join(deps.workDir, `pkg${pi}`);
@@ -73,7 +75,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       return writeLayer(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer);
     }),
   );
-  const binaries = await mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
+  const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
     const dir = join(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
     await mkdir(dir, { recursive: true });
     const binary = join(dir, 'app');
@@ -94,12 +96,16 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
       throw err;
     }
-    const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), stat(binary).then((s) => s.size)]);
-    const layer = await writeLayer(
-      binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary, { highWaterMark: READ_CHUNK })),
-      join(dir, 'app.tar.gz'),
-      mediaTypesOf(familyOf(plan)).layer,
-    );
+    const size = (await stat(binary)).size;
+    // `go version -m` runs while the layer is written; it is not needed before assembly.
+    const [info, layer] = await allDone([
+      deps.go.buildInfo(binary, plan.buildDir),
+      writeLayer(
+        binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary, { highWaterMark: READ_CHUNK })),
+        join(dir, 'app.tar.gz'),
+        mediaTypesOf(familyOf(plan)).layer,
+      ),
+    ]);
     // Builds run in parallel: each one's lines are written as one group when it is done.
     deps.logger.section(title, [
       `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
@@ -108,6 +114,9 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     ]);
     return { binary, info, layer };
   });
+  // A failed build is reported before a failed kodata layer; either way nothing is still
+  // writing into the work directory when this returns (the caller removes it).
+  const [binaries, kodataLayers] = await allDone([binaryWrites, kodataWrites]);
 
   return plans.map((plan, pi) => {
     const mine = jobs.map((j, k) => ({ j, b: binaries[k] })).filter(({ j }) => j.pi === pi);
@@ -148,6 +157,13 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     );
     return { plan, artifact, platforms: built, goVersion };
   });
+}
+
+/** Like Promise.all, but settles every promise before throwing the first failure (in order). */
+async function allDone<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(ps);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** `<name>` of `/ko-app/<name>`: the import path's last element (SPEC §3.1). */
