@@ -34664,7 +34664,7 @@ module.exports = {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7646);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3476);
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .eF)();
 
@@ -34673,7 +34673,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7646:
+/***/ 3476:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -37844,6 +37844,112 @@ const SECRET_VARS = new Set([
     'ACTIONS_CACHE_URL',
 ]);
 
+;// CONCATENATED MODULE: ./src/registry/errors.ts
+/**
+ * A registry said no. The message says what was being done where and why, e.g.
+ * `push manifest latest to 127.0.0.1:5000/app: 401 UNAUTHORIZED: authentication required`.
+ * Messages are built from the operation, host, repository, status and the body's error codes
+ * only: never from request headers, so credentials and tokens cannot end up in them.
+ */
+class RegistryError extends Error {
+    name = 'RegistryError';
+    status;
+    errors;
+    operation;
+    host;
+    repository;
+    /** Read by the retry policy (retry.ts): 408, 429 and 5xx are worth another attempt. */
+    retryable;
+    retryAfterMs;
+    constructor(init) {
+        super(formatMessage(init), init.cause === undefined ? undefined : { cause: init.cause });
+        this.status = init.status;
+        this.errors = init.errors ?? [];
+        this.operation = init.operation.action;
+        this.host = init.host;
+        this.repository = init.repository;
+        this.retryable = init.status !== undefined && isRetryableStatus(init.status);
+        this.retryAfterMs = init.retryAfterMs;
+    }
+    /** Whether the body carried this error code (`NAME_UNKNOWN`, `BLOB_UNKNOWN`, …). */
+    hasCode(code) {
+        return this.errors.some((e) => e.code === code);
+    }
+}
+/** 408, 429 and 5xx are transient (SPEC §5.2); every other 4xx will fail the same way again. */
+const isRetryableStatus = (status) => status === 408 || status === 429 || (status >= 500 && status <= 599);
+/**
+ * Parse a registry error body: `{"errors":[{"code","message","detail"}]}` per the
+ * distribution spec, or the token server's `{"details": "..."}` (Docker Hub's auth.docker.io,
+ * distribution's token servers). Anything else yields a short, single-line text.
+ */
+function parseErrorBody(body) {
+    const trimmed = body.trim();
+    if (trimmed === '')
+        return { errors: [] };
+    try {
+        const doc = JSON.parse(trimmed);
+        if (Array.isArray(doc.errors)) {
+            const errors = doc.errors
+                .filter((e) => typeof e === 'object' && e !== null)
+                .map((e) => ({
+                code: typeof e.code === 'string' ? e.code : 'UNKNOWN',
+                ...(typeof e.message === 'string' && e.message !== '' && { message: e.message }),
+            }));
+            return { errors };
+        }
+        for (const field of [doc.details, doc.message, doc.error]) {
+            if (typeof field === 'string' && field !== '')
+                return { errors: [], text: oneLine(field) };
+        }
+        return { errors: [] };
+    }
+    catch {
+        // HTML error pages from proxies and load balancers say nothing useful beyond the status.
+        if (/^<(!doctype|html)/i.test(trimmed))
+            return { errors: [] };
+        return { errors: [], text: oneLine(trimmed) };
+    }
+}
+function oneLine(s) {
+    const line = s.replace(/\s+/g, ' ').trim();
+    return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+function formatMessage(init) {
+    const where = init.repository ? `${init.host}/${init.repository}` : init.host;
+    const head = `${init.operation.action} ${init.operation.preposition} ${where}`;
+    const stage = init.stage ? `: ${init.stage}` : '';
+    const reasons = [];
+    for (const e of init.errors ?? [])
+        reasons.push(e.message ? `${e.code}: ${e.message}` : e.code);
+    if (init.text)
+        reasons.push(init.text);
+    const status = init.status !== undefined ? `${init.status}${reasons.length ? '' : init.statusText ? ` ${init.statusText}` : ''}` : '';
+    const why = [status, reasons.join('; ')].filter((x) => x !== '').join(' ');
+    return `${head}${stage}${why ? `: ${why}` : ''}`;
+}
+
+;// CONCATENATED MODULE: ./src/explain.ts
+
+/**
+ * The message that fails the step. A 401/403 from ghcr.io gets the likely causes in plain
+ * sentences (SPEC §5.2): GHCR answers all of them with the same status and no detail.
+ */
+function explainFailure(err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (!(err instanceof RegistryError) || (err.status !== 401 && err.status !== 403) || err.host !== 'ghcr.io')
+        return message;
+    const owner = err.repository?.split('/')[0] ?? '<owner>';
+    const pkg = err.repository?.split('/').slice(1).join('/') ?? '<package>';
+    return [
+        message,
+        'GitHub Container Registry refused the token. The usual causes:',
+        '- The workflow lacks `permissions: packages: write` (add it to the job or the workflow).',
+        '- This is a pull request from a fork, whose token can never write packages (use push: auto, which does not push on pull requests).',
+        `- The package ${owner}/${pkg} exists but is not linked to this repository or does not grant it write access: see https://github.com/users/${owner}/packages/container/${encodeURIComponent(pkg)}/settings ("Manage Actions access"; for an organization, https://github.com/orgs/${owner}/packages/container/${encodeURIComponent(pkg)}/settings).`,
+    ].join('\n');
+}
+
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 // EXTERNAL MODULE: external "node:crypto"
@@ -37888,7 +37994,7 @@ const GZIP_LEVEL = 1;
  */
 const GZIP_CHUNK = 1 << 20;
 /** Read size for files fed into a layer; fs streams default to 64 KiB (see GZIP_CHUNK). */
-const READ_CHUNK = (/* unused pure expression or super */ null && (1 << 20));
+const READ_CHUNK = 1 << 20;
 /**
  * Write a layer in one pass over the bytes: tar → (sha256 = diffID) → gzip → (sha256 =
  * digest, byte count) → file. The file is the layer's re-openable storage.
@@ -38432,7 +38538,7 @@ async function buildPackages(plans, provenance, deps) {
             throw err;
         }
         const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), (0,promises_namespaceObject.stat)(binary).then((s) => s.size)]);
-        const layer = await writeLayer(binaryEntries(appName(plan.pkg.importPath), size, () => (0,external_node_fs_namespaceObject.createReadStream)(binary)), (0,external_node_path_namespaceObject.join)(dir, 'app.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer);
+        const layer = await writeLayer(binaryEntries(appName(plan.pkg.importPath), size, () => (0,external_node_fs_namespaceObject.createReadStream)(binary, { highWaterMark: READ_CHUNK })), (0,external_node_path_namespaceObject.join)(dir, 'app.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer);
         // Builds run in parallel: each one's lines are written as one group when it is done.
         deps.logger.section(title, [
             `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
@@ -38481,7 +38587,127 @@ async function buildPackages(plans, provenance, deps) {
 const appName = (importPath) => lastElement(importPath);
 const lastElement = (path) => path.split('/').filter(Boolean).at(-1) ?? path;
 
+;// CONCATENATED MODULE: ./src/registry/reference.ts
+
+const DOCKER_HUB = 'docker.io';
+const DOCKER_HUB_API = 'registry-1.docker.io';
+// `docker login` and old configs name Docker Hub by these; they all mean docker.io.
+const DOCKER_HUB_ALIASES = new Set([DOCKER_HUB, 'index.docker.io', DOCKER_HUB_API]);
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DOMAIN_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const HOST = new RegExp(`^(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`);
+// reference.go's NameTotalLengthMax.
+const MAX_NAME = 255;
+const isValidTag = (s) => TAG.test(s);
+/**
+ * Parse `[host[:port]/]path[:tag][@sha256:…]`. The first element is a host only if it has
+ * a `.` or `:` or is `localhost` (as the Docker CLI decides); otherwise the name is on Docker
+ * Hub, where one-element names live under `library/`. A name with neither tag nor digest
+ * means `:latest`.
+ */
+function parseReference(s) {
+    const quoted = JSON.stringify(s);
+    if (s.trim() !== s || s === '')
+        throw new Error(`image reference ${quoted} is empty or has surrounding spaces`);
+    let rest = s;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!isDigest(digest))
+            throw new Error(`image reference ${quoted}: ${JSON.stringify(digest)} is not a sha256 digest (sha256: and 64 lower-case hex digits)`);
+    }
+    let tag;
+    const colon = rest.lastIndexOf(':');
+    if (colon > rest.lastIndexOf('/')) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        if (!TAG.test(tag))
+            throw new Error(`image reference ${quoted}: tag ${JSON.stringify(tag)} is not valid (letters, digits, _ . -, at most 128, not starting with . or -)`);
+    }
+    const { registry, repository } = splitName(rest, `image reference ${quoted}`, false);
+    if (tag === undefined && digest === undefined)
+        tag = 'latest';
+    return { registry, repository, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
+}
+/**
+ * Parse a push target, `host[:port]/path`. The host is required: a target defaulting to
+ * Docker Hub would surprise more people than it helps. Tags and digests are not allowed.
+ */
+function parseRepository(s) {
+    const quoted = JSON.stringify(s);
+    if (s === '' || /\s/.test(s))
+        throw new Error(`repository ${quoted} is empty or contains spaces`);
+    if (s.includes('@'))
+        throw new Error(`repository ${quoted} must not include a digest; give host/path only`);
+    if (s.includes('..'))
+        throw new Error(`repository ${quoted} contains ".."`);
+    if (s !== s.toLowerCase())
+        throw new Error(`repository ${quoted} must be lower-case (try ${JSON.stringify(s.toLowerCase())})`);
+    const slash = s.indexOf('/');
+    const first = slash < 0 ? s : s.slice(0, slash);
+    if (!looksLikeHost(first)) {
+        throw new Error(`repository ${quoted} has no registry host; write it as host[:port]/path, e.g. ghcr.io/${s}`);
+    }
+    if (slash < 0 || slash === s.length - 1)
+        throw new Error(`repository ${quoted} has no path after the host`);
+    if (s.lastIndexOf(':') > s.lastIndexOf('/'))
+        throw new Error(`repository ${quoted} must not include a tag; tags are set separately`);
+    return splitName(s, `repository ${quoted}`, true);
+}
+const formatReference = (r) => `${r.registry}/${r.repository}${r.tag !== undefined ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
+/** docker.io's aliases become docker.io; other hosts are lower-cased (DNS names are case-insensitive). */
+function canonicalRegistry(host) {
+    const h = host.toLowerCase();
+    return DOCKER_HUB_ALIASES.has(h) ? DOCKER_HUB : h;
+}
+/** Where a registry's API is served: Docker Hub's name is not its API host. */
+const apiHost = (registry) => (canonicalRegistry(registry) === DOCKER_HUB ? DOCKER_HUB_API : registry);
+/** Loopback registries are spoken to over plain HTTP, everything else over HTTPS (SPEC §5). */
+function isLoopbackHost(host) {
+    const h = host.toLowerCase();
+    const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0];
+    return name === 'localhost' || name === '127.0.0.1' || name === '[::1]';
+}
+function looksLikeHost(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+function splitName(name, what, requireHost) {
+    const slash = name.indexOf('/');
+    const first = slash < 0 ? '' : name.slice(0, slash);
+    let registry;
+    let path;
+    if (slash >= 0 && looksLikeHost(first)) {
+        if (!HOST.test(first))
+            throw new Error(`${what}: ${JSON.stringify(first)} is not a valid registry host[:port]`);
+        registry = canonicalRegistry(first);
+        path = name.slice(slash + 1);
+    }
+    else {
+        if (requireHost)
+            throw new Error(`${what} has no registry host`);
+        registry = DOCKER_HUB;
+        path = name;
+    }
+    if (path === '')
+        throw new Error(`${what} has no repository path`);
+    for (const c of path.split('/')) {
+        if (!COMPONENT.test(c)) {
+            const why = c !== c.toLowerCase() ? 'must be lower-case' : 'may only contain a-z, 0-9 and single separators (. _ __ -) between them';
+            throw new Error(`${what}: path component ${JSON.stringify(c)} ${why}`);
+        }
+    }
+    if (registry === DOCKER_HUB && !path.includes('/'))
+        path = `library/${path}`;
+    if (registry.length + 1 + path.length > MAX_NAME)
+        throw new Error(`${what}: name is longer than ${MAX_NAME} characters`);
+    return { registry, repository: path };
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
+
 
 /** Every input of action.yml, by name. The CLI builds the same record from its flags. */
 const INPUT_NAMES = [
@@ -38516,6 +38742,9 @@ const Defaults = {
 const MAX_INPUT = 64 * 1024;
 const MAX_ITEMS = 256;
 const fail = (name, value, why) => {
+    // The token is a secret: its value is never quoted, not even in part (SPEC §5.1).
+    if (name === 'token')
+        throw new Error(`input "token": the value ${why}`);
     throw new Error(`input "${name}": ${JSON.stringify(clip(value))} ${why}`);
 };
 const clip = (s) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
@@ -38570,19 +38799,35 @@ function parseInputs(raw) {
     const tagsRaw = get('tags');
     const tags = tagsRaw ? list(tagsRaw, 'tags') : undefined;
     for (const t of tags ?? [])
-        if (!TAG.test(t))
+        if (!inputs_TAG.test(t))
             fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
     const baseImage = get('base-image') || undefined;
     if (baseImage?.startsWith('oci:')) {
         if (baseImage.length === 'oci:'.length)
             fail('base-image', baseImage, 'names no OCI layout directory (oci:<dir>[:<name>])');
     }
-    else if (baseImage !== undefined && baseImage !== 'scratch' && !REFERENCE.test(baseImage)) {
-        fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+    else if (baseImage !== undefined && baseImage !== 'scratch') {
+        if (baseImage.length > MAX_REFERENCE)
+            fail('base-image', baseImage, `is ${baseImage.length} characters long; an image reference has at most ${MAX_REFERENCE}`);
+        if (!REFERENCE.test(baseImage))
+            fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+        try {
+            parseReference(baseImage);
+        }
+        catch (err) {
+            fail('base-image', baseImage, `is not an image reference: ${clip(err.message)}`);
+        }
     }
     const user = get('user') || undefined;
     if (user !== undefined && !USER.test(user))
         fail('user', user, 'is not a user (65532, nonroot, uid:gid)');
+    const username = get('username') || undefined;
+    // Basic authentication joins user and password with ':'; a user name cannot hold one.
+    if (username !== undefined && !/^[^\s:\p{Cc}]+$/u.test(username))
+        fail('username', username, 'must not contain ":", white space or control characters');
+    const token = (raw.token ?? '').trim() || undefined;
+    if (token !== undefined && /[\s\p{Cc}]/u.test(token))
+        fail('token', token, 'contains white space or a control character (a line break?); paste the token alone');
     const ociLayoutPath = get('oci-layout-path') || undefined;
     if (ociLayoutPath !== undefined && hasDotDot(ociLayoutPath))
         fail('oci-layout-path', ociLayoutPath, 'must not contain ".."');
@@ -38600,8 +38845,8 @@ function parseInputs(raw) {
         push: oneOf('push', get('push') || 'auto', ['auto', 'true', 'false']),
         sbom: oneOf('sbom', get('sbom') || 'spdx', ['spdx', 'none']),
         ociLayoutPath,
-        username: get('username') || undefined,
-        token: (raw.token ?? '').trim() || undefined,
+        username,
+        token,
         ldflags: lines(raw.ldflags ?? ''),
         flags: lines(raw.flags ?? '').flatMap((l) => l.split(/\s+/)),
         env: keyValues('env', raw.env ?? '', ENV_KEY),
@@ -38609,11 +38854,13 @@ function parseInputs(raw) {
         timeoutMs: parseDuration(get('timeout') || Defaults.timeout),
     };
 }
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** A repository name (255) with a registry host, a tag (128) and a digest (71), with room to spare. */
+const MAX_REFERENCE = 512;
+const inputs_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const REPO_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::\d{1,5})?$/;
+const inputs_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::\d{1,5})?$/;
 const REFERENCE = /^(?:[^/\s]+\/)?[a-z0-9][a-z0-9._\/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 /** `host[:port]/path`, lower-case (the distribution grammar), no tag or digest. */
 function validateRepository(repo) {
@@ -38622,7 +38869,7 @@ function validateRepository(repo) {
         fail('repository', repo, 'must be host[:port]/path (e.g. ghcr.io/owner/repo)');
     const host = repo.slice(0, slash);
     const path = repo.slice(slash + 1);
-    if (!HOST.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
+    if (!inputs_HOST.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
         fail('repository', repo, `must start with a registry host (got ${JSON.stringify(host)})`);
     }
     if (/[A-Z]/.test(path))
@@ -38674,6 +38921,8 @@ function keyValues(name, s, keyPattern = /^[^\s=]+$/) {
 function userAnnotations(s) {
     const out = { index: {}, manifest: {} };
     for (const [k, v] of Object.entries(keyValues('annotations', s, /^(?:(?:index|manifest):)?[^\s=:][^\s=]*$/))) {
+        if (/^(?:index|manifest):$/.test(k))
+            fail('annotations', `${k}=${v}`, 'has no key after its level prefix (index:key=value)');
         const m = /^(index|manifest):(.+)$/.exec(k);
         if (m)
             out[m[1]][m[2]] = v;
@@ -39090,112 +39339,6 @@ const engine_fail = (m) => {
     throw new Error(m);
 };
 
-
-;// CONCATENATED MODULE: ./src/registry/errors.ts
-/**
- * A registry said no. The message says what was being done where and why, e.g.
- * `push manifest latest to 127.0.0.1:5000/app: 401 UNAUTHORIZED: authentication required`.
- * Messages are built from the operation, host, repository, status and the body's error codes
- * only: never from request headers, so credentials and tokens cannot end up in them.
- */
-class RegistryError extends Error {
-    name = 'RegistryError';
-    status;
-    errors;
-    operation;
-    host;
-    repository;
-    /** Read by the retry policy (retry.ts): 408, 429 and 5xx are worth another attempt. */
-    retryable;
-    retryAfterMs;
-    constructor(init) {
-        super(formatMessage(init), init.cause === undefined ? undefined : { cause: init.cause });
-        this.status = init.status;
-        this.errors = init.errors ?? [];
-        this.operation = init.operation.action;
-        this.host = init.host;
-        this.repository = init.repository;
-        this.retryable = init.status !== undefined && isRetryableStatus(init.status);
-        this.retryAfterMs = init.retryAfterMs;
-    }
-    /** Whether the body carried this error code (`NAME_UNKNOWN`, `BLOB_UNKNOWN`, …). */
-    hasCode(code) {
-        return this.errors.some((e) => e.code === code);
-    }
-}
-/** 408, 429 and 5xx are transient (SPEC §5.2); every other 4xx will fail the same way again. */
-const isRetryableStatus = (status) => status === 408 || status === 429 || (status >= 500 && status <= 599);
-/**
- * Parse a registry error body: `{"errors":[{"code","message","detail"}]}` per the
- * distribution spec, or the token server's `{"details": "..."}` (Docker Hub's auth.docker.io,
- * distribution's token servers). Anything else yields a short, single-line text.
- */
-function parseErrorBody(body) {
-    const trimmed = body.trim();
-    if (trimmed === '')
-        return { errors: [] };
-    try {
-        const doc = JSON.parse(trimmed);
-        if (Array.isArray(doc.errors)) {
-            const errors = doc.errors
-                .filter((e) => typeof e === 'object' && e !== null)
-                .map((e) => ({
-                code: typeof e.code === 'string' ? e.code : 'UNKNOWN',
-                ...(typeof e.message === 'string' && e.message !== '' && { message: e.message }),
-            }));
-            return { errors };
-        }
-        for (const field of [doc.details, doc.message, doc.error]) {
-            if (typeof field === 'string' && field !== '')
-                return { errors: [], text: oneLine(field) };
-        }
-        return { errors: [] };
-    }
-    catch {
-        // HTML error pages from proxies and load balancers say nothing useful beyond the status.
-        if (/^<(!doctype|html)/i.test(trimmed))
-            return { errors: [] };
-        return { errors: [], text: oneLine(trimmed) };
-    }
-}
-function oneLine(s) {
-    const line = s.replace(/\s+/g, ' ').trim();
-    return line.length > 200 ? `${line.slice(0, 200)}…` : line;
-}
-function formatMessage(init) {
-    const where = init.repository ? `${init.host}/${init.repository}` : init.host;
-    const head = `${init.operation.action} ${init.operation.preposition} ${where}`;
-    const stage = init.stage ? `: ${init.stage}` : '';
-    const reasons = [];
-    for (const e of init.errors ?? [])
-        reasons.push(e.message ? `${e.code}: ${e.message}` : e.code);
-    if (init.text)
-        reasons.push(init.text);
-    const status = init.status !== undefined ? `${init.status}${reasons.length ? '' : init.statusText ? ` ${init.statusText}` : ''}` : '';
-    const why = [status, reasons.join('; ')].filter((x) => x !== '').join(' ');
-    return `${head}${stage}${why ? `: ${why}` : ''}`;
-}
-
-;// CONCATENATED MODULE: ./src/explain.ts
-
-/**
- * The message that fails the step. A 401/403 from ghcr.io gets the likely causes in plain
- * sentences (SPEC §5.2): GHCR answers all of them with the same status and no detail.
- */
-function explainFailure(err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (!(err instanceof RegistryError) || (err.status !== 401 && err.status !== 403) || err.host !== 'ghcr.io')
-        return message;
-    const owner = err.repository?.split('/')[0] ?? '<owner>';
-    const pkg = err.repository?.split('/').slice(1).join('/') ?? '<package>';
-    return [
-        message,
-        'GitHub Container Registry refused the token. The usual causes:',
-        '- The workflow lacks `permissions: packages: write` (add it to the job or the workflow).',
-        '- This is a pull request from a fork, whose token can never write packages (use push: auto, which does not push on pull requests).',
-        `- The package ${owner}/${pkg} exists but is not linked to this repository or does not grant it write access: see https://github.com/users/${owner}/packages/container/${encodeURIComponent(pkg)}/settings ("Manage Actions access"; for an organization, https://github.com/orgs/${owner}/packages/container/${encodeURIComponent(pkg)}/settings).`,
-    ].join('\n');
-}
 
 // EXTERNAL MODULE: ../../work/main/node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(7207);
@@ -39642,76 +39785,6 @@ async function loadKoSettings(inputs, env, workspace, render) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/outputs.ts
-
-/** Every output of SPEC §2, as the strings the runner will store. */
-function outputsOf(result) {
-    const first = result.packages[0];
-    const images = result.packages.map((p) => ({
-        package: p.package,
-        repository: p.repository,
-        digest: p.digest,
-        ref: p.ref,
-        tags: p.tags,
-        platforms: p.platforms.map(({ platform, digest }) => ({ platform, digest })),
-        ...(p.sboms?.length ? { sbom: p.sboms } : {}),
-    }));
-    const tags = result.packages.flatMap((p) => p.tags.map((t) => `${p.repository}:${t}`));
-    const labels = outputs_lines(first.labels);
-    const annotations = outputs_lines(first.annotations);
-    const metadata = {
-        digest: first.digest,
-        image: first.ref,
-        images,
-        tags,
-        version: result.version,
-        labels: first.labels,
-        annotations: first.annotations,
-        pushed: result.pushed,
-    };
-    return {
-        digest: first.digest,
-        image: first.ref,
-        images: JSON.stringify(images),
-        tags: tags.join('\n'),
-        version: result.version,
-        labels,
-        annotations,
-        metadata: JSON.stringify(metadata),
-    };
-}
-const outputs_lines = (r) => Object.keys(r)
-    .sort()
-    .map((k) => `${k}=${r[k]}`)
-    .join('\n');
-/** The job summary: one table per image, then a pull command (SPEC §2). */
-function summaryMarkdown(result) {
-    const out = [`## ko-annotate ${result.pushed ? 'published' : 'built (not pushed)'} ${result.packages.length === 1 ? 'one image' : `${result.packages.length} images`}`, ''];
-    for (const p of result.packages)
-        out.push(...packageSummary(p, result.pushed), '');
-    return out.join('\n');
-}
-function packageSummary(p, pushed) {
-    const rows = [
-        `### \`${p.repository}\``,
-        '',
-        '| | |',
-        '|---|---|',
-        `| Reference | \`${p.ref}\` |`,
-        `| Tags | ${p.tags.map((t) => `\`${t}\``).join(' ') || '(none)'} |`,
-        `| Package | \`${p.package}\` (${p.goVersion}) |`,
-        `| Base | ${p.base ? `\`${p.base.name}\` @ \`${p.base.digest}\`` : '`scratch`'} |`,
-        '',
-        '| Platform | Digest | Compressed size |',
-        '|---|---|---:|',
-        ...p.platforms.map((x) => `| ${x.platform} | \`${x.digest}\` | ${formatBytes(x.size)} |`),
-        '',
-    ];
-    if (pushed)
-        rows.push('```sh', `docker pull ${p.ref}`, '```');
-    return rows;
-}
-
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: ./src/config/git.ts
@@ -40155,7 +40228,7 @@ var semver_default = /*#__PURE__*/__nccwpck_require__.n(semver);
 /** The distribution spec's tag grammar. */
 const ociTag = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const maxTagLength = 128;
-const isValidTag = (tag) => ociTag.test(tag);
+const tags_isValidTag = (tag) => ociTag.test(tag);
 /**
  * Turn a ref name into a tag (SPEC §4): lower-case, every character outside `[a-z0-9_.-]`
  * becomes `-` (one for one, not collapsed, so distinct branches stay distinct), leading
@@ -40177,7 +40250,7 @@ function computeTags({ ctx, explicitTags, latest, existingTags }) {
     const explicit = (explicitTags ?? []).map((t) => t.trim()).filter((t) => t !== '');
     if (explicit.length > 0) {
         for (const t of explicit) {
-            if (!isValidTag(t)) {
+            if (!tags_isValidTag(t)) {
                 throw new Error(`input "tags": "${t}" is not a valid image tag (letters, digits, "_", "." and "-", at most 128, not starting with "." or "-")`);
             }
         }
@@ -40455,125 +40528,6 @@ function byteOrder(a, b) {
     return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-;// CONCATENATED MODULE: ./src/registry/reference.ts
-
-const DOCKER_HUB = 'docker.io';
-const DOCKER_HUB_API = 'registry-1.docker.io';
-// `docker login` and old configs name Docker Hub by these; they all mean docker.io.
-const DOCKER_HUB_ALIASES = new Set([DOCKER_HUB, 'index.docker.io', DOCKER_HUB_API]);
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$/;
-const reference_TAG = /^[\w][\w.-]{0,127}$/;
-const DOMAIN_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
-const reference_HOST = new RegExp(`^(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]{1,5})?$`);
-// reference.go's NameTotalLengthMax.
-const MAX_NAME = 255;
-const reference_isValidTag = (s) => reference_TAG.test(s);
-/**
- * Parse `[host[:port]/]path[:tag][@sha256:…]`. The first element is a host only if it has
- * a `.` or `:` or is `localhost` (as the Docker CLI decides); otherwise the name is on Docker
- * Hub, where one-element names live under `library/`. A name with neither tag nor digest
- * means `:latest`.
- */
-function parseReference(s) {
-    const quoted = JSON.stringify(s);
-    if (s.trim() !== s || s === '')
-        throw new Error(`image reference ${quoted} is empty or has surrounding spaces`);
-    let rest = s;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!isDigest(digest))
-            throw new Error(`image reference ${quoted}: ${JSON.stringify(digest)} is not a sha256 digest (sha256: and 64 lower-case hex digits)`);
-    }
-    let tag;
-    const colon = rest.lastIndexOf(':');
-    if (colon > rest.lastIndexOf('/')) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        if (!reference_TAG.test(tag))
-            throw new Error(`image reference ${quoted}: tag ${JSON.stringify(tag)} is not valid (letters, digits, _ . -, at most 128, not starting with . or -)`);
-    }
-    const { registry, repository } = splitName(rest, `image reference ${quoted}`, false);
-    if (tag === undefined && digest === undefined)
-        tag = 'latest';
-    return { registry, repository, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
-}
-/**
- * Parse a push target, `host[:port]/path`. The host is required: a target defaulting to
- * Docker Hub would surprise more people than it helps. Tags and digests are not allowed.
- */
-function parseRepository(s) {
-    const quoted = JSON.stringify(s);
-    if (s === '' || /\s/.test(s))
-        throw new Error(`repository ${quoted} is empty or contains spaces`);
-    if (s.includes('@'))
-        throw new Error(`repository ${quoted} must not include a digest; give host/path only`);
-    if (s.includes('..'))
-        throw new Error(`repository ${quoted} contains ".."`);
-    if (s !== s.toLowerCase())
-        throw new Error(`repository ${quoted} must be lower-case (try ${JSON.stringify(s.toLowerCase())})`);
-    const slash = s.indexOf('/');
-    const first = slash < 0 ? s : s.slice(0, slash);
-    if (!looksLikeHost(first)) {
-        throw new Error(`repository ${quoted} has no registry host; write it as host[:port]/path, e.g. ghcr.io/${s}`);
-    }
-    if (slash < 0 || slash === s.length - 1)
-        throw new Error(`repository ${quoted} has no path after the host`);
-    if (s.lastIndexOf(':') > s.lastIndexOf('/'))
-        throw new Error(`repository ${quoted} must not include a tag; tags are set separately`);
-    return splitName(s, `repository ${quoted}`, true);
-}
-const formatReference = (r) => `${r.registry}/${r.repository}${r.tag !== undefined ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
-/** docker.io's aliases become docker.io; other hosts are lower-cased (DNS names are case-insensitive). */
-function canonicalRegistry(host) {
-    const h = host.toLowerCase();
-    return DOCKER_HUB_ALIASES.has(h) ? DOCKER_HUB : h;
-}
-/** Where a registry's API is served: Docker Hub's name is not its API host. */
-const apiHost = (registry) => (canonicalRegistry(registry) === DOCKER_HUB ? DOCKER_HUB_API : registry);
-/** Loopback registries are spoken to over plain HTTP, everything else over HTTPS (SPEC §5). */
-function isLoopbackHost(host) {
-    const h = host.toLowerCase();
-    const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0];
-    return name === 'localhost' || name === '127.0.0.1' || name === '[::1]';
-}
-function looksLikeHost(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-function splitName(name, what, requireHost) {
-    const slash = name.indexOf('/');
-    const first = slash < 0 ? '' : name.slice(0, slash);
-    let registry;
-    let path;
-    if (slash >= 0 && looksLikeHost(first)) {
-        if (!reference_HOST.test(first))
-            throw new Error(`${what}: ${JSON.stringify(first)} is not a valid registry host[:port]`);
-        registry = canonicalRegistry(first);
-        path = name.slice(slash + 1);
-    }
-    else {
-        if (requireHost)
-            throw new Error(`${what} has no registry host`);
-        registry = DOCKER_HUB;
-        path = name;
-    }
-    if (path === '')
-        throw new Error(`${what} has no repository path`);
-    for (const c of path.split('/')) {
-        if (!COMPONENT.test(c)) {
-            const why = c !== c.toLowerCase() ? 'must be lower-case' : 'may only contain a-z, 0-9 and single separators (. _ __ -) between them';
-            throw new Error(`${what}: path component ${JSON.stringify(c)} ${why}`);
-        }
-    }
-    if (registry === DOCKER_HUB && !path.includes('/'))
-        path = `library/${path}`;
-    if (registry.length + 1 + path.length > MAX_NAME)
-        throw new Error(`${what}: name is longer than ${MAX_NAME} characters`);
-    return { registry, repository: path };
-}
-
 ;// CONCATENATED MODULE: ./src/publish/registry.ts
 
 
@@ -40634,7 +40588,7 @@ class RegistryPublisher {
     }
     async putTags(artifact, tags) {
         for (const tag of tags) {
-            if (!reference_isValidTag(tag))
+            if (!isValidTag(tag))
                 throw new Error(`cannot tag ${this.name}: ${JSON.stringify(tag)} is not a valid tag`);
             await this.repo.putManifest(tag, artifact.bytes, artifact.mediaType);
             this.logger.info(`tagged ${this.name}:${tag} → ${artifact.digest}`);
@@ -41535,7 +41489,7 @@ function checkDigest(digest) {
         throw new Error(`${JSON.stringify(digest)} is not a sha256 digest`);
 }
 function checkReference(reference) {
-    if (!isDigest(reference) && !reference_isValidTag(reference))
+    if (!isDigest(reference) && !isValidTag(reference))
         throw new Error(`${JSON.stringify(reference)} is neither a tag nor a sha256 digest`);
 }
 const mediaTypeOf = (contentType) => contentType?.split(';')[0].trim() || undefined;
@@ -42183,10 +42137,100 @@ function realDeps(o) {
 }
 
 
+;// CONCATENATED MODULE: ./src/job.ts
+
+
+
+
+/**
+ * One run with the real dependencies, shared by the action and the CLI: context and
+ * provenance, .ko.yaml, the registries (credentials for the target host only), the engine.
+ */
+async function runJob(inputs, env, payload, workspace, logger) {
+    const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: globalThis.fetch, run: realRun });
+    const ko = await loadKoSettings(inputs, env, workspace, prepared.render);
+    const deps = realDeps({
+        logger,
+        env,
+        username: inputs.username,
+        token: inputs.token,
+        targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
+        timeoutMs: inputs.timeoutMs,
+    });
+    return runEngine({ ...prepared, ko }, deps);
+}
+
+;// CONCATENATED MODULE: ./src/outputs.ts
+
+/** Every output of SPEC §2, as the strings the runner will store. */
+function outputsOf(result) {
+    const first = result.packages[0];
+    const images = result.packages.map((p) => ({
+        package: p.package,
+        repository: p.repository,
+        digest: p.digest,
+        ref: p.ref,
+        tags: p.tags,
+        platforms: p.platforms.map(({ platform, digest }) => ({ platform, digest })),
+        ...(p.sboms?.length ? { sbom: p.sboms } : {}),
+    }));
+    const tags = result.packages.flatMap((p) => p.tags.map((t) => `${p.repository}:${t}`));
+    const labels = outputs_lines(first.labels);
+    const annotations = outputs_lines(first.annotations);
+    const metadata = {
+        digest: first.digest,
+        image: first.ref,
+        images,
+        tags,
+        version: result.version,
+        labels: first.labels,
+        annotations: first.annotations,
+        pushed: result.pushed,
+    };
+    return {
+        digest: first.digest,
+        image: first.ref,
+        images: JSON.stringify(images),
+        tags: tags.join('\n'),
+        version: result.version,
+        labels,
+        annotations,
+        metadata: JSON.stringify(metadata),
+    };
+}
+const outputs_lines = (r) => Object.keys(r)
+    .sort()
+    .map((k) => `${k}=${r[k]}`)
+    .join('\n');
+/** The job summary: one table per image, then a pull command (SPEC §2). */
+function summaryMarkdown(result) {
+    const out = [`## ko-annotate ${result.pushed ? 'published' : 'built (not pushed)'} ${result.packages.length === 1 ? 'one image' : `${result.packages.length} images`}`, ''];
+    for (const p of result.packages)
+        out.push(...packageSummary(p, result.pushed), '');
+    return out.join('\n');
+}
+function packageSummary(p, pushed) {
+    const rows = [
+        `### \`${p.repository}\``,
+        '',
+        '| | |',
+        '|---|---|',
+        `| Reference | \`${p.ref}\` |`,
+        `| Tags | ${p.tags.map((t) => `\`${t}\``).join(' ') || '(none)'} |`,
+        `| Package | \`${p.package}\` (${p.goVersion}) |`,
+        `| Base | ${p.base ? `\`${p.base.name}\` @ \`${p.base.digest}\`` : '`scratch`'} |`,
+        '',
+        '| Platform | Digest | Compressed size |',
+        '|---|---|---:|',
+        ...p.platforms.map((x) => `| ${x.platform} | \`${x.digest}\` | ${formatBytes(x.size)} |`),
+        '',
+    ];
+    if (pushed)
+        rows.push('```sh', `docker pull ${p.ref}`, '```');
+    return rows;
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
-
-
-
 
 
 
@@ -42226,17 +42270,7 @@ async function run(env = process.env) {
         const inputs = parseInputs(readActionInputs());
         const workspace = env.GITHUB_WORKSPACE || process.cwd();
         const payload = env.GITHUB_EVENT_PATH ? JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(env.GITHUB_EVENT_PATH, 'utf8')) : {};
-        const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: globalThis.fetch, run: realRun });
-        const ko = await loadKoSettings(inputs, env, workspace, prepared.render);
-        const deps = realDeps({
-            logger,
-            env,
-            username: inputs.username,
-            token: inputs.token,
-            targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
-            timeoutMs: inputs.timeoutMs,
-        });
-        const result = await runEngine({ ...prepared, ko }, deps);
+        const result = await runJob(inputs, env, payload, workspace, logger);
         for (const [name, value] of Object.entries(outputsOf(result)))
             setOutput(name, value);
         if (env.GITHUB_STEP_SUMMARY)
