@@ -80,7 +80,8 @@ const withInputs = (over: Record<string, string> = {}) => ({
   'base-image': base.reference,
   packages: './cmd/hello',
   platforms: PLATFORMS.join(','),
-  // SBOMs are another issue's; this one proves the image, its metadata and its tags.
+  // One case below runs with the default sbom: spdx; the rest leave SBOMs out so that their
+  // registry checks (catalogs, tag lists, upload counts) are about the image alone.
   sbom: 'none',
   // ghcr.io takes any user name with a GITHUB_TOKEN; this registry checks it, and the default
   // (`${{ github.actor }}`, the fixtures' monalisa) is not its user.
@@ -677,5 +678,31 @@ describe('dist/index.js under a runner environment, against a token-auth registr
     } finally {
       await broken.cleanup();
     }
+  });
+
+  test('with the default sbom: spdx, each platform image gets an SPDX referrer, listed in the images output', async () => {
+    const sbomRepo = `${registry.host}/sboms/${OWNER_REPO}`;
+    // Without the `sbom` input: action.yml's default applies.
+    const inputs = { ...withInputs({ repository: sbomRepo }) } as Record<string, string>;
+    delete inputs.sbom;
+    const r = await runAction({ event: 'push-branch-main', inputs, registry, workspace: workspace.dir });
+    expectTokenKeptSecret(r, registry.password);
+    expectSuccess(r);
+    const [image] = JSON.parse(r.outputs.images) as { platforms: { platform: string; digest: string }[]; sbom: { platform: string; digest: string }[] }[];
+    expect(image.sbom.map((s) => s.platform)).toEqual(PLATFORMS);
+    const repoPath = `sboms/${OWNER_REPO}`;
+    for (const [i, p] of image.platforms.entries()) {
+      // distribution 2.8 has no referrers API: the referrers tag schema names the subject.
+      const referrers = await manifest(`sha256-${p.digest.slice('sha256:'.length)}`, repoPath);
+      expect(referrers.json.manifests).toEqual([expect.objectContaining({ digest: image.sbom[i].digest, artifactType: 'application/spdx+json' })]);
+      const referrer = await manifest(image.sbom[i].digest, repoPath);
+      expect(referrer.json.subject.digest).toBe(p.digest);
+      const doc = await blobJson(referrer.json.layers[0].digest, repoPath);
+      expect(doc.spdxVersion).toBe('SPDX-2.3');
+      expect(doc.packages.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining([MODULE, 'example.com/greet']));
+    }
+    // Never inside the image index (SPEC §3.5).
+    const index = await manifest(r.outputs.digest, repoPath);
+    expect(index.json.manifests.map((d: { digest: string }) => d.digest)).toEqual(image.platforms.map((p) => p.digest));
   });
 });
