@@ -168,6 +168,31 @@ describe('uploads', () => {
     expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
   });
 
+  it.each([
+    ['anonymously', 'none'],
+    ['behind a bearer challenge', 'bearer'],
+  ] as const)('falls back to one streamed PUT when chunked PATCH is refused, %s', async (_name, auth) => {
+    const fake = await start({ noChunkedUploads: true, auth });
+    const repo = client(fake, { chunkSize: 1000 }).registry.repository('app', { access: 'push' });
+    const data = randomBytes(2500);
+    let opened = 0;
+    await repo.uploadBlob(sha256(data), data.length, async () => {
+      opened++;
+      return fromBuffer(data);
+    });
+    expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+    // One refused PATCH, then a fresh session whose PUT carries the whole blob.
+    expect(fake.seen('PATCH')).toHaveLength(1);
+    const puts = fake.seen('PUT');
+    expect(puts.at(-1)!.bodyLength).toBe(2500);
+    expect(puts.at(-1)!.headers['content-length']).toBe('2500');
+    // Two sessions served (a bearer registry first answers one unauthenticated POST with 401).
+    const sessions = fake.seen('POST').filter((p) => p.path.includes('/blobs/uploads/') && (auth === 'none' || p.headers.authorization));
+    expect(sessions).toHaveLength(2);
+    // Opened once for the refused chunk and once for the PUT: a stream is never reused.
+    expect(opened).toBe(2);
+  });
+
   it('uploads an empty blob with no PATCH', async () => {
     const fake = await start();
     const empty = Buffer.alloc(0);

@@ -48,6 +48,8 @@ export interface FakeRegistryOptions {
   omitDigestHeader?: boolean;
   /** Refuse PATCH bodies above this, as GHCR does above a few MiB. */
   maxPatchBytes?: number;
+  /** Refuse chunked uploads: every PATCH is a 405, as some registry proxies answer. */
+  noChunkedUploads?: boolean;
   /** `always-202`: answer every mount by starting an upload. */
   mount?: 'normal' | 'always-202';
   /** Where blob GETs are redirected (absolute URL or a path on this server); undefined serves directly. */
@@ -265,6 +267,7 @@ export class FakeRegistry {
     const session = this.sessions.get(id);
     if (!session || session.repo !== repo) return errorReply(res, 404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
     if (method === 'PATCH') {
+      if (this.opts.noChunkedUploads) return errorReply(res, 405, 'UNSUPPORTED', 'chunked uploads are not supported');
       const range = /^(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''));
       if (!range || Number(range[1]) !== session.size || Number(range[2]) - Number(range[1]) + 1 !== body.length) {
         return errorReply(res, 416, 'BLOB_UPLOAD_INVALID', `bad Content-Range ${req.headers['content-range']} at ${session.size}`);

@@ -47,12 +47,15 @@ interface Request {
   repository?: string;
   scopes: readonly string[];
   headers?: Record<string, string>;
-  body?: Buffer;
+  /** Bytes, or an opener for a streamed body (opened again if an auth challenge needs a resend). */
+  body?: Body;
   /** False inside an upload, which is retried as a whole with a new session. */
   retry?: boolean;
   /** False to get a 3xx back instead of following it. */
   followRedirects?: boolean;
 }
+
+type Body = Buffer | (() => Promise<Readable>);
 
 interface Challenge {
   scheme: 'bearer' | 'basic';
@@ -186,7 +189,7 @@ export class Registry {
    * challenge, get credentials or a token for it, and send once more. A second 401 is final:
    * the same credentials would be refused again, so it is never retried.
    */
-  private async authorizedFetch(op: Operation, req: Request, method: string, url: URL, body: Buffer | undefined): Promise<Response> {
+  private async authorizedFetch(op: Operation, req: Request, method: string, url: URL, body: Body | undefined): Promise<Response> {
     const toRegistry = url.origin === this.baseUrl;
     const auth = toRegistry ? await this.authorization(op, req, req.scopes, false) : undefined;
     const res = await this.rawFetch(method, url, req.headers, body, auth);
@@ -293,7 +296,7 @@ export class Registry {
     return { scopes, token, expiresAt: requested + lifetime - Math.min(30_000, lifetime / 10) };
   }
 
-  private async rawFetch(method: string, url: URL, headers: Record<string, string> | undefined, body: Buffer | undefined, auth: string | undefined): Promise<Response> {
+  private async rawFetch(method: string, url: URL, headers: Record<string, string> | undefined, body: Body | undefined, auth: string | undefined): Promise<Response> {
     const h: Record<string, string> = { 'User-Agent': this.userAgent, ...headers };
     if (auth) h.Authorization = auth;
     const left = this.retry.remainingMs();
@@ -304,10 +307,13 @@ export class Registry {
     const timer = stall && setTimeout(() => stall.abort(), limit);
     const signals = [deadline, stall?.signal].filter((s): s is AbortSignal => s !== undefined);
     try {
+      // A streamed body is opened per send: undici needs `duplex: 'half'` to send one.
+      const streamed = typeof body === 'function';
       return await this.fetchImpl(url, {
         method,
         headers: h,
-        body,
+        body: streamed ? (Readable.toWeb(await body()) as unknown as NonNullable<RequestInit['body']>) : body,
+        ...(streamed ? { duplex: 'half' } : {}),
         redirect: 'manual',
         signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
       });
@@ -602,6 +608,12 @@ export class Repository implements ContentSource {
           },
           body: chunk,
         });
+        if (offset === 0 && CHUNKING_REFUSED.has(res.status)) {
+          await discard(res);
+          stream.destroy();
+          await this.cancel(location);
+          return this.uploadMonolithic(op, digest, size, open);
+        }
         if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
         await discard(res);
         location = uploadLocation(res, location, op, this);
@@ -629,6 +641,33 @@ export class Repository implements ContentSource {
     }
   }
 
+  /**
+   * The distribution spec's monolithic upload, for a registry that refuses chunked PATCH: a new
+   * session, then one PUT `?digest=` carrying the whole blob, streamed from `open` (never
+   * buffered), with its length declared up front.
+   */
+  private async uploadMonolithic(op: Operation, digest: string, size: number, open: () => Promise<Readable>): Promise<void> {
+    this.registry.logger.debug(`${this.name} refused a chunked upload; uploading ${digest} in one request`);
+    const step = (req: Omit<Request, 'repository' | 'scopes' | 'retry'>) => this.send(op, { ...req, scopes: this.pushScopes, retry: false });
+    const started = await step({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
+    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
+    await discard(started);
+    const location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
+    const commit = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
+    const done = await step({
+      method: 'PUT',
+      url: commit,
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
+      body: open,
+    });
+    if (done.status !== 201 && done.status !== 204 && done.status !== 200) throw await this.registry.errorFrom(op, this.repository, done);
+    await discard(done);
+    const claimed = done.headers.get('docker-content-digest');
+    if (claimed?.startsWith('sha256:') && claimed !== digest) {
+      throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
+    }
+  }
+
   private async cancelUpload(res: Response, base: URL) {
     const location = res.headers.get('location');
     if (location) await this.cancel(new URL(location, base));
@@ -644,6 +683,13 @@ export class Repository implements ContentSource {
     }
   }
 }
+
+/**
+ * Answers to a first PATCH that mean "no chunked uploads here" rather than "this chunk is bad":
+ * 405 Method Not Allowed, 416 for a range it will not take, 501 Not Implemented. Some registry
+ * proxies and appliances answer so; the spec's monolithic PUT works on every registry.
+ */
+const CHUNKING_REFUSED = new Set([405, 416, 501]);
 
 function uploadLocation(res: Response, base: URL, op: Operation, repo: Repository): URL {
   const location = res.headers.get('location');
