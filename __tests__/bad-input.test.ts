@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { childEnv, GoToolchain, type BuildOptions } from '../src/build/go.js';
 import { runEngine, type EngineDeps } from '../src/engine.js';
 import { execRun } from '../src/exec.js';
-import { parseInputs, type InputName, type RawInputs } from '../src/inputs.js';
+import { parseInputs, type InputName, type RawInputs, parseKoEnvironment } from '../src/inputs.js';
 import { loadKoSettings } from '../src/kosettings.js';
 import { MemoryLogger } from '../src/log.js';
 import { Key } from '../src/oci/spec.js';
@@ -111,7 +111,7 @@ async function attempt(raw: RawInputs, c: Partial<BadInputCase> = {}) {
       env,
       username: inputs.username,
       token: inputs.token,
-      targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
+      targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
       timeoutMs: inputs.timeoutMs,
     });
     go = new CountingGo(execRun, childEnv(env, [inputs.token ?? '']));

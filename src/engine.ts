@@ -4,12 +4,12 @@ import { join, resolve } from 'node:path';
 import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
 import type { Provenance } from './build/assemble.js';
 import type { GoPackage, GoToolchain } from './build/go.js';
-import { Defaults, type Inputs, type Naming } from './inputs.js';
+import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, type Inputs, type Naming } from './inputs.js';
 import type { Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { descriptorOf, imagesOf, scratch, type Artifact } from './oci/image.js';
 import type { TarEntry } from './oci/layer.js';
-import { formatPlatform, parsePlatform } from './oci/platform.js';
+import { formatPlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
@@ -171,7 +171,8 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   );
   const repoRoot = resolve(req.workspace);
 
-  const repository = inputs.repository ?? env.KO_DOCKER_REPO?.trim() ?? req.defaultRepository;
+  const koEnv = parseKoEnvironment(env);
+  const repository = inputs.repository ?? koEnv.repository ?? req.defaultRepository;
   if (!repository) {
     throw new Error('input "repository" is empty and there is no GITHUB_REPOSITORY or KO_DOCKER_REPO to derive it from');
   }
@@ -182,7 +183,11 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
     throw new Error(`input "naming": "bare" gives ${pkgs.length} packages the same repository ${repository}; use base or preserve`);
   }
 
-  const platformSpec = inputs.platforms ?? platformsFrom(env.KO_DEFAULTPLATFORMS) ?? platformsFrom(ko?.defaultPlatforms?.join(',')) ?? platformsFrom(Defaults.platforms)!;
+  const platformSpec =
+    inputs.platforms ??
+    koEnv.platforms ??
+    (ko?.defaultPlatforms?.length ? parsePlatformList(ko.defaultPlatforms.join(','), '.ko.yaml defaultPlatforms') : undefined) ??
+    parsePlatformList(Defaults.platforms, 'the default platforms');
   const bases = new Map<string, Promise<ResolvedBase | 'scratch'>>();
   const baseFor = (ref: string) => {
     if (!bases.has(ref)) bases.set(ref, openResolved(ref, platformSpec, deps));
@@ -191,12 +196,14 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
 
   return Promise.all(
     pkgs.map(async (pkg) => {
-      const baseRef =
-        inputs.baseImage ??
-        ko?.baseImageOverrides?.[pkg.importPath] ??
-        (env.KO_DEFAULTBASEIMAGE?.trim() || undefined) ??
-        ko?.defaultBaseImage ??
-        Defaults.baseImage;
+      // Inputs win, then ko's order: a per-package override, KO_DEFAULTBASEIMAGE, the file's default.
+      const [baseRef, where] =
+        inputs.baseImage !== undefined ? [inputs.baseImage, 'input "base-image"']
+        : ko?.baseImageOverrides?.[pkg.importPath] !== undefined ? [ko.baseImageOverrides[pkg.importPath], `.ko.yaml baseImageOverrides[${pkg.importPath}]`]
+        : koEnv.baseImage !== undefined ? [koEnv.baseImage, 'KO_DEFAULTBASEIMAGE']
+        : ko?.defaultBaseImage !== undefined ? [ko.defaultBaseImage, '.ko.yaml defaultBaseImage']
+        : [Defaults.baseImage, 'the default base image'];
+      validateBaseImage(baseRef, where);
       const base = await baseFor(baseRef);
       const platforms: Platform[] =
         base === 'scratch'
@@ -234,12 +241,6 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
   } catch (err) {
     throw new Error(`base image ${ref}: ${(err as Error).message}`, { cause: err });
   }
-}
-
-function platformsFrom(s: string | undefined): Platform[] | 'all' | undefined {
-  if (!s?.trim()) return undefined;
-  if (s.trim() === 'all') return 'all';
-  return s.split(',').map((x) => parsePlatform(x.trim()));
 }
 
 const fail = (m: string): never => {

@@ -71,7 +71,11 @@ const MAX_ITEMS = 256;
 const fail = (name: InputName, value: string, why: string): never => {
   // The token is a secret: its value is never quoted, not even in part (SPEC §5.1).
   if (name === 'token') throw new Error(`input "token": the value ${why}`);
-  throw new Error(`input "${name}": ${JSON.stringify(clip(value))} ${why}`);
+  return failAt(`input "${name}"`, value, why);
+};
+/** `where` names the setting: `input "platforms"`, `KO_DEFAULTPLATFORMS`, `.ko.yaml defaultBaseImage`. */
+const failAt = (where: string, value: string, why: string): never => {
+  throw new Error(`${where}: ${JSON.stringify(clip(value))} ${why}`);
 };
 const clip = (s: string) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
 
@@ -94,44 +98,17 @@ export function parseInputs(raw: RawInputs): Inputs {
   if (hasDotDot(workingDirectory)) fail('working-directory', workingDirectory, 'must not contain ".."');
 
   const repository = get('repository') || undefined;
-  if (repository !== undefined) validateRepository(repository);
+  if (repository !== undefined) validateRepository(repository, 'input "repository"');
 
   const platformsRaw = get('platforms');
-  let platforms: Platform[] | 'all' | undefined;
-  if (platformsRaw === 'all') platforms = 'all';
-  else if (platformsRaw) {
-    const seen = new Set<string>();
-    platforms = list(platformsRaw, 'platforms').map((s) => {
-      let p: Platform;
-      try {
-        p = parsePlatform(s);
-      } catch {
-        return fail('platforms', s, 'is not os/arch[/variant] (e.g. linux/amd64, linux/arm/v7)');
-      }
-      if (p.os !== 'linux') fail('platforms', s, 'is not a Linux platform; images are built for linux only');
-      const key = formatPlatform(p);
-      if (seen.has(key)) fail('platforms', s, 'is listed twice');
-      seen.add(key);
-      return p;
-    });
-  }
+  const platforms = platformsRaw ? parsePlatformList(platformsRaw, 'input "platforms"') : undefined;
 
   const tagsRaw = get('tags');
   const tags = tagsRaw ? list(tagsRaw, 'tags') : undefined;
   for (const t of tags ?? []) if (!TAG.test(t)) fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
 
   const baseImage = get('base-image') || undefined;
-  if (baseImage?.startsWith('oci:')) {
-    if (baseImage.length === 'oci:'.length) fail('base-image', baseImage, 'names no OCI layout directory (oci:<dir>[:<name>])');
-  } else if (baseImage !== undefined && baseImage !== 'scratch') {
-    if (baseImage.length > MAX_REFERENCE) fail('base-image', baseImage, `is ${baseImage.length} characters long; an image reference has at most ${MAX_REFERENCE}`);
-    if (!REFERENCE.test(baseImage)) fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
-    try {
-      parseReference(baseImage);
-    } catch (err) {
-      fail('base-image', baseImage, `is not an image reference: ${clip((err as Error).message)}`);
-    }
-  }
+  if (baseImage !== undefined) validateBaseImage(baseImage, 'input "base-image"');
 
   const user = get('user') || undefined;
   if (user !== undefined && !USER.test(user)) fail('user', user, 'is not a user (65532, nonroot, uid:gid)');
@@ -179,18 +156,80 @@ const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-
 const REFERENCE = /^(?:[^/\s]+\/)?[a-z0-9][a-z0-9._\/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 /** `host[:port]/path`, lower-case (the distribution grammar), no tag or digest. */
-export function validateRepository(repo: string): void {
+export function validateRepository(repo: string, where: string): void {
+  const bad = (why: string) => failAt(where, repo, why);
   const slash = repo.indexOf('/');
-  if (slash < 0) fail('repository', repo, 'must be host[:port]/path (e.g. ghcr.io/owner/repo)');
+  if (slash < 0) bad('must be host[:port]/path (e.g. ghcr.io/owner/repo)');
   const host = repo.slice(0, slash);
   const path = repo.slice(slash + 1);
   if (!HOST.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
-    fail('repository', repo, `must start with a registry host (got ${JSON.stringify(host)})`);
+    bad(`must start with a registry host (got ${JSON.stringify(host)})`);
   }
-  if (/[A-Z]/.test(path)) fail('repository', repo, 'must be lower-case');
-  if (path.includes('@') || /:/.test(path)) fail('repository', repo, 'must not carry a tag or digest; use the "tags" input');
-  if (!REPO_PATH.test(path)) fail('repository', repo, 'is not a valid repository path ([a-z0-9] components separated by /, ., _, -)');
-  if (repo.length > 255) fail('repository', repo, 'is longer than 255 characters');
+  if (/[A-Z]/.test(path)) bad('must be lower-case');
+  if (path.includes('@') || /:/.test(path)) bad('must not carry a tag or digest; use the "tags" input');
+  if (!REPO_PATH.test(path)) bad('is not a valid repository path ([a-z0-9] components separated by /, ., _, -)');
+  if (repo.length > 255) bad('is longer than 255 characters');
+}
+
+/** A base image: a registry reference, `oci:<dir>[:<name>]`, or `scratch`. */
+export function validateBaseImage(ref: string, where: string): void {
+  if (ref.startsWith('oci:')) {
+    if (ref.length === 'oci:'.length) failAt(where, ref, 'names no OCI layout directory (oci:<dir>[:<name>])');
+    return;
+  }
+  if (ref === 'scratch') return;
+  if (ref.length > MAX_REFERENCE) failAt(where, ref, `is ${ref.length} characters long; an image reference has at most ${MAX_REFERENCE}`);
+  if (!REFERENCE.test(ref)) failAt(where, ref, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+  try {
+    parseReference(ref);
+  } catch (err) {
+    failAt(where, ref, `is not an image reference: ${clip((err as Error).message)}`);
+  }
+}
+
+/** `os/arch[/variant]` items, comma- or line-separated, Linux only, no duplicates; or `all`. */
+export function parsePlatformList(s: string, where: string): Platform[] | 'all' {
+  if (s.trim() === 'all') return 'all';
+  const seen = new Set<string>();
+  const items = s.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+  if (items.length > MAX_ITEMS) failAt(where, s, `lists ${items.length} items; at most ${MAX_ITEMS}`);
+  return items.map((item) => {
+    let p: Platform;
+    try {
+      p = parsePlatform(item);
+    } catch {
+      return failAt(where, item, 'is not os/arch[/variant] (e.g. linux/amd64, linux/arm/v7)');
+    }
+    if (p.os !== 'linux') failAt(where, item, 'is not a Linux platform; images are built for linux only');
+    const key = formatPlatform(p);
+    if (seen.has(key)) failAt(where, item, 'is listed twice');
+    seen.add(key);
+    return p;
+  });
+}
+
+/** ko's environment variables, validated up front so that a bad one is named (SPEC §5.2). */
+export interface KoEnvironment {
+  repository?: string;
+  platforms?: Platform[] | 'all';
+  baseImage?: string;
+}
+
+export function parseKoEnvironment(env: Record<string, string | undefined>): KoEnvironment {
+  const out: KoEnvironment = {};
+  const repo = env.KO_DOCKER_REPO?.trim();
+  if (repo) {
+    validateRepository(repo, 'KO_DOCKER_REPO');
+    out.repository = repo;
+  }
+  const platforms = env.KO_DEFAULTPLATFORMS?.trim();
+  if (platforms) out.platforms = parsePlatformList(platforms, 'KO_DEFAULTPLATFORMS');
+  const base = env.KO_DEFAULTBASEIMAGE?.trim();
+  if (base) {
+    validateBaseImage(base, 'KO_DEFAULTBASEIMAGE');
+    out.baseImage = base;
+  }
+  return out;
 }
 
 /** `90s`, `10m`, `1h`, `1m30s` → milliseconds. */

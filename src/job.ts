@@ -1,6 +1,6 @@
 import type { RunResult } from './engine.js';
 import { runEngine } from './engine.js';
-import type { Inputs } from './inputs.js';
+import { parseKoEnvironment, type Inputs } from './inputs.js';
 import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
 import { prepareRun } from './prepare.js';
@@ -24,7 +24,7 @@ export async function runJob(
     env,
     username: inputs.username,
     token: inputs.token,
-    targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
+    targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
     timeoutMs: inputs.timeoutMs,
   });
   return runEngine({ ...prepared, ko }, deps);
