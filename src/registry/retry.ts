@@ -98,12 +98,10 @@ export class RetryPolicy {
     const left = this.remainingMs();
     if (left === undefined || (left > 0 && !force)) return;
     const after = attempts > 0 ? ` after ${attempts} attempt${attempts === 1 ? '' : 's'}` : '';
-    const why = last === undefined ? '' : `; last error: ${messageOf(last)}`;
-    throw new GaveUpError(
-      `${what}: the time budget ran out${after} (deadline ${new Date(this.deadline!).toISOString()})${why}`,
-      attempts,
-      last,
-    );
+    const budget = `the time budget ran out${after} (deadline ${new Date(this.deadline!).toISOString()})`;
+    // One message, the operation named once: the last error already starts with it.
+    const message = last === undefined ? `${what}: ${budget}` : `${withContext(what, messageOf(last))} (${budget})`;
+    throw new GaveUpError(message, attempts, last);
   }
 }
 
