@@ -13,7 +13,8 @@
 //                  onto a per-platform empty base (pushed beforehand, so that the index gets
 //                  platforms), `crane mutate` with the same entrypoint, env, labels and manifest
 //                  annotations; then `crane index append` and `crane tag` for the second tag.
-//   skopeo copy    `skopeo copy --all` of ko-annotate's OCI layout of the same image.
+//   skopeo copy    `skopeo copy --all` of ko-annotate's OCI layout of the same image (to a fresh
+//                  registry each time, so that its blob-info cache cannot turn uploads into mounts).
 //   floor          `tar | gzip -N | sha256sum` of both binaries at once, N = our GZIP_LEVEL.
 //   layers         ko-annotate's writeLayer on both binaries at once, in-process (bench/layers.mjs).
 //   ours assemble  the CLI with --push=false: everything but the push (and but go build).
@@ -24,7 +25,8 @@
 //                  via bench/rss-hook.mjs), and of its process tree (GNU time, includes `go list`).
 //
 // Environment: BENCH_RUNS (paired runs, default 5), BENCH_LEVEL_REPS (gzip level study reps,
-// default 3; 0 skips it). Writes .tmp/bench.json. Every process it starts is stopped before it
+// default 3; 0 skips it), BENCH_DIST (the bundles to measure, default dist), BENCH_BASELINE_DIST
+// (another ncc output, e.g. of an older commit, timed in the same rounds for a before/after). Writes .tmp/bench.json. Every process it starts is stopped before it
 // exits; every loop is bounded.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -44,6 +46,8 @@ const ARCHES = ['amd64', 'arm64'];
 // The bundles measured: the committed dist/ unless BENCH_DIST names another ncc output (e.g. one
 // built into .tmp from a work tree, to measure a change before dist/ is rebuilt).
 const DIST = resolve(root, process.env.BENCH_DIST ?? 'dist');
+// Optionally a second bundle (e.g. built from an older commit) timed in the same rounds, paired.
+const BASELINE = process.env.BENCH_BASELINE_DIST ? resolve(root, process.env.BENCH_BASELINE_DIST) : undefined;
 const CHILD_TIMEOUT_MS = 10 * 60_000;
 
 function bounded(v, dflt, min, max) {
@@ -273,9 +277,9 @@ function trials(s, host) {
   const rssFile = join(tmp, 'rss.json');
   const cli = join(DIST, 'cli/index.js');
   const hook = `file://${join(root, 'bench/rss-hook.mjs')}`;
-  const ours = async (repository, push) => {
+  const ours = async (repository, push, bundle = cli) => {
     await rm(rssFile, { force: true });
-    const r = await timed(process.execPath, ['--import', hook, cli, ...oursArgs(repository, push)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
+    const r = await timed(process.execPath, ['--import', hook, bundle, ...oursArgs(repository, push)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
     const self = JSON.parse(await readFile(rssFile, 'utf8'));
     return { ms: r.ms, cpuMs: r.cpuMs, treeRssKiB: r.treeRssKiB, selfRssKiB: self.maxRssKiB, selfCpuMs: self.cpuMs, digest: JSON.parse(r.stdout).digest };
   };
@@ -315,6 +319,8 @@ function trials(s, host) {
   return {
     oursPush: (n) => ours(`${host}/ours-${n}/benchapp`, true),
     oursNoop: (n) => ours(`${host}/ours-${n}/benchapp`, true),
+    basePush: (n) => ours(`${host}/baseline-${n}/benchapp`, true, join(BASELINE, 'cli/index.js')),
+    baseNoop: (n) => ours(`${host}/baseline-${n}/benchapp`, true, join(BASELINE, 'cli/index.js')),
     oursAssemble: async () => {
       const r = await ours('127.0.0.1:1/unpushed/benchapp', false);
       return r;
@@ -322,8 +328,17 @@ function trials(s, host) {
     cranePush: (n) => crane(`crane-${n}/benchapp`),
     craneNoop: (n) => crane(`crane-${n}/benchapp`),
     skopeo: async (n) => {
-      const r = await timed('skopeo', ['copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${s.layout}:${tags[0]}`, `docker://${host}/skopeo-${n}/benchapp:${tags[0]}`], { env: s.baseEnv });
-      return { ms: r.ms, cpuMs: r.cpuMs };
+      // A registry of its own each time: skopeo's blob-info cache remembers where it pushed a
+      // blob before and would mount it from there instead of uploading (85 ms instead of ~1 s).
+      const dir = await mkdtemp(join(tmp, 'skopeo-registry-'));
+      const own = await startRegistry(dir);
+      try {
+        const r = await timed('skopeo', ['copy', '--quiet', '--all', '--dest-tls-verify=false', `oci:${s.layout}:${tags[0]}`, `docker://${own.host}/skopeo-${n}/benchapp:${tags[0]}`], { env: s.baseEnv });
+        return { ms: r.ms, cpuMs: r.cpuMs };
+      } finally {
+        await own.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
     },
     floor: async () => {
       const pipe = ARCHES.map((a) => `(tar -C '${s.stages[a]}' -c --owner=0 --group=0 --numeric-owner --mtime=@0 ko-app | gzip -${s.gzipLevel} -n | sha256sum >/dev/null) &`).join('\n');
@@ -403,8 +418,8 @@ async function main() {
 
     for (let n = 1; n <= RUNS; n++) {
       // Alternate the order so that neither tool always runs on a warmer (or busier) machine.
-      const push = ['oursPush', 'cranePush', 'skopeo', 'floor', 'layers', 'oursAssemble'];
-      const noop = ['oursNoop', 'craneNoop'];
+      const push = ['oursPush', 'cranePush', 'skopeo', 'floor', 'layers', 'oursAssemble', ...(BASELINE ? ['basePush'] : [])];
+      const noop = ['oursNoop', 'craneNoop', ...(BASELINE ? ['baseNoop'] : [])];
       if (n % 2 === 0) {
         push.reverse();
         noop.reverse();
@@ -459,6 +474,12 @@ function report(s, results, levels, start, craneIndex) {
     ['ours: CLI --push=false (all but push)', m.oursAssemble, cpu.oursAssemble, `ours/floor ${ratio(m.oursAssemble, m.floor)}`],
     ['ours: no-op re-publish', m.oursNoop, cpu.oursNoop, ''],
     ['crane: no-op re-publish', m.craneNoop, cpu.craneNoop, `ours/crane ${ratio(m.oursNoop, m.craneNoop)} (paired ${pairs('oursNoop', 'craneNoop').toFixed(2)})`],
+    ...(BASELINE
+      ? [
+          [`baseline bundle: assemble+push`, med('basePush'), med('basePush', 'cpuMs'), `ours/baseline ${pairs('oursPush', 'basePush').toFixed(2)} (paired)`],
+          [`baseline bundle: no-op re-publish`, med('baseNoop'), med('baseNoop', 'cpuMs'), `ours/baseline ${pairs('oursNoop', 'baseNoop').toFixed(2)} (paired)`],
+        ]
+      : []),
     ['node -e 0 (reference)', start.nodeBareMs, undefined, ''],
     ['node dist/cli/index.js --help', start.helpMs, undefined, ''],
     ['node dist/index.js → first line', start.actionFirstLineMs, undefined, ''],
@@ -503,6 +524,7 @@ function report(s, results, levels, start, craneIndex) {
       cliAssembleOverFloor: m.oursAssemble / m.floor,
       pushOursOverSkopeo: m.oursPush / m.skopeo,
     },
+    baseline: BASELINE && { dist: BASELINE, pushMs: med('basePush'), noopMs: med('baseNoop'), pushCpuMs: med('basePush', 'cpuMs'), selfRssMiB: Math.max(...rounds.map((r) => r.basePush.selfRssKiB)) / 1024, pushOursOverBaselinePaired: pairs('oursPush', 'basePush'), noopOursOverBaselinePaired: pairs('oursNoop', 'baseNoop') },
     startup: start,
     peakRss: { selfMiB: selfRssMiB, treeMiB: treeRssMiB },
     bundles: { action: bundleSize('index.js'), cli: bundleSize('cli/index.js') },
