@@ -38508,14 +38508,16 @@ const builder_familyOf = (plan) => (plan.base === 'scratch' ? 'oci' : plan.base.
  */
 async function buildPackages(plans, provenance, deps) {
     const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
-    const kodataLayers = await Promise.all(plans.map(async (plan, pi) => {
+    // The kodata layers are written while Go builds run, not before: nothing waits for them until
+    // the images are assembled.
+    const kodataWrites = Promise.all(plans.map(async (plan, pi) => {
         if (!plan.kodata.length)
             return undefined;
         const dir = (0,external_node_path_namespaceObject.join)(deps.workDir, `pkg${pi}`);
         await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
         return writeLayer(plan.kodata, (0,external_node_path_namespaceObject.join)(dir, 'kodata.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer);
     }));
-    const binaries = await mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
+    const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
         const dir = (0,external_node_path_namespaceObject.join)(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
         await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
         const binary = (0,external_node_path_namespaceObject.join)(dir, 'app');
@@ -38537,8 +38539,12 @@ async function buildPackages(plans, provenance, deps) {
             deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
             throw err;
         }
-        const [info, size] = await Promise.all([deps.go.buildInfo(binary, plan.buildDir), (0,promises_namespaceObject.stat)(binary).then((s) => s.size)]);
-        const layer = await writeLayer(binaryEntries(appName(plan.pkg.importPath), size, () => (0,external_node_fs_namespaceObject.createReadStream)(binary, { highWaterMark: READ_CHUNK })), (0,external_node_path_namespaceObject.join)(dir, 'app.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer);
+        const size = (await (0,promises_namespaceObject.stat)(binary)).size;
+        // `go version -m` runs while the layer is written; it is not needed before assembly.
+        const [info, layer] = await allDone([
+            deps.go.buildInfo(binary, plan.buildDir),
+            writeLayer(binaryEntries(appName(plan.pkg.importPath), size, () => (0,external_node_fs_namespaceObject.createReadStream)(binary, { highWaterMark: READ_CHUNK })), (0,external_node_path_namespaceObject.join)(dir, 'app.tar.gz'), mediaTypesOf(builder_familyOf(plan)).layer),
+        ]);
         // Builds run in parallel: each one's lines are written as one group when it is done.
         deps.logger.section(title, [
             `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
@@ -38547,6 +38553,9 @@ async function buildPackages(plans, provenance, deps) {
         ]);
         return { binary, info, layer };
     });
+    // A failed build is reported before a failed kodata layer; either way nothing is still
+    // writing into the work directory when this returns (the caller removes it).
+    const [binaries, kodataLayers] = await allDone([binaryWrites, kodataWrites]);
     return plans.map((plan, pi) => {
         const mine = jobs.map((j, k) => ({ j, b: binaries[k] })).filter(({ j }) => j.pi === pi);
         const goVersion = mine[0].b.info.goVersion;
@@ -38582,6 +38591,14 @@ async function buildPackages(plans, provenance, deps) {
         const artifact = combine(builder_familyOf(plan), built.map((b) => b.image), { ...keys, ...baseKeys(indexBaseDigest), ...plan.annotations.index });
         return { plan, artifact, platforms: built, goVersion };
     });
+}
+/** Like Promise.all, but settles every promise before throwing the first failure (in order). */
+async function allDone(ps) {
+    const settled = await Promise.allSettled(ps);
+    for (const r of settled)
+        if (r.status === 'rejected')
+            throw r.reason;
+    return settled.map((r) => r.value);
 }
 /** `<name>` of `/ko-app/<name>`: the import path's last element (SPEC §3.1). */
 const appName = (importPath) => lastElement(importPath);
@@ -38745,7 +38762,11 @@ const fail = (name, value, why) => {
     // The token is a secret: its value is never quoted, not even in part (SPEC §5.1).
     if (name === 'token')
         throw new Error(`input "token": the value ${why}`);
-    throw new Error(`input "${name}": ${JSON.stringify(clip(value))} ${why}`);
+    return failAt(`input "${name}"`, value, why);
+};
+/** `where` names the setting: `input "platforms"`, `KO_DEFAULTPLATFORMS`, `.ko.yaml defaultBaseImage`. */
+const failAt = (where, value, why) => {
+    throw new Error(`${where}: ${JSON.stringify(clip(value))} ${why}`);
 };
 const clip = (s) => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
 /** Parse and validate raw inputs. Pure: throws naming the input and the bad value. */
@@ -38772,52 +38793,17 @@ function parseInputs(raw) {
         fail('working-directory', workingDirectory, 'must not contain ".."');
     const repository = get('repository') || undefined;
     if (repository !== undefined)
-        validateRepository(repository);
+        validateRepository(repository, 'input "repository"');
     const platformsRaw = get('platforms');
-    let platforms;
-    if (platformsRaw === 'all')
-        platforms = 'all';
-    else if (platformsRaw) {
-        const seen = new Set();
-        platforms = list(platformsRaw, 'platforms').map((s) => {
-            let p;
-            try {
-                p = parsePlatform(s);
-            }
-            catch {
-                return fail('platforms', s, 'is not os/arch[/variant] (e.g. linux/amd64, linux/arm/v7)');
-            }
-            if (p.os !== 'linux')
-                fail('platforms', s, 'is not a Linux platform; images are built for linux only');
-            const key = formatPlatform(p);
-            if (seen.has(key))
-                fail('platforms', s, 'is listed twice');
-            seen.add(key);
-            return p;
-        });
-    }
+    const platforms = platformsRaw ? parsePlatformList(platformsRaw, 'input "platforms"') : undefined;
     const tagsRaw = get('tags');
     const tags = tagsRaw ? list(tagsRaw, 'tags') : undefined;
     for (const t of tags ?? [])
         if (!inputs_TAG.test(t))
             fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
     const baseImage = get('base-image') || undefined;
-    if (baseImage?.startsWith('oci:')) {
-        if (baseImage.length === 'oci:'.length)
-            fail('base-image', baseImage, 'names no OCI layout directory (oci:<dir>[:<name>])');
-    }
-    else if (baseImage !== undefined && baseImage !== 'scratch') {
-        if (baseImage.length > MAX_REFERENCE)
-            fail('base-image', baseImage, `is ${baseImage.length} characters long; an image reference has at most ${MAX_REFERENCE}`);
-        if (!REFERENCE.test(baseImage))
-            fail('base-image', baseImage, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
-        try {
-            parseReference(baseImage);
-        }
-        catch (err) {
-            fail('base-image', baseImage, `is not an image reference: ${clip(err.message)}`);
-        }
-    }
+    if (baseImage !== undefined)
+        validateBaseImage(baseImage, 'input "base-image"');
     const user = get('user') || undefined;
     if (user !== undefined && !USER.test(user))
         fail('user', user, 'is not a user (65532, nonroot, uid:gid)');
@@ -38863,23 +38849,86 @@ const REPO_PATH = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._
 const inputs_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:]+\])(?::\d{1,5})?$/;
 const REFERENCE = /^(?:[^/\s]+\/)?[a-z0-9][a-z0-9._\/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 /** `host[:port]/path`, lower-case (the distribution grammar), no tag or digest. */
-function validateRepository(repo) {
+function validateRepository(repo, where) {
+    const bad = (why) => failAt(where, repo, why);
     const slash = repo.indexOf('/');
     if (slash < 0)
-        fail('repository', repo, 'must be host[:port]/path (e.g. ghcr.io/owner/repo)');
+        bad('must be host[:port]/path (e.g. ghcr.io/owner/repo)');
     const host = repo.slice(0, slash);
     const path = repo.slice(slash + 1);
     if (!inputs_HOST.test(host) || !(host.includes('.') || host.includes(':') || host === 'localhost')) {
-        fail('repository', repo, `must start with a registry host (got ${JSON.stringify(host)})`);
+        bad(`must start with a registry host (got ${JSON.stringify(host)})`);
     }
     if (/[A-Z]/.test(path))
-        fail('repository', repo, 'must be lower-case');
+        bad('must be lower-case');
     if (path.includes('@') || /:/.test(path))
-        fail('repository', repo, 'must not carry a tag or digest; use the "tags" input');
+        bad('must not carry a tag or digest; use the "tags" input');
     if (!REPO_PATH.test(path))
-        fail('repository', repo, 'is not a valid repository path ([a-z0-9] components separated by /, ., _, -)');
+        bad('is not a valid repository path ([a-z0-9] components separated by /, ., _, -)');
     if (repo.length > 255)
-        fail('repository', repo, 'is longer than 255 characters');
+        bad('is longer than 255 characters');
+}
+/** A base image: a registry reference, `oci:<dir>[:<name>]`, or `scratch`. */
+function validateBaseImage(ref, where) {
+    if (ref.startsWith('oci:')) {
+        if (ref.length === 'oci:'.length)
+            failAt(where, ref, 'names no OCI layout directory (oci:<dir>[:<name>])');
+        return;
+    }
+    if (ref === 'scratch')
+        return;
+    if (ref.length > MAX_REFERENCE)
+        failAt(where, ref, `is ${ref.length} characters long; an image reference has at most ${MAX_REFERENCE}`);
+    if (!REFERENCE.test(ref))
+        failAt(where, ref, 'is not an image reference (host/repo[:tag][@sha256:…] or scratch)');
+    try {
+        parseReference(ref);
+    }
+    catch (err) {
+        failAt(where, ref, `is not an image reference: ${clip(err.message)}`);
+    }
+}
+/** `os/arch[/variant]` items, comma- or line-separated, Linux only, no duplicates; or `all`. */
+function parsePlatformList(s, where) {
+    if (s.trim() === 'all')
+        return 'all';
+    const seen = new Set();
+    const items = s.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+    if (items.length > MAX_ITEMS)
+        failAt(where, s, `lists ${items.length} items; at most ${MAX_ITEMS}`);
+    return items.map((item) => {
+        let p;
+        try {
+            p = parsePlatform(item);
+        }
+        catch {
+            return failAt(where, item, 'is not os/arch[/variant] (e.g. linux/amd64, linux/arm/v7)');
+        }
+        if (p.os !== 'linux')
+            failAt(where, item, 'is not a Linux platform; images are built for linux only');
+        const key = formatPlatform(p);
+        if (seen.has(key))
+            failAt(where, item, 'is listed twice');
+        seen.add(key);
+        return p;
+    });
+}
+function parseKoEnvironment(env) {
+    const out = {};
+    const repo = env.KO_DOCKER_REPO?.trim();
+    if (repo) {
+        validateRepository(repo, 'KO_DOCKER_REPO');
+        out.repository = repo;
+    }
+    const platforms = env.KO_DEFAULTPLATFORMS?.trim();
+    if (platforms)
+        out.platforms = parsePlatformList(platforms, 'KO_DEFAULTPLATFORMS');
+    const base = env.KO_DEFAULTBASEIMAGE?.trim();
+    if (base) {
+        validateBaseImage(base, 'KO_DEFAULTBASEIMAGE');
+        out.baseImage = base;
+    }
+    return out;
 }
 /** `90s`, `10m`, `1h`, `1m30s` → milliseconds. */
 function parseDuration(s) {
@@ -39269,7 +39318,8 @@ async function planPackages(req, deps) {
         return { ...pkg, spec };
     }));
     const repoRoot = (0,external_node_path_namespaceObject.resolve)(req.workspace);
-    const repository = inputs.repository ?? env.KO_DOCKER_REPO?.trim() ?? req.defaultRepository;
+    const koEnv = parseKoEnvironment(env);
+    const repository = inputs.repository ?? koEnv.repository ?? req.defaultRepository;
     if (!repository) {
         throw new Error('input "repository" is empty and there is no GITHUB_REPOSITORY or KO_DOCKER_REPO to derive it from');
     }
@@ -39278,7 +39328,10 @@ async function planPackages(req, deps) {
     if (naming === 'bare' && pkgs.length > 1) {
         throw new Error(`input "naming": "bare" gives ${pkgs.length} packages the same repository ${repository}; use base or preserve`);
     }
-    const platformSpec = inputs.platforms ?? platformsFrom(env.KO_DEFAULTPLATFORMS) ?? platformsFrom(ko?.defaultPlatforms?.join(',')) ?? platformsFrom(Defaults.platforms);
+    const platformSpec = inputs.platforms ??
+        koEnv.platforms ??
+        (ko?.defaultPlatforms?.length ? parsePlatformList(ko.defaultPlatforms.join(','), '.ko.yaml defaultPlatforms') : undefined) ??
+        parsePlatformList(Defaults.platforms, 'the default platforms');
     const bases = new Map();
     const baseFor = (ref) => {
         if (!bases.has(ref))
@@ -39286,11 +39339,13 @@ async function planPackages(req, deps) {
         return bases.get(ref);
     };
     return Promise.all(pkgs.map(async (pkg) => {
-        const baseRef = inputs.baseImage ??
-            ko?.baseImageOverrides?.[pkg.importPath] ??
-            (env.KO_DEFAULTBASEIMAGE?.trim() || undefined) ??
-            ko?.defaultBaseImage ??
-            Defaults.baseImage;
+        // Inputs win, then ko's order: a per-package override, KO_DEFAULTBASEIMAGE, the file's default.
+        const [baseRef, where] = inputs.baseImage !== undefined ? [inputs.baseImage, 'input "base-image"']
+            : ko?.baseImageOverrides?.[pkg.importPath] !== undefined ? [ko.baseImageOverrides[pkg.importPath], `.ko.yaml baseImageOverrides[${pkg.importPath}]`]
+                : koEnv.baseImage !== undefined ? [koEnv.baseImage, 'KO_DEFAULTBASEIMAGE']
+                    : ko?.defaultBaseImage !== undefined ? [ko.defaultBaseImage, '.ko.yaml defaultBaseImage']
+                        : [Defaults.baseImage, 'the default base image'];
+        validateBaseImage(baseRef, where);
         const base = await baseFor(baseRef);
         const platforms = base === 'scratch'
             ? platformSpec === 'all'
@@ -39327,13 +39382,6 @@ async function openResolved(ref, platforms, deps) {
     catch (err) {
         throw new Error(`base image ${ref}: ${err.message}`, { cause: err });
     }
-}
-function platformsFrom(s) {
-    if (!s?.trim())
-        return undefined;
-    if (s.trim() === 'all')
-        return 'all';
-    return s.split(',').map((x) => parsePlatform(x.trim()));
 }
 const engine_fail = (m) => {
     throw new Error(m);
@@ -40706,8 +40754,10 @@ class RetryPolicy {
         if (left === undefined || (left > 0 && !force))
             return;
         const after = attempts > 0 ? ` after ${attempts} attempt${attempts === 1 ? '' : 's'}` : '';
-        const why = last === undefined ? '' : `; last error: ${messageOf(last)}`;
-        throw new GaveUpError(`${what}: the time budget ran out${after} (deadline ${new Date(this.deadline).toISOString()})${why}`, attempts, last);
+        const budget = `the time budget ran out${after} (deadline ${new Date(this.deadline).toISOString()})`;
+        // One message, the operation named once: the last error already starts with it.
+        const message = last === undefined ? `${what}: ${budget}` : `${withContext(what, messageOf(last))} (${budget})`;
+        throw new GaveUpError(message, attempts, last);
     }
 }
 /**
@@ -41030,10 +41080,13 @@ class Registry {
         const timer = stall && setTimeout(() => stall.abort(), limit);
         const signals = [deadline, stall?.signal].filter((s) => s !== undefined);
         try {
+            // A streamed body is opened per send: undici needs `duplex: 'half'` to send one.
+            const streamed = typeof body === 'function';
             return await this.fetchImpl(url, {
                 method,
                 headers: h,
-                body,
+                body: streamed ? external_node_stream_.Readable.toWeb(await body()) : body,
+                ...(streamed ? { duplex: 'half' } : {}),
                 redirect: 'manual',
                 signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
             });
@@ -41324,6 +41377,12 @@ class Repository {
                     },
                     body: chunk,
                 });
+                if (offset === 0 && CHUNKING_REFUSED.has(res.status)) {
+                    await discard(res);
+                    stream.destroy();
+                    await this.cancel(location);
+                    return this.uploadMonolithic(op, digest, size, open);
+                }
                 if (res.status !== 202)
                     throw await this.registry.errorFrom(op, this.repository, res);
                 await discard(res);
@@ -41353,6 +41412,34 @@ class Repository {
             throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
         }
     }
+    /**
+     * The distribution spec's monolithic upload, for a registry that refuses chunked PATCH: a new
+     * session, then one PUT `?digest=` carrying the whole blob, streamed from `open` (never
+     * buffered), with its length declared up front.
+     */
+    async uploadMonolithic(op, digest, size, open) {
+        this.registry.logger.debug(`${this.name} refused a chunked upload; uploading ${digest} in one request`);
+        const step = (req) => this.send(op, { ...req, scopes: this.pushScopes, retry: false });
+        const started = await step({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
+        if (started.status !== 202)
+            throw await this.registry.errorFrom(op, this.repository, started);
+        await discard(started);
+        const location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
+        const commit = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
+        const done = await step({
+            method: 'PUT',
+            url: commit,
+            headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
+            body: open,
+        });
+        if (done.status !== 201 && done.status !== 204 && done.status !== 200)
+            throw await this.registry.errorFrom(op, this.repository, done);
+        await discard(done);
+        const claimed = done.headers.get('docker-content-digest');
+        if (claimed?.startsWith('sha256:') && claimed !== digest) {
+            throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
+        }
+    }
     async cancelUpload(res, base) {
         const location = res.headers.get('location');
         if (location)
@@ -41369,6 +41456,12 @@ class Repository {
         }
     }
 }
+/**
+ * Answers to a first PATCH that mean "no chunked uploads here" rather than "this chunk is bad":
+ * 405 Method Not Allowed, 416 for a range it will not take, 501 Not Implemented. Some registry
+ * proxies and appliances answer so; the spec's monolithic PUT works on every registry.
+ */
+const CHUNKING_REFUSED = new Set([405, 416, 501]);
 function uploadLocation(res, base, op, repo) {
     const location = res.headers.get('location');
     if (!location)
@@ -42142,6 +42235,7 @@ function realDeps(o) {
 
 
 
+
 /**
  * One run with the real dependencies, shared by the action and the CLI: context and
  * provenance, .ko.yaml, the registries (credentials for the target host only), the engine.
@@ -42154,7 +42248,7 @@ async function runJob(inputs, env, payload, workspace, logger) {
         env,
         username: inputs.username,
         token: inputs.token,
-        targetRepository: inputs.repository ?? env.KO_DOCKER_REPO ?? prepared.defaultRepository,
+        targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
         timeoutMs: inputs.timeoutMs,
     });
     return runEngine({ ...prepared, ko }, deps);
