@@ -60,6 +60,15 @@ export class RegistryPublisher implements Publisher {
   }
 
   async putContent(artifact: Artifact): Promise<void> {
+    // A re-run of the same commit: registries (distribution, GHCR) refuse a manifest whose
+    // blobs are missing and an index whose manifests are, and we never push a parent before
+    // its children, so an artifact that is there by digest is there whole. One HEAD, not one
+    // per blob and manifest.
+    if (await this.repo.headManifest(artifact.digest)) {
+      this.counters.manifestsSkipped++;
+      this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content`);
+      return;
+    }
     const images = imagesOf(artifact);
     const layers = new Map<string, Blob>();
     for (const img of images) {
@@ -75,23 +84,21 @@ export class RegistryPublisher implements Publisher {
       const bytes = img.configBytes;
       configs.set(img.configDigest, { digest: img.configDigest, size: bytes.length, open: async () => fromBuffer(bytes), what: 'config' });
     }
-    await mapLimit([...layers.values()], this.concurrency, (b) => this.putBlob(b));
-    await mapLimit([...configs.values()], this.concurrency, (b) => this.putBlob(b));
-    const seen = new Set<string>();
-    for (const img of images) {
-      if (seen.has(img.digest)) continue;
-      seen.add(img.digest);
-      await this.putManifestByDigest(img.digest, img.bytes, img.mediaType);
-    }
+    // Every blob (layers and configs alike) before any manifest, each platform manifest before
+    // the index; within a step, concurrently.
+    await mapLimit([...layers.values(), ...configs.values()], this.concurrency, (b) => this.putBlob(b));
+    const manifests = new Map(images.map((img) => [img.digest, img]));
+    await mapLimit([...manifests.values()], this.concurrency, (img) => this.putManifestByDigest(img.digest, img.bytes, img.mediaType));
     if (artifact.kind === 'index') await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
   }
 
   async putTags(artifact: Artifact, tags: readonly string[]): Promise<void> {
-    for (const tag of tags) {
-      if (!isValidTag(tag)) throw new Error(`cannot tag ${this.name}: ${JSON.stringify(tag)} is not a valid tag`);
+    for (const tag of tags) if (!isValidTag(tag)) throw new Error(`cannot tag ${this.name}: ${JSON.stringify(tag)} is not a valid tag`);
+    // The content is all there; the names can go up together.
+    await mapLimit(tags, this.concurrency, async (tag) => {
       await this.repo.putManifest(tag, artifact.bytes, artifact.mediaType);
       this.logger.info(`tagged ${this.name}:${tag} → ${artifact.digest}`);
-    }
+    });
   }
 
   listTags(): Promise<string[]> {
