@@ -3,7 +3,7 @@ import { runEngine } from './engine.js';
 import { parseKoEnvironment, type Inputs } from './inputs.js';
 import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
-import { prepareRun } from './prepare.js';
+import { BUILDER, prepareRun } from './prepare.js';
 import { realDeps, realRun } from './wiring.js';
 
 /**
@@ -17,6 +17,7 @@ export async function runJob(
   workspace: string,
   logger: Logger,
 ): Promise<RunResult> {
+  logger.info(`${BUILDER}: ${inputs.packages.join(', ')} in ${inputs.workingDirectory}`);
   const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: globalThis.fetch, run: realRun });
   const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
   const deps = realDeps({
