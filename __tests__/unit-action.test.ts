@@ -38,6 +38,16 @@ describe('command line', () => {
   });
 });
 
+describe('the builder key', () => {
+  it('names this version of ko-annotate, the one in package.json', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { BUILDER, VERSION } = await import('../src/prepare.js');
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(VERSION).toBe(pkg.version);
+    expect(BUILDER).toBe(`ko-annotate/${pkg.version}`);
+  });
+});
+
 describe('failure messages', () => {
   const denied = (host: string, status: number) =>
     new RegistryError({

@@ -17,8 +17,10 @@ export interface PrepareDeps {
   run: RunCommand;
 }
 
+/** This action's version: package.json's (a unit test keeps the two equal). */
+export const VERSION = '0.1.0';
 /** This action's own name and version, written as `io.github.ko-annotate.builder`. */
-export const BUILDER = `ko-annotate/${process.env.KO_ANNOTATE_VERSION_OVERRIDE ?? '0.1.0'}`;
+export const BUILDER = `ko-annotate/${VERSION}`;
 
 /**
  * Turn the inputs, environment and event payload into what the engine needs: provenance
