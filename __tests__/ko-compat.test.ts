@@ -173,6 +173,27 @@ describe('a ko project with several builds in .ko.yaml', () => {
   });
 });
 
+describe('naming several packages', () => {
+  it('preserve: repository/<full import path>, lower-cased', async () => {
+    const result = await build(
+      { packages: './cmd/api,./services/cmd/worker', naming: 'preserve' },
+      { FLAVOUR: 'x' },
+    );
+    expect(result.packages.map((p) => p.repository)).toEqual([
+      'registry.example/acme/example.com/multi/cmd/api',
+      'registry.example/acme/example.com/services/cmd/worker',
+    ]);
+    // The title is the image's last path element.
+    expect(result.packages.map((p) => p.labels['org.opencontainers.image.title'])).toEqual(['api', 'worker']);
+  });
+
+  it('bare for several packages is refused before building: they would share one repository', async () => {
+    await expect(build({ packages: './cmd/api,./cmd/cli', naming: 'bare' }, { FLAVOUR: 'x' })).rejects.toThrow(
+      'input "naming": "bare" gives 2 packages the same repository registry.example/acme',
+    );
+  });
+});
+
 describe('platforms: all against a base index with variants and an attestation entry', () => {
   it('yields exactly amd64, arm64 and arm/v7, with GOARM=7 for arm', async () => {
     const base = await buildBaseLayout('oci-index', join(tmp, 'base-all'), 'v1');
