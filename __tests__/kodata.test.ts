@@ -86,25 +86,28 @@ async function readLayer(layer: Layer): Promise<Read[]> {
   return out;
 }
 
+/** The fixture's kodata as tar entries: `type path mode`, in layer order. */
+const LISTING = [
+  'directory var/ 755',
+  'directory var/run/ 755',
+  'directory var/run/ko/ 755',
+  'file var/run/ko/Z.txt 555',
+  'file var/run/ko/a.txt 555',
+  'file var/run/ko/b.txt 555',
+  'file var/run/ko/license.txt 555',
+  'directory var/run/ko/linkdir/ 555',
+  'file var/run/ko/linkdir/x.txt 555',
+  'file var/run/ko/run.sh 555',
+  'directory var/run/ko/sub/ 555',
+  'file var/run/ko/sub/c.txt 555',
+  'directory var/run/ko/sub/deeper/ 555',
+  'file var/run/ko/sub/deeper/d.txt 555',
+];
+
 describe('kodataEntries', () => {
   it('lists kodata under var/run/ko in name order, links followed, modes fixed', async () => {
     const entries = await kodataEntries({ packageDir: app, repoRoot: repo });
-    expect(summary(entries)).toEqual([
-      'directory var/ 755',
-      'directory var/run/ 755',
-      'directory var/run/ko/ 755',
-      'file var/run/ko/Z.txt 555',
-      'file var/run/ko/a.txt 555',
-      'file var/run/ko/b.txt 555',
-      'file var/run/ko/license.txt 555',
-      'directory var/run/ko/linkdir/ 555',
-      'file var/run/ko/linkdir/x.txt 555',
-      'file var/run/ko/run.sh 555',
-      'directory var/run/ko/sub/ 555',
-      'file var/run/ko/sub/c.txt 555',
-      'directory var/run/ko/sub/deeper/ 555',
-      'file var/run/ko/sub/deeper/d.txt 555',
-    ]);
+    expect(summary(entries)).toEqual(LISTING);
   });
 
   it('returns nothing for a package without kodata', async () => {
@@ -176,22 +179,7 @@ describe('the kodata layer', () => {
     expect(second.size).toBe(first.size);
 
     const read = await readLayer(first);
-    expect(read.map((r) => `${r.type} ${r.name} ${r.mode.toString(8)}`)).toEqual([
-      'directory var/ 755',
-      'directory var/run/ 755',
-      'directory var/run/ko/ 755',
-      'file var/run/ko/Z.txt 555',
-      'file var/run/ko/a.txt 555',
-      'file var/run/ko/b.txt 555',
-      'file var/run/ko/license.txt 555',
-      'directory var/run/ko/linkdir/ 555',
-      'file var/run/ko/linkdir/x.txt 555',
-      'file var/run/ko/run.sh 555',
-      'directory var/run/ko/sub/ 555',
-      'file var/run/ko/sub/c.txt 555',
-      'directory var/run/ko/sub/deeper/ 555',
-      'file var/run/ko/sub/deeper/d.txt 555',
-    ]);
+    expect(read.map((r) => `${r.type} ${r.name} ${r.mode.toString(8)}`)).toEqual(LISTING);
     expect(read.every((r) => r.uid === 0 && r.gid === 0 && r.mtime === 0)).toBe(true);
     const content = Object.fromEntries(read.filter((r) => r.type === 'file').map((r) => [r.name, r.content]));
     // The links are stored as the files they point to: no symlink entries in the layer.
