@@ -229,6 +229,85 @@ describe('RegistryPublisher.putContent', () => {
   });
 });
 
+describe('RegistryPublisher.putLayer: layers that go up while builds still run', () => {
+  it('uploads each layer once; putContent waits for it and sends it no second time', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const { registry } = registryFor(fake);
+    const { shared, amd, index } = await multiPlatform();
+    const logger = new MemoryLogger();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
+    const own = amd.layers[1];
+    const early = [publisher.putLayer(shared), publisher.putLayer(own), publisher.putLayer(shared)];
+    await Promise.all(early);
+    expect(fake.seen('PUT', /manifests/)).toEqual([]);
+    // Its lines are held for putContent's log group, not written amid the builds' groups.
+    expect(logger.lines).toEqual([]);
+
+    await logger.group('Publish', () => publisher.putContent(index));
+    // 3 distinct layers + 2 configs, each once, then the manifests.
+    expect(publisher.counters).toMatchObject({ blobsUploaded: 5, blobsSkipped: 0, manifestsPushed: 3 });
+    expect(fake.seen('POST')).toHaveLength(5);
+    for (const l of [shared, own]) expect(fake.seen('HEAD', new RegExp(`blobs/${l.digest}`)).filter((r) => r.headers.authorization)).toHaveLength(1);
+    expect(logger.lines[0]).toBe('::group::Publish');
+    expect(logger.lines).toContain(`uploaded layer ${shared.digest.slice(7, 19)} (${formatBytes(shared.size)})`);
+    await validateStored(registry.repository('o/app'), index.digest);
+  });
+
+  it('an upload still running when putContent starts is awaited, not raced', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake, { chunkSize: 1024 });
+    const { shared, index } = await multiPlatform();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    const early = publisher.putLayer(shared);
+    await publisher.putContent(index);
+    await early;
+    expect(fake.seen('POST')).toHaveLength(5);
+    const puts = fake.requests.filter((r) => r.method === 'PUT');
+    const firstManifest = puts.findIndex((r) => r.path.includes('/manifests/'));
+    expect(puts.slice(firstManifest).every((r) => r.path.includes('/manifests/'))).toBe(true);
+  });
+
+  it('a failed early upload fails putContent with its error, and no manifest is pushed', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { shared, index } = await multiPlatform();
+    fake.inject({ method: 'PUT', path: /blobs\/uploads/, respond: { status: 400, body: '{"errors":[{"code":"DIGEST_INVALID","message":"nope"}]}' } });
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    const early = (await publisher.putLayer(shared).catch((e) => e)) as RegistryError;
+    expect(early).toBeInstanceOf(RegistryError);
+    expect(await publisher.putContent(index).catch((e) => e)).toBe(early);
+    expect(fake.seen('PUT', /manifests/)).toEqual([]);
+  });
+
+  it('a failed early check fails putContent even when the artifact is already there whole', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { shared, index } = await multiPlatform();
+    await new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() }).putContent(index);
+    fake.inject({ method: 'HEAD', path: /blobs\//, respond: { status: 403, body: '' } });
+    const again = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    void again.putLayer(shared).catch(() => {});
+    await expect(again.putContent(index)).rejects.toThrow(/403/);
+  });
+
+  it('never sends a foreign layer', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const foreign: Layer = Object.freeze({
+      mediaType: MediaType.DockerForeignLayerGzip,
+      digest: `sha256:${'f'.repeat(64)}`,
+      size: 1234,
+      diffId: `sha256:${'e'.repeat(64)}`,
+      urls: ['https://mcr.microsoft.com/layer'],
+      open: async () => {
+        throw new Error('a foreign layer must not be opened');
+      },
+    });
+    await new RegistryPublisher(registry.repository('win'), { logger: new MemoryLogger() }).putLayer(foreign);
+    expect(fake.requests).toEqual([]);
+  });
+});
+
 describe('helpers', () => {
   it('formats progress', () => {
     expect(progress(12 * 1024 * 1024, 48 * 1024 * 1024)).toBe('12.0 MiB / 48.0 MiB (25%)');
