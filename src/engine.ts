@@ -8,7 +8,7 @@ import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, typ
 import type { Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { descriptorOf, imagesOf, scratch, type Artifact } from './oci/image.js';
-import type { Layer, TarEntry } from './oci/layer.js';
+import type { TarEntry } from './oci/layer.js';
 import { formatPlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { ContentSource } from './oci/store.js';
@@ -50,11 +50,6 @@ export interface RunRequest {
 /** A registry repository we can publish to and read tags from. */
 export interface RegistryTarget extends Publisher {
   listTags(): Promise<string[]>;
-  /**
-   * Start uploading one layer before its artifact is assembled; putContent waits for that
-   * upload rather than starting another, and fails if it failed.
-   */
-  putLayer(layer: Layer): Promise<void>;
 }
 
 export interface EngineDeps {
@@ -102,21 +97,15 @@ export interface RunResult {
 /**
  * The whole job, shared by the action and the CLI: plan → build → publish content → write
  * names. Names (tags, layout refs) are written only after every package's content is in
- * place (SPEC §5), so a failed run leaves no tag on incomplete content. With push, layers
- * start uploading during the build, as each is written; nothing else does.
+ * place (SPEC §5), so a failed run leaves no tag on incomplete content.
  */
 export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunResult> {
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
-  const registry = registryTargets(deps);
   try {
     const plans = await planPackages(req, deps);
-    const onLayer = req.push ? registry.onLayer : undefined;
-    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, onLayer });
-    // A layer upload that failed (a wrong token, say) fails the run before the registry is asked
-    // anything else. The price: the tag list and the configs wait for the last layer's upload.
-    await registry.uploaded();
+    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace });
 
-    const targets = req.push ? built.map((b) => registry.target(b.plan)) : [];
+    const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;
     const tags = await Promise.all(
       built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined)),
@@ -142,38 +131,8 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       packages: built.map((b, i) => ({ ...toResult(b, tags[i]), sboms: sboms[i] })),
     };
   } finally {
-    await registry.settled();
     await rm(workDir, { recursive: true, force: true });
   }
-}
-
-/**
- * One registry target per package, asked for when its first layer is written: with push, layers
- * upload while other builds still run (SPEC §5 lets blobs go before anything else; manifests
- * and tags still wait for putContent and putTags). The first target asked for starts the
- * publish budget (SPEC §1 `timeout`, see wiring.ts), so that budget runs from the first upload.
- */
-function registryTargets(deps: EngineDeps) {
-  const targets = new Map<PackagePlan, RegistryTarget>();
-  const uploads: Promise<void>[] = [];
-  const target = (plan: PackagePlan) => {
-    if (!targets.has(plan)) targets.set(plan, deps.registryTarget(plan.repository));
-    return targets.get(plan)!;
-  };
-  return {
-    target,
-    onLayer(plan: PackagePlan, layer: Layer) {
-      const upload = target(plan).putLayer(layer);
-      // Its failure fails the run once the builds are done (`uploaded`); a failed build may come
-      // first, and then it is only settled, not left as an unhandled rejection.
-      upload.catch(() => {});
-      uploads.push(upload);
-    },
-    /** Every upload started has succeeded; else the first failure. */
-    uploaded: () => Promise.all(uploads),
-    /** None may still be reading a layer file when the work directory is removed. */
-    settled: () => Promise.allSettled(uploads),
-  };
 }
 
 function toResult(b: BuiltPackage, tags: string[]): PackageResult {

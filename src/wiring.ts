@@ -19,7 +19,7 @@ export interface WiringOptions {
   username?: string;
   token?: string;
   targetRepository?: string;
-  /** The publish phase's time budget (the `timeout` input); it starts with the first upload. */
+  /** The publish phase's time budget (the `timeout` input); it starts when publishing does. */
   timeoutMs?: number;
 }
 
@@ -32,11 +32,8 @@ export function realDeps(o: WiringOptions): EngineDeps {
   const credentials: CredentialProvider =
     target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
   // Base images are read with the default bounded retries; publishing gets its own registry
-  // clients whose retry policy carries the deadline (SPEC §1 `timeout`), which starts when the
-  // first target is asked for. With push, the engine asks when the first layer is written and
-  // starts uploading it: the budget runs from the first upload to the last tag, and builds
-  // still running after that upload count against it. One policy for early uploads and the
-  // rest: an upload still running when putContent waits for it stays bounded by the budget.
+  // clients whose retry policy carries the deadline, which starts when the first target is
+  // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
   const registries = new Map<string, Registry>();
   const registry = (host: string) => {
     if (!registries.has(host)) registries.set(host, new Registry(host, { credentials, logger: o.logger }));

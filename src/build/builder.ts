@@ -54,12 +54,6 @@ export interface BuilderDeps {
   scratch: (p: Platform) => Image;
   /** The checkout root, for compile-error annotations. */
   workspace?: string;
-  /**
-   * Called once per layer as soon as its file is written, while other builds may still run:
-   * each binary layer when its build is done, a package's kodata layer along with the first of
-   * them (not at the start of the builds). The file stays until the caller removes `workDir`.
-   */
-  onLayer?(plan: PackagePlan, layer: Layer): void;
 }
 
 /** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
@@ -72,15 +66,15 @@ const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.
 export async function buildPackages(plans: readonly PackagePlan[], provenance: Provenance, deps: BuilderDeps): Promise<BuiltPackage[]> {
   const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
   // The kodata layers are written while Go builds run, not before: nothing waits for them until
-  // a build is done.
-  const kodataOf = plans.map(async (plan, pi) => {
-    if (!plan.kodata.length) return undefined;
-    const dir = join(deps.workDir, `pkg${pi}`);
-    await mkdir(dir, { recursive: true });
-    return writeLayer(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer);
-  });
-  const kodataWrites = Promise.all(kodataOf);
-  const offered = new Set<number>();
+  // the images are assembled.
+  const kodataWrites = Promise.all(
+    plans.map(async (plan, pi) => {
+      if (!plan.kodata.length) return undefined;
+      const dir = join(deps.workDir, `pkg${pi}`);
+      await mkdir(dir, { recursive: true });
+      return writeLayer(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer);
+    }),
+  );
   const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
     const dir = join(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
     await mkdir(dir, { recursive: true });
@@ -112,13 +106,6 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         mediaTypesOf(familyOf(plan)).layer,
       ),
     ]);
-    if (deps.onLayer) {
-      // A failed kodata layer is reported with the builds' results, below.
-      const kodata = await kodataOf[pi].catch(() => undefined);
-      if (kodata && !offered.has(pi)) deps.onLayer(plan, kodata);
-      offered.add(pi);
-      deps.onLayer(plan, layer);
-    }
     // Builds run in parallel: each one's lines are written as one group when it is done.
     deps.logger.section(title, [
       `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
