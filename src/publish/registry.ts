@@ -37,8 +37,7 @@ interface Blob {
 /**
  * Publishes to a registry repository with the push protocol of SPEC §5 and STYLE §8: for each
  * blob HEAD → mount (201 only) → upload; configs before manifests, platform manifests before
- * the index, all by digest; tags last, in putTags. Each blob goes once per publisher: one that
- * putLayer started while builds were still running is awaited by putContent, not sent again.
+ * the index, all by digest; tags last, in putTags.
  */
 export class RegistryPublisher implements Publisher {
   readonly name: string;
@@ -48,13 +47,6 @@ export class RegistryPublisher implements Publisher {
   private readonly concurrency: number;
   private readonly now: () => number;
   private readonly progressEveryMs: number;
-  /** Every blob this publisher has started, by digest: the dedupe of STYLE §8. */
-  private readonly blobs = new Map<string, Promise<void>>();
-  /**
-   * Lines of uploads started before putContent, written in its log group rather than amid the
-   * build logs (Actions groups do not nest); undefined once putContent has begun.
-   */
-  private held: (() => void)[] | undefined = [];
 
   constructor(repository: Repository, opts: RegistryPublisherOptions) {
     // Push-scoped tokens for the HEAD checks too: one token serves the whole push, and GHCR
@@ -67,27 +59,12 @@ export class RegistryPublisher implements Publisher {
     this.progressEveryMs = opts.progressEveryMs ?? 5000;
   }
 
-  /**
-   * Start uploading one layer of an artifact still being built (SPEC §5 lets blobs go before
-   * anything else; manifests and tags still wait for putContent and putTags). The promise
-   * carries the upload's failure; putContent waits for the same upload.
-   */
-  putLayer(layer: Layer): Promise<void> {
-    // Foreign layers (Windows bases) stay where their URLs say; registries refuse them.
-    if (layer.urls?.length) return Promise.resolve();
-    return this.putBlob({ digest: layer.digest, size: layer.size, open: () => layer.open(), origin: layer.origin, what: 'layer' });
-  }
-
   async putContent(artifact: Artifact): Promise<void> {
-    for (const line of this.held ?? []) line();
-    this.held = undefined;
     // A re-run of the same commit: registries (distribution, GHCR) refuse a manifest whose
     // blobs are missing and an index whose manifests are, and we never push a parent before
     // its children, so an artifact that is there by digest is there whole. One HEAD, not one
     // per blob and manifest.
     if (await this.repo.headManifest(artifact.digest)) {
-      // Layers that putLayer started are settled first: a failure of theirs fails the run.
-      await Promise.all(this.blobs.values());
       this.counters.manifestsSkipped++;
       this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content`);
       return;
@@ -128,30 +105,18 @@ export class RegistryPublisher implements Publisher {
     return this.repo.listTags();
   }
 
-  private putBlob(b: Blob): Promise<void> {
-    let upload = this.blobs.get(b.digest);
-    if (!upload) this.blobs.set(b.digest, (upload = this.sendBlob(b)));
-    return upload;
-  }
-
-  private log(level: 'info' | 'debug', line: string) {
-    const write = () => this.logger[level](line);
-    if (this.held) this.held.push(write);
-    else write();
-  }
-
-  private async sendBlob(b: Blob): Promise<void> {
+  private async putBlob(b: Blob): Promise<void> {
     const short = b.digest.slice('sha256:'.length, 'sha256:'.length + 12);
     if (await this.repo.hasBlob(b.digest)) {
       this.counters.blobsSkipped++;
-      this.log('debug', `${b.what} ${short} already in ${this.name}`);
+      this.logger.debug(`${b.what} ${short} already in ${this.name}`);
       return;
     }
     const from = b.origin;
     if (from && canonicalRegistry(from.registry) === this.repo.registry.host && from.repository !== this.repo.repository) {
       if (await this.repo.mountBlob(b.digest, from.repository)) {
         this.counters.blobsMounted++;
-        this.log('info', `mounted ${b.what} ${short} from ${from.registry}/${from.repository}`);
+        this.logger.info(`mounted ${b.what} ${short} from ${from.registry}/${from.repository}`);
         return;
       }
     }
@@ -159,15 +124,14 @@ export class RegistryPublisher implements Publisher {
     let lastReport = started;
     await this.repo.uploadBlob(b.digest, b.size, b.open, (sent) => {
       const t = this.now();
-      // Progress of an upload that runs during the builds would be stale by the time it is shown.
-      if (!this.held && t - started >= this.progressEveryMs && t - lastReport >= this.progressEveryMs && sent < b.size) {
+      if (t - started >= this.progressEveryMs && t - lastReport >= this.progressEveryMs && sent < b.size) {
         lastReport = t;
         this.logger.info(`uploading ${b.what} ${short}: ${progress(sent, b.size)}`);
       }
     });
     this.counters.blobsUploaded++;
     this.counters.bytesUploaded += b.size;
-    this.log('info', `uploaded ${b.what} ${short} (${formatBytes(b.size)})`);
+    this.logger.info(`uploaded ${b.what} ${short} (${formatBytes(b.size)})`);
   }
 
   private async putManifestByDigest(digest: string, bytes: Buffer, mediaType: string): Promise<void> {
