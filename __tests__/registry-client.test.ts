@@ -376,6 +376,18 @@ describe('authentication', () => {
 });
 
 describe('retries', () => {
+  it.each([
+    ['an errors[] body', '{"errors":[{"code":"DENIED","message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}]}'],
+    ['a plain-text body', 'You have exceeded a secondary rate limit and have been temporarily blocked from content creation.'],
+  ])('retries the 403 of GitHub\'s secondary rate limit (%s), honouring Retry-After', async (_name, body) => {
+    const fake = await start();
+    fake.inject({ method: 'PUT', respond: { status: 403, headers: { 'Retry-After': '2' }, body } });
+    const { registry, sleeps } = client(fake);
+    await registry.repository('o/app').putManifest('v1', Buffer.from('{}'), MediaType.OciManifest);
+    expect(fake.requests.filter((r) => r.method === 'PUT')).toHaveLength(2);
+    expect(sleeps).toEqual([2000]);
+  });
+
   it('retries a 503 and then succeeds', async () => {
     const fake = await start();
     const digest = fake.addManifest('app', Buffer.from('{"schemaVersion":2}'), MediaType.OciManifest, 'v1');

@@ -180,6 +180,15 @@ export class Registry {
         continue;
       }
       if (isRetryableStatus(res.status)) throw await this.errorFrom(op, req.repository, res);
+      if (res.status === 403) {
+        // Only the body tells GitHub's secondary rate limit (retried) from a refusal (not): read
+        // it once, and give the caller an equivalent response to read again.
+        const text = await readText(res, 64 * 1024).catch(() => '');
+        const copy = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
+        const err = await this.errorFrom(op, req.repository, copy.clone());
+        if (err.retryable) throw err;
+        return copy;
+      }
       return res;
     }
   }

@@ -49,7 +49,7 @@ export class RegistryError extends Error {
     this.operation = init.operation.action;
     this.host = init.host;
     this.repository = init.repository;
-    this.retryable = init.status !== undefined && isRetryableStatus(init.status);
+    this.retryable = init.status !== undefined && (isRetryableStatus(init.status) || isSecondaryRateLimit(init));
     this.retryAfterMs = init.retryAfterMs;
   }
 
@@ -57,6 +57,17 @@ export class RegistryError extends Error {
   hasCode(code: string): boolean {
     return this.errors.some((e) => e.code === code);
   }
+}
+
+/**
+ * GitHub answers its "secondary rate limit" (too many requests in a short time, per token)
+ * with a 403 whose message says so, and asks clients to wait (Retry-After) and try again.
+ * It is the one 403 worth retrying (SPEC §5.2); every other 403 is a refusal.
+ */
+function isSecondaryRateLimit(init: RegistryErrorInit): boolean {
+  if (init.status !== 403) return false;
+  const texts = [init.text ?? '', ...(init.errors ?? []).map((e) => `${e.code} ${e.message ?? ''}`)];
+  return texts.some((t) => /secondary rate limit/i.test(t));
 }
 
 /** 408, 429 and 5xx are transient (SPEC §5.2); every other 4xx will fail the same way again. */
