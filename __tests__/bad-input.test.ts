@@ -1,6 +1,6 @@
 // SPEC §5.2: bad input fails before any build or push, naming the input (or file, or
 // variable) and the bad value. Each case of fixtures/bad-inputs.ts runs the action's own
-// sequence (parseInputs → prepareRun → loadKoSettings → realDeps → runEngine) against a real
+// job (parseInputs → runJob: prepareRun → loadKoSettings → realDeps → runEngine) against a real
 // registry; the Go toolchain counts builds, and the registry's catalog, tags and digests are
 // compared before and after.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -8,16 +8,16 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { childEnv, GoToolchain, type BuildOptions } from '../src/build/go.js';
-import { runEngine, type EngineDeps } from '../src/engine.js';
+import type { EngineDeps } from '../src/engine.js';
+import { runJob } from '../src/job.js';
 import { execRun } from '../src/exec.js';
-import { parseInputs, type InputName, type RawInputs, parseKoEnvironment } from '../src/inputs.js';
-import { loadKoSettings } from '../src/kosettings.js';
+import { parseInputs, type InputName, type RawInputs } from '../src/inputs.js';
 import { MemoryLogger } from '../src/log.js';
 import { Key } from '../src/oci/spec.js';
 import { prepareRun } from '../src/prepare.js';
+import { realRun } from '../src/config/git.js';
 import { Registry } from '../src/registry/client.js';
 import { targetCredentials } from '../src/registry/credentials.js';
-import { realDeps, realRun } from '../src/wiring.js';
 import { BAD_INPUTS, type BadInputCase } from './fixtures/bad-inputs.js';
 import { pushBaseImage } from './support/base-images.js';
 import { exampleDir } from './support/engine.js';
@@ -92,7 +92,7 @@ async function workspaceFor(c: BadInputCase): Promise<string> {
   return dir;
 }
 
-/** main.ts's sequence with recording dependencies; returns the error, builds and publish targets. */
+/** The action's job with recording dependencies; returns the error, builds and publish targets. */
 async function attempt(raw: RawInputs, c: Partial<BadInputCase> = {}) {
   const workspace = await workspaceFor(c as BadInputCase);
   const env: Record<string, string | undefined> = { ...process.env, ...EVENT.env, GITHUB_WORKSPACE: workspace, ...c.env };
@@ -104,27 +104,21 @@ async function attempt(raw: RawInputs, c: Partial<BadInputCase> = {}) {
   }) as unknown as typeof fetch;
   try {
     const inputs = parseInputs(raw);
-    const prepared = await prepareRun(inputs, env, EVENT.payload, workspace, { logger, fetch: noNetwork, run: realRun });
-    const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
-    const real = realDeps({
-      logger,
-      env,
-      username: inputs.username,
-      token: inputs.token,
-      targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
-      timeoutMs: inputs.timeoutMs,
-    });
-    go = new CountingGo(execRun, childEnv(env, [inputs.token ?? '']));
-    const deps: EngineDeps = {
-      ...real,
-      go,
-      registryTarget(repository) {
-        targets++;
-        return real.registryTarget(repository);
+    const result = await runJob(inputs, env, EVENT.payload, workspace, logger, {
+      fetch: noNetwork,
+      wrap: (real: EngineDeps): EngineDeps => {
+        go = new CountingGo(execRun, childEnv(env, [inputs.token ?? '']));
+        return {
+          ...real,
+          go,
+          registryTarget(repository: string) {
+            targets++;
+            return real.registryTarget(repository);
+          },
+        };
       },
-    };
-    const result = await runEngine({ ...prepared, ko }, deps);
-    return { result, builds: go.builds, targets, logger };
+    });
+    return { result, builds: go?.builds ?? 0, targets, logger };
   } catch (err) {
     return { error: err as Error, builds: go?.builds ?? 0, targets, logger };
   } finally {

@@ -1,5 +1,4 @@
-import type { RunResult } from './engine.js';
-import { runEngine } from './engine.js';
+import { runEngine, type EngineDeps, type RunResult } from './engine.js';
 import { parseKoEnvironment, type Inputs } from './inputs.js';
 import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
@@ -16,9 +15,15 @@ export async function runJob(
   payload: unknown,
   workspace: string,
   logger: Logger,
+  seams: {
+    /** For the GitHub API (repository description and license). */
+    fetch?: typeof globalThis.fetch;
+    /** Lets a test observe or replace real dependencies (STYLE §7). */
+    wrap?: (deps: EngineDeps) => EngineDeps;
+  } = {},
 ): Promise<RunResult> {
   logger.info(`${BUILDER}: ${inputs.packages.join(', ')} in ${inputs.workingDirectory}`);
-  const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: globalThis.fetch, run: realRun });
+  const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run: realRun });
   const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
   const deps = realDeps({
     logger,
@@ -28,5 +33,5 @@ export async function runJob(
     targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
     timeoutMs: inputs.timeoutMs,
   });
-  return runEngine({ ...prepared, ko }, deps);
+  return runEngine({ ...prepared, ko }, seams.wrap ? seams.wrap(deps) : deps);
 }
