@@ -7,7 +7,7 @@ import type { GoPackage, GoToolchain } from './build/go.js';
 import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, type Inputs, type Naming } from './inputs.js';
 import type { Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
-import { descriptorOf, imagesOf, scratch, type Artifact } from './oci/image.js';
+import { imagesOf, scratch, type Artifact } from './oci/image.js';
 import type { TarEntry } from './oci/layer.js';
 import { formatPlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
@@ -247,4 +247,3 @@ const fail = (m: string): never => {
   throw new Error(m);
 };
 
-export { descriptorOf };

@@ -3,7 +3,8 @@ import { parseKoEnvironment, type Inputs } from './inputs.js';
 import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
 import { BUILDER, prepareRun } from './prepare.js';
-import { realDeps, realRun } from './wiring.js';
+import { realRun } from './config/git.js';
+import { realDeps } from './wiring.js';
 
 /**
  * One run with the real dependencies, shared by the action and the CLI: context and

@@ -1,6 +1,5 @@
 import { childEnv, GoToolchain } from './build/go.js';
 import { execRun } from './exec.js';
-import { realRun } from './config/git.js';
 import { kodataEntries } from './build/kodata.js';
 import type { EngineDeps } from './engine.js';
 import type { Logger } from './log.js';
@@ -79,4 +78,3 @@ export function realDeps(o: WiringOptions): EngineDeps {
   };
 }
 
-export { realRun };

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { digestHex, sha256 } from '../../src/oci/digest.js';
 import { encodeJson } from '../../src/oci/json.js';
-import { descriptorOf, imagesOf, makeImage, makeIndex, type Artifact, type Image, type ImageIndex } from '../../src/oci/image.js';
+import { descriptorOf, imagesOf, indexFromDocument, makeImage, makeIndex, type Artifact, type Image, type ImageIndex } from '../../src/oci/image.js';
 import { fileLayer, writeLayer, type Layer, type TarEntry } from '../../src/oci/layer.js';
 import { LayoutWriter } from '../../src/oci/layout.js';
 import { formatPlatform } from '../../src/oci/platform.js';
@@ -180,17 +180,7 @@ async function withAttestation(family: MediaFamily, images: readonly Image[], bl
       },
     ],
   };
-  const bytes = encodeJson(index);
-  return Object.freeze({
-    kind: 'index' as const,
-    family,
-    mediaType: plain.mediaType,
-    index,
-    bytes,
-    digest: sha256(bytes),
-    size: bytes.length,
-    images: Object.freeze([...images, attestation]),
-  });
+  return indexFromDocument(family, index, [...images, attestation]);
 }
 
 // ---------------------------------------------------------------------------------------

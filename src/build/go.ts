@@ -54,11 +54,6 @@ export class GoToolchain {
     private readonly goBinary = 'go',
   ) {}
 
-  async version(cwd: string): Promise<string> {
-    const r = await this.exec(['env', 'GOVERSION'], cwd, {});
-    if (r.code !== 0) throw new Error(`go env GOVERSION failed: ${r.stderr.trim()}`);
-    return r.stdout.trim();
-  }
 
   /** Resolve packages with `go list`; each must be a `main` package inside a module. */
   async list(specs: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<GoPackage[]> {

@@ -151,11 +151,19 @@ export function makeIndex(family: MediaFamily, images: readonly Image[], annotat
     manifests: images.map((img) => ({ ...descriptorOf(img), platform: compact({ ...img.platform }) })),
     annotations: sortedRecord(annotations),
   });
+  return indexFromDocument(family, index, images);
+}
+
+/**
+ * An index value from a complete index document, serialized once: the bytes are what is
+ * hashed and pushed. For documents makeIndex cannot express (entries with annotations).
+ */
+export function indexFromDocument(family: MediaFamily, index: Index, images: readonly Image[]): ImageIndex {
   const bytes = encodeJson(index);
   return Object.freeze({
     kind: 'index' as const,
     family,
-    mediaType: types.index,
+    mediaType: mediaTypesOf(family).index,
     index,
     bytes,
     digest: sha256(bytes),

@@ -1,9 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip, createGunzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import type { Descriptor } from './spec.js';
 
@@ -98,10 +97,6 @@ export function fileLayer(file: string, d: { mediaType: string; digest: string; 
   return Object.freeze({ ...d, open: async () => createReadStream(file) });
 }
 
-export async function removeLayerFile(file: string): Promise<void> {
-  await rm(file, { force: true });
-}
-
 async function feedEntries(pack: tar.Pack, entries: readonly TarEntry[]): Promise<void> {
   try {
     for (const e of entries) {
@@ -163,19 +158,6 @@ function fixGzipHeader(): Transform {
   });
 }
 
-/** Digest, diffID and size of an existing gzip blob, by reading it once. */
-export async function measureGzipBlob(open: () => Promise<Readable>): Promise<{ digest: string; diffId: string; size: number }> {
-  const blobHash = createHash('sha256');
-  const diffHash = createHash('sha256');
-  let size = 0;
-  await pipeline(await open(), tee(blobHash, (n) => (size += n)), createGunzip(), tee(diffHash), devNull());
-  return { digest: `sha256:${blobHash.digest('hex')}`, diffId: `sha256:${diffHash.digest('hex')}`, size };
-}
-
 export const devNull = () => new Writable({ write: (_c, _e, cb) => cb() });
-
-export async function fileSize(path: string): Promise<number> {
-  return (await stat(path)).size;
-}
 
 export const fromBuffer = (b: Uint8Array): Readable => Readable.from([Buffer.from(b)]);

@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { digestHex, isDigest, sha256 } from './digest.js';
 import { descriptorOf, imagesOf, type Artifact } from './image.js';
