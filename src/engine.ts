@@ -13,6 +13,7 @@ import { formatPlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
+import type { PreviousLayers } from './publish/previous.js';
 import type { Publisher } from './publish/publisher.js';
 
 /** The settings .ko.yaml and KO_* environment variables contribute (SPEC §1, ko's config). */
@@ -66,6 +67,12 @@ export interface EngineDeps {
    * content is published and before any tag is written.
    */
   sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }): Promise<{ platform: string; digest: string }[]>;
+  /**
+   * The layers `repository` holds under `tags` now, from images this builder made (see
+   * publish/previous.ts). Read while Go builds, outside the publish phase and its deadline;
+   * a failure only means every layer is compressed.
+   */
+  previousLayers?(repository: string, tags: readonly string[], builder: string): Promise<PreviousLayers>;
   /** Where private build files go; defaults to the OS temp directory. */
   tmpRoot?: string;
 }
@@ -102,14 +109,28 @@ export interface RunResult {
 export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunResult> {
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
   try {
-    const plans = await planPackages(req, deps);
-    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace });
+    const planning = planPackages(req, deps);
+    // Node's fetch loads its HTTP client (undici) on first use: some 40-90 ms of main-thread
+    // work. A push will need it; load it while `go list` runs rather than after.
+    if (req.push) setImmediate(warmHttpClient);
+    const plans = await planning;
+    // A re-run names the layers it would write byte for byte the same by what the repository
+    // holds. Not with an OCI layout to write, which needs every layer's bytes.
+    const previous =
+      req.push && !req.inputs.ociLayoutPath && deps.previousLayers
+        ? plans.map((p) =>
+            within(PREVIOUS_LAYERS_MS, deps.previousLayers!(p.repository, req.tagsFor(undefined), req.provenance.builder)).catch((err: Error) => {
+              deps.logger.debug(`not reusing layers from ${p.repository}: ${err.message}`);
+              return undefined;
+            }),
+          )
+        : undefined;
+    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous });
 
     const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;
-    const tags = await Promise.all(
-      built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined)),
-    );
+    // Tags are listed while the content goes up; they are needed only for the names.
+    const listing = settled(Promise.all(built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined))));
 
     const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
     for (const [i, b] of built.entries()) {
@@ -120,6 +141,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
         if (req.inputs.sbom === 'spdx' && deps.sboms) sboms[i] = await deps.sboms(b, { push: req.push, layoutDir: layout?.dir });
       });
     }
+    const tags = await listing();
     for (const [i, b] of built.entries()) {
       if (req.push) await targets[i].putTags(b.artifact, tags[i]);
       if (layout) await layout.putTags(b.artifact, tags[i]);
@@ -241,6 +263,33 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
   } catch (err) {
     throw new Error(`base image ${ref}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+const warmHttpClient = () => void new Headers();
+
+/** Start `p` now and read its outcome later, without an unhandled rejection in between. */
+function settled<T>(p: Promise<T>): () => Promise<T> {
+  const outcome = p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  return async () => {
+    const o = await outcome;
+    if (!o.ok) throw o.error;
+    return o.value;
+  };
+}
+
+/** How long builds wait for the repository's layers before compressing their own. */
+const PREVIOUS_LAYERS_MS = 5000;
+
+/** `p`, or a rejection once `ms` have passed (the timer does not hold the process open). */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+    p.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 }
 
 const fail = (m: string): never => {

@@ -4,6 +4,7 @@ import { kodataEntries } from './build/kodata.js';
 import type { EngineDeps } from './engine.js';
 import type { Logger } from './log.js';
 import { LayoutSource } from './oci/layout.js';
+import { previousLayers } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
 import { Registry } from './registry/client.js';
 import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
@@ -45,6 +46,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
     if (!publishers.has(host)) publishers.set(host, new Registry(host, { credentials, logger: o.logger, retry: publishRetry }));
     return publishers.get(host)!;
   };
+  const lookups = new Map<string, Registry>();
   return {
     go,
     logger: o.logger,
@@ -64,6 +66,13 @@ export function realDeps(o: WiringOptions): EngineDeps {
     registryTarget(repository) {
       const r = parseRepository(repository);
       return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger: o.logger });
+    },
+    // Read while Go builds, so not on the publish clients (their deadline has not started),
+    // and without retries: if the registry is slow to answer, the layers are compressed.
+    previousLayers: (repository, tags, builder) => {
+      const r = parseRepository(repository);
+      if (!lookups.has(r.registry)) lookups.set(r.registry, new Registry(r.registry, { credentials, logger: o.logger, retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
+      return previousLayers(lookups.get(r.registry)!.repository(r.repository), tags, builder);
     },
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // SPEC §3.5: referrers go to the same publish-side registry client as the image.

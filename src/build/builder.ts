@@ -3,10 +3,11 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedBase } from '../oci/base.js';
 import type { Artifact, Image } from '../oci/image.js';
-import { READ_CHUNK, writeLayer, type Layer, type TarEntry } from '../oci/layer.js';
+import { READ_CHUNK, reusedLayer, tarDigest, writeLayer, type Layer, type TarEntry } from '../oci/layer.js';
 import { formatPlatform, goEnv } from '../oci/platform.js';
 import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
 import type { Logger } from '../log.js';
+import type { PreviousLayers } from '../publish/previous.js';
 import { cpuCount, formatBytes, mapLimit } from '../util.js';
 import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
 import type { BuildInfo, GoPackage, GoToolchain } from './go.js';
@@ -54,6 +55,11 @@ export interface BuilderDeps {
   scratch: (p: Platform) => Image;
   /** The checkout root, for compile-error annotations. */
   workspace?: string;
+  /**
+   * Per plan, the layers its repository already holds (see publish/previous.ts): a layer whose
+   * diff ID is there is named by that descriptor instead of being compressed again.
+   */
+  previous?: readonly (Promise<PreviousLayers | undefined> | undefined)[];
 }
 
 /** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
@@ -72,7 +78,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       if (!plan.kodata.length) return undefined;
       const dir = join(deps.workDir, `pkg${pi}`);
       await mkdir(dir, { recursive: true });
-      return writeLayer(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer);
+      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps.previous?.[pi]);
     }),
   );
   const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
@@ -100,17 +106,18 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     // `go version -m` runs while the layer is written; it is not needed before assembly.
     const [info, layer] = await allDone([
       deps.go.buildInfo(binary, plan.buildDir),
-      writeLayer(
+      layerFor(
         binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary, { highWaterMark: READ_CHUNK })),
         join(dir, 'app.tar.gz'),
         mediaTypesOf(familyOf(plan)).layer,
+        deps.previous?.[pi],
       ),
     ]);
     // Builds run in parallel: each one's lines are written as one group when it is done.
     deps.logger.section(title, [
       `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
       `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
-      `layer ${layer.digest} (${formatBytes(layer.size)} compressed)`,
+      `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : ''})`,
     ]);
     return { binary, info, layer };
   });
@@ -157,6 +164,25 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     );
     return { plan, artifact, platforms: built, goVersion };
   });
+}
+
+/**
+ * The layer of `entries`: the published one with the same diff ID when the repository has
+ * one (no gzip), else written to `file`.
+ */
+async function layerFor(
+  entries: readonly TarEntry[],
+  file: string,
+  mediaType: string,
+  previous: Promise<PreviousLayers | undefined> | undefined,
+): Promise<Layer & { reused?: boolean }> {
+  const known = await previous;
+  if (known?.size) {
+    const diffId = await tarDigest(entries);
+    const d = known.get(diffId);
+    if (d && d.mediaType === mediaType) return { ...reusedLayer(entries, file, { ...d, diffId }), reused: true };
+  }
+  return writeLayer(entries, file, mediaType);
 }
 
 /** Like Promise.all, but settles every promise before throwing the first failure (in order). */

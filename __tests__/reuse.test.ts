@@ -1,0 +1,128 @@
+// A re-run names the layers its repository already holds instead of compressing them again
+// (src/publish/previous.ts, builder.ts layerFor): the example app pushed twice to a real
+// distribution 2.8 registry with token auth, and the pieces on their own.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runEngine, type EngineDeps, type RunResult } from '../src/engine.js';
+import { MemoryLogger } from '../src/log.js';
+import { imagesOf } from '../src/oci/image.js';
+import { fromBuffer, reusedLayer, tarDigest, writeLayer, type TarEntry } from '../src/oci/layer.js';
+import { LayoutSource } from '../src/oci/layout.js';
+import { MediaType } from '../src/oci/spec.js';
+import { readAll } from '../src/oci/store.js';
+import { previousLayers } from '../src/publish/previous.js';
+import type { RegistryPublisher } from '../src/publish/registry.js';
+import { realDeps } from '../src/wiring.js';
+import { exampleRequest, layoutOnlyDeps, PROVENANCE } from './support/engine.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'reuse-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const RAW = { 'base-image': 'scratch', platforms: 'linux/amd64,linux/arm64' };
+const reusedLines = (l: MemoryLogger) => l.lines.filter((x) => /^layer sha256:[a-f0-9]{64} \(.* compressed, already in the repository\)$/.test(x));
+const layerLines = (l: MemoryLogger) => l.lines.filter((x) => /^layer sha256:[a-f0-9]{64} \(/.test(x));
+
+describe('layers', () => {
+  const entries = (text: string): TarEntry[] => [
+    { type: 'directory', path: 'ko-app/', mode: 0o755 },
+    { type: 'file', path: 'ko-app/x', mode: 0o555, size: Buffer.byteLength(text), open: () => fromBuffer(Buffer.from(text)) },
+  ];
+
+  it('tarDigest is the diff ID writeLayer gives the same entries', async () => {
+    const written = await writeLayer(entries('hello '.repeat(5000)), join(tmp, 'a.tar.gz'), MediaType.OciLayerGzip);
+    expect(await tarDigest(entries('hello '.repeat(5000)))).toBe(written.diffId);
+    expect(await tarDigest(entries('hello '.repeat(4999)))).not.toBe(written.diffId);
+  });
+
+  it('a reused layer makes its bytes only when opened, and they must hash to the reused digest', async () => {
+    const real = await writeLayer(entries('data'), join(tmp, 'b.tar.gz'), MediaType.OciLayerGzip);
+    const good = reusedLayer(entries('data'), join(tmp, 'c.tar.gz'), { mediaType: real.mediaType, digest: real.digest, size: real.size, diffId: real.diffId });
+    const bytes = await readAll(await good.open());
+    expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).toBe(real.digest);
+
+    const other = `sha256:${'0'.repeat(64)}`;
+    const bad = reusedLayer(entries('data'), join(tmp, 'd.tar.gz'), { mediaType: real.mediaType, digest: other, size: real.size, diffId: real.diffId });
+    await expect(bad.open()).rejects.toThrow(`was reused as ${other}`);
+  });
+});
+
+describe('previousLayers', () => {
+  let layout: string;
+  let result: RunResult;
+  beforeAll(async () => {
+    layout = join(tmp, 'layout');
+    result = await runEngine(exampleRequest({ ...RAW, 'oci-layout-path': layout }), layoutOnlyDeps());
+  }, 240_000);
+
+  it('maps every layer of every platform image a tag names, by diff ID, for the same builder', async () => {
+    const found = await previousLayers(new LayoutSource(layout), ['1.2.3'], PROVENANCE.builder);
+    const images = imagesOf(result.packages[0].artifact);
+    const layers = images.flatMap((i) => i.layers);
+    expect(layers.length).toBe(4); // kodata and the binary, for two platforms
+    expect(found.size).toBe(new Set(layers.map((l) => l.diffId)).size);
+    for (const l of layers) expect(found.get(l.diffId)).toEqual({ mediaType: l.mediaType, digest: l.digest, size: l.size });
+  });
+
+  it('ignores images another builder (or version) made, and tags that are not there', async () => {
+    expect((await previousLayers(new LayoutSource(layout), ['1.2.3'], 'ko-annotate/0.0.1')).size).toBe(0);
+    expect((await previousLayers(new LayoutSource(layout), ['nope'], PROVENANCE.builder)).size).toBe(0);
+  });
+});
+
+describe('a re-run against a real registry', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'token' });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  /** One push of the example; returns the run, its log and the publisher's counters. */
+  async function push(repo: string, builder = PROVENANCE.builder) {
+    const logger = new MemoryLogger();
+    const publishers: RegistryPublisher[] = [];
+    const deps = realDeps({ logger, env: { ...process.env, DOCKER_CONFIG: tmp }, username: reg.username, token: reg.password, targetRepository: repo });
+    const watched: EngineDeps = {
+      ...deps,
+      registryTarget: (r) => {
+        const p = deps.registryTarget(r) as RegistryPublisher;
+        publishers.push(p);
+        return p;
+      },
+    };
+    const result = await runEngine(exampleRequest({ ...RAW, repository: repo, push: 'true' }, { push: true, provenance: { ...PROVENANCE, builder } }), watched);
+    return { result, logger, counters: publishers[0].counters };
+  }
+
+  it('names the layers the repository holds instead of compressing them, and gives the same image', async () => {
+    const repo = `${reg.host}/acme/again`;
+    const first = await push(repo);
+    expect(reusedLines(first.logger)).toEqual([]);
+    expect(first.counters.blobsUploaded).toBe(5); // one kodata layer (the same for both), two binaries, two configs
+
+    const second = await push(repo);
+    expect(second.result.packages[0].digest).toBe(first.result.packages[0].digest);
+    expect(reusedLines(second.logger)).toHaveLength(2);
+    expect(second.counters).toMatchObject({ blobsUploaded: 0, manifestsPushed: 0, manifestsSkipped: 1 });
+  }, 240_000);
+
+  it('compresses again when the image there was made by another builder', async () => {
+    const repo = `${reg.host}/acme/other`;
+    await push(repo, 'ko-annotate/0.0.1');
+    const second = await push(repo);
+    expect(layerLines(second.logger)).toHaveLength(2);
+    expect(reusedLines(second.logger)).toEqual([]);
+    // Same layer bytes (same tar and gzip), so the blobs were there; the configs were not.
+    expect(second.counters).toMatchObject({ blobsUploaded: 2, blobsSkipped: 3 });
+  }, 240_000);
+});

@@ -1,0 +1,62 @@
+import { sha256 } from '../oci/digest.js';
+import { isIndexMediaType, isManifestMediaType, Key, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/spec.js';
+import { readAll, type ContentSource } from '../oci/store.js';
+
+/**
+ * Compressed layers already in a repository, by the digest of their uncompressed tar (the
+ * config's diff ID). A re-run can then name a layer it would write byte for byte the same
+ * without compressing it again: gzip is most of a publish's CPU, hashing the tar is cheap.
+ */
+export type PreviousLayers = ReadonlyMap<string, Descriptor>;
+
+/** At most this many of the run's tags are read back; the first ones are the most specific. */
+const MAX_TAGS = 4;
+
+/**
+ * Read the images that `tags` name in `source` now and collect their layers, but only from
+ * images whose config says the same builder (`builder`, i.e. this ko-annotate version, whose
+ * tar and gzip settings are fixed) made them: a layer another tool or version compressed has
+ * the same diff ID but other bytes, and reusing it would make the result depend on what the
+ * registry held. A tag that is missing or unreadable is skipped.
+ */
+export async function previousLayers(source: ContentSource, tags: readonly string[], builder: string): Promise<PreviousLayers> {
+  const found = new Map<string, Descriptor>();
+  const seen = new Set<string>();
+  const tops = await Promise.all(tags.slice(0, MAX_TAGS).map((t) => source.getManifest(t).catch(() => undefined)));
+  const manifests: Promise<void>[] = [];
+  const visit = (bytes: Buffer, mediaType: string) => {
+    const digest = sha256(bytes);
+    if (seen.has(digest)) return;
+    seen.add(digest);
+    if (isIndexMediaType(mediaType)) {
+      const index = JSON.parse(bytes.toString('utf8')) as Index;
+      for (const d of index.manifests ?? []) {
+        if (!isManifestMediaType(d.mediaType) || seen.has(d.digest)) continue;
+        manifests.push(
+          source.getManifest(d.digest).then(
+            (raw) => visit(raw.bytes, raw.mediaType),
+            () => undefined,
+          ),
+        );
+      }
+    } else if (isManifestMediaType(mediaType)) {
+      manifests.push(collect(source, JSON.parse(bytes.toString('utf8')) as Manifest, builder, found).catch(() => undefined));
+    }
+  };
+  for (const top of tops) if (top) visit(top.bytes, top.mediaType);
+  // `visit` adds the platform manifests' reads while the index reads settle.
+  for (let i = 0; i < manifests.length; i++) await manifests[i];
+  return found;
+}
+
+async function collect(source: ContentSource, manifest: Manifest, builder: string, into: Map<string, Descriptor>): Promise<void> {
+  const bytes = await readAll(await source.getBlob(manifest.config.digest));
+  if (sha256(bytes) !== manifest.config.digest) return;
+  const config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+  if (config.config?.Labels?.[Key.Builder] !== builder) return;
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) return;
+  manifest.layers.forEach((l, i) => {
+    if (!l.urls?.length) into.set(diffIds[i], { mediaType: l.mediaType, digest: l.digest, size: l.size });
+  });
+}
