@@ -24,6 +24,9 @@
 //   peak RSS       of the ko-annotate process itself during `ours push` (process.resourceUsage,
 //                  via bench/rss-hook.mjs), and of its process tree (GNU time, includes `go list`).
 //
+// Node: ko-annotate runs under Node 24, the runtime action.yml declares (`runs.using: node24`),
+// from BENCH_NODE or `npx -y node@24`; start-up is also timed under the Node running the bench.
+//
 // Environment: BENCH_RUNS (paired runs, default 5), BENCH_LEVEL_REPS (gzip level study reps,
 // default 3; 0 skips it), BENCH_DIST (the bundles to measure, default dist), BENCH_BASELINE_DIST
 // (another ncc output, e.g. of an older commit, timed in the same rounds for a before/after). Writes .tmp/bench.json. Every process it starts is stopped before it
@@ -202,6 +205,7 @@ async function setup() {
   say('installing what is missing (bench/install.sh)');
   await run('bash', [join(root, 'bench/install.sh'), crane], { env: process.env }).then((r) => r.stderr.trim() && process.stderr.write(r.stderr));
   const goBin = (await run('bash', ['-c', `. "${root}/scripts/go-path.sh"; command -v go`])).stdout.trim();
+  const node = await actionNode();
   if (!goBin) throw new Error('no Go >= 1.23 found');
   for (const f of ['cli/index.js', 'index.js']) {
     if (!existsSync(join(DIST, f))) throw new Error(`${join(DIST, f)} is missing: run npm run build first`);
@@ -259,13 +263,13 @@ async function setup() {
   // The reference build: its layout is what skopeo copies; its config is what crane reproduces.
   const layout = join(tmp, 'layout');
   await rm(layout, { recursive: true, force: true });
-  const ref = await run(process.execPath, [join(DIST, 'cli/index.js'), ...oursArgs('127.0.0.1:1/ref/benchapp', false), `--oci-layout-path=${layout}`], { cwd: prog, env: oursEnv });
+  const ref = await run(node, [join(DIST, 'cli/index.js'), ...oursArgs('127.0.0.1:1/ref/benchapp', false), `--oci-layout-path=${layout}`], { cwd: prog, env: oursEnv });
   const meta = JSON.parse(ref.stdout);
   const blob = async (d) => JSON.parse(await readFile(join(layout, 'blobs/sha256', d.slice(7)), 'utf8'));
   const index = await blob(meta.digest);
   const image = await blob(index.manifests[0].digest);
   const config = await blob(image.config.digest);
-  return { crane, goBin, goBuild, prog, bin, tars, stages, layerJs, gzipLevel, baseEnv, oursEnv, layout, meta, manifestAnnotations: image.annotations ?? {}, config };
+  return { node, crane, goBin, goBuild, prog, bin, tars, stages, layerJs, gzipLevel, baseEnv, oursEnv, layout, meta, manifestAnnotations: image.annotations ?? {}, config };
 }
 
 const oursArgs = (repository, push) => ['build', PACKAGE, `--repository=${repository}`, '--base-image=scratch', '--platforms=linux/amd64,linux/arm64', `--push=${push}`, '--sbom=none'];
@@ -279,7 +283,7 @@ function trials(s, host) {
   const hook = `file://${join(root, 'bench/rss-hook.mjs')}`;
   const ours = async (repository, push, bundle = cli) => {
     await rm(rssFile, { force: true });
-    const r = await timed(process.execPath, ['--import', hook, bundle, ...oursArgs(repository, push)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
+    const r = await timed(s.node, ['--import', hook, bundle, ...oursArgs(repository, push)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
     const self = JSON.parse(await readFile(rssFile, 'utf8'));
     return { ms: r.ms, cpuMs: r.cpuMs, treeRssKiB: r.treeRssKiB, selfRssKiB: self.maxRssKiB, selfCpuMs: self.cpuMs, digest: JSON.parse(r.stdout).digest };
   };
@@ -348,7 +352,7 @@ function trials(s, host) {
     layers: async () => {
       const out = await mkdtemp(join(tmp, 'layers-'));
       try {
-        const r = await run(process.execPath, [join(root, 'bench/layers.mjs'), s.layerJs, out, ...ARCHES.map((a) => join(s.bin, `app-${a}`))]);
+        const r = await run(s.node, [join(root, 'bench/layers.mjs'), s.layerJs, out, ...ARCHES.map((a) => join(s.bin, `app-${a}`))]);
         const j = JSON.parse(r.stdout);
         return { ms: j.ms, cpuMs: j.cpuMs, selfRssKiB: j.maxRssKiB, sizes: j.layers.map((l) => l.size) };
       } finally {
@@ -359,18 +363,32 @@ function trials(s, host) {
 }
 
 async function startup(s, n) {
-  const help = [];
-  const nodeBare = [];
-  const action = [];
-  let firstLine = '';
-  for (let i = 0; i < n; i++) {
-    nodeBare.push((await run(process.execPath, ['-e', '0'])).ms);
-    help.push((await run(process.execPath, [join(DIST, 'cli/index.js'), '--help'])).ms);
-    const r = await firstOutput(process.execPath, [join(DIST, 'index.js')], { PATH: process.env.PATH, HOME: tmp });
-    action.push(r.ms);
-    firstLine = r.line;
-  }
-  return { nodeBareMs: median(nodeBare), helpMs: median(help), actionFirstLineMs: median(action), actionFirstLine: firstLine.slice(0, 160) };
+  const one = async (node) => {
+    const help = [];
+    const nodeBare = [];
+    const action = [];
+    let firstLine = '';
+    for (let i = 0; i < n; i++) {
+      nodeBare.push((await run(node, ['-e', '0'])).ms);
+      help.push((await run(node, [join(DIST, 'cli/index.js'), '--help'])).ms);
+      const r = await firstOutput(node, [join(DIST, 'index.js')], { PATH: process.env.PATH, HOME: tmp });
+      action.push(r.ms);
+      firstLine = r.line;
+    }
+    return { node: (await run(node, ['--version'])).stdout.trim(), nodeBareMs: median(nodeBare), helpMs: median(help), actionFirstLineMs: median(action), actionFirstLine: firstLine.slice(0, 160) };
+  };
+  const main = await one(s.node);
+  return { ...main, host: s.node === process.execPath ? undefined : await one(process.execPath) };
+}
+
+/** Node 24 (action.yml's runtime): BENCH_NODE, else the binary `npx -y node@24` runs. */
+async function actionNode() {
+  if (process.env.BENCH_NODE) return process.env.BENCH_NODE;
+  const r = await run('npx', ['-y', 'node@24', '-p', 'process.execPath'], { allowFail: true });
+  const path = r.stdout.trim().split('\n').at(-1);
+  if (r.code === 0 && path && existsSync(path)) return path;
+  say(`no Node 24 (npx -y node@24 failed); measuring under ${process.version}, which is not the action's runtime`);
+  return process.execPath;
 }
 
 /** Time from spawn to the first complete line on stdout or stderr; the process is then waited for (killed after 10 s). */
@@ -413,7 +431,7 @@ async function main() {
     let levels;
     if (LEVEL_REPS > 0) {
       say(`gzip levels 1, 4, 5, 6 on the amd64 binary (${LEVEL_REPS} reps each)`);
-      levels = JSON.parse((await run(process.execPath, [join(root, 'bench/levels.mjs'), join(s.bin, 'app-amd64'), String(LEVEL_REPS), '1', '4', '5', '6'])).stdout);
+      levels = JSON.parse((await run(s.node, [join(root, 'bench/levels.mjs'), join(s.bin, 'app-amd64'), String(LEVEL_REPS), '1', '4', '5', '6'])).stdout);
     }
 
     for (let n = 1; n <= RUNS; n++) {
@@ -480,13 +498,20 @@ function report(s, results, levels, start, craneIndex) {
           [`baseline bundle: no-op re-publish`, med('baseNoop'), med('baseNoop', 'cpuMs'), `ours/baseline ${pairs('oursNoop', 'baseNoop').toFixed(2)} (paired)`],
         ]
       : []),
-    ['node -e 0 (reference)', start.nodeBareMs, undefined, ''],
-    ['node dist/cli/index.js --help', start.helpMs, undefined, ''],
-    ['node dist/index.js → first line', start.actionFirstLineMs, undefined, ''],
+    [`node -e 0 (reference), ${start.node}`, start.nodeBareMs, undefined, ''],
+    [`node dist/cli/index.js --help, ${start.node}`, start.helpMs, undefined, ''],
+    [`node dist/index.js → first line, ${start.node}`, start.actionFirstLineMs, undefined, ''],
+    ...(start.host
+      ? [
+          [`node -e 0 (reference), ${start.host.node}`, start.host.nodeBareMs, undefined, ''],
+          [`node dist/cli/index.js --help, ${start.host.node}`, start.host.helpMs, undefined, ''],
+          [`node dist/index.js → first line, ${start.host.node}`, start.host.actionFirstLineMs, undefined, ''],
+        ]
+      : []),
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   const out = [];
-  out.push(`\nko-annotate bench: ${RUNS} paired runs, medians; ${cpus().length} CPUs; load avg at start of rounds ${rounds.map((r) => r.load.toFixed(1)).join(', ')}`);
+  out.push(`\nko-annotate bench: ${RUNS} paired runs, medians; ko-annotate under Node ${start.node}; ${cpus().length} CPUs; load avg at start of rounds ${rounds.map((r) => r.load.toFixed(1)).join(', ')}`);
   out.push(`binaries: ${Object.entries(s.goBuild).map(([a, g]) => `${a} ${(g.bytes / 1e6).toFixed(1)} MB (go build ${ms(g.ms)})`).join(', ')}; layers ${rounds[0].layers.sizes.map((x) => `${(x / 1e6).toFixed(1)} MB`).join(', ')} at gzip level ${s.gzipLevel}`);
   out.push('');
   out.push(`${'what'.padEnd(w)}  ${'wall'.padStart(9)}  ${'cpu'.padStart(9)}  ratio`);
@@ -510,7 +535,8 @@ function report(s, results, levels, start, craneIndex) {
     when: new Date().toISOString(),
     runs: RUNS,
     cpus: cpus().length,
-    node: process.version,
+    node: start.node,
+    benchNode: process.version,
     gzipLevel: s.gzipLevel,
     goBuild: s.goBuild,
     medians: { wallMs: m, cpuMs: cpu },
