@@ -430,8 +430,8 @@ async function main() {
 
     let levels;
     if (LEVEL_REPS > 0) {
-      say(`gzip levels 1, 4, 5, 6 on the amd64 binary (${LEVEL_REPS} reps each)`);
-      levels = JSON.parse((await run(s.node, [join(root, 'bench/levels.mjs'), join(s.bin, 'app-amd64'), String(LEVEL_REPS), '1', '4', '5', '6'])).stdout);
+      say(`gzip settings on the amd64 binary (${LEVEL_REPS} reps each)`);
+      levels = JSON.parse((await run(s.node, [join(root, 'bench/levels.mjs'), join(s.bin, 'app-amd64'), String(LEVEL_REPS), '1', '1/w14/m9', '1/w13/m9', '1/w12/m9', '4/w13/m9', '6'])).stdout);
     }
 
     for (let n = 1; n <= RUNS; n++) {
@@ -521,8 +521,8 @@ function report(s, results, levels, start, craneIndex) {
   out.push(`bundles: dist/index.js ${(bundleSize('index.js') / 1e6).toFixed(2)} MB, dist/cli/index.js ${(bundleSize('cli/index.js') / 1e6).toFixed(2)} MB; action's first line: ${start.actionFirstLine}`);
   if (levels) {
     out.push('');
-    out.push('gzip level (Node zlib, amd64 binary, streaming): level  size  ratio  wall  cpu');
-    for (const l of levels) out.push(`  ${l.level}  ${(l.bytes / 1e6).toFixed(2)} MB  ${(l.ratio * 100).toFixed(1)}%  ${ms(l.ms)}  ${ms(l.cpuMs)}`);
+    out.push('gzip settings (Node zlib, amd64 binary, streaming; level/wWINDOWBITS/mMEMLEVEL): setting  size  ratio  wall  cpu');
+    for (const l of levels) out.push(`  ${l.setting.padEnd(9)}  ${(l.bytes / 1e6).toFixed(2)} MB  ${(l.ratio * 100).toFixed(2)}%  ${ms(l.ms)}  ${ms(l.cpuMs)}`);
   }
   out.push('');
   out.push('targets:');

@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -47,14 +47,19 @@ export type TarEntry =
 const FIXED = { uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) };
 
 /**
- * Deflate level for layers: 1, as go-containerregistry (ko, crane) uses (gzip.BestSpeed).
- * Measured with `npm run bench` on its ~27 MB generated Go binary (Node's zlib, one core):
- * level 1 → 43.5% of the input in 430 ms CPU; 4 → 42.1%, 520 ms; 5 → 41.4%, 650 ms;
- * 6 → 41.1%, 980 ms. Level 4 saves 0.4 MB for 90 ms more, which pays only below ~4 MB/s of
- * upload; runners push to GHCR far faster than that, so the faster level wins on the push and
- * costs users about 5% more bytes on pull than level 6. Changing it changes every digest.
+ * Deflate settings for layers: level 1, as go-containerregistry (ko, crane) uses
+ * (gzip.BestSpeed), with an 8 KiB window (windowBits 13) and the largest hash table (memLevel 9).
+ * Measured with `bench/levels.mjs` on the bench's two generated Go binaries (54 MB, Node 24's
+ * zlib, CPU time for both, median of 7): the zlib default (15/8) gives 43.02% of the input in
+ * 771 ms; 15/9 43.04%, 680 ms; 14/9 43.37%, 608 ms; 13/9 43.70%, 555 ms; 12/9 44.21%, 590 ms.
+ * 13/9 costs 28% less CPU for 1.6% more bytes, and is still smaller than Go's BestSpeed output
+ * of the same binary (44.4%). Level 6 would be ~5% smaller for 2.3× the CPU; runners push to
+ * GHCR far faster than that saving is worth. Any gzip reader inflates a smaller window.
+ * Changing any of these changes every layer digest.
  */
 export const GZIP_LEVEL = 1;
+export const GZIP_WINDOW_BITS = 13;
+export const GZIP_MEM_LEVEL = 9;
 
 /**
  * zlib output chunk size. The default (16 KiB) makes one thread-pool round trip, callback and
@@ -81,7 +86,7 @@ export async function writeLayer(entries: readonly TarEntry[], file: string, med
     pipeline(
       pack,
       tee(diffHash),
-      createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK }),
+      createGzip({ level: GZIP_LEVEL, windowBits: GZIP_WINDOW_BITS, memLevel: GZIP_MEM_LEVEL, chunkSize: GZIP_CHUNK }),
       fixGzipHeader(),
       tee(blobHash, (n) => (size += n)),
       createWriteStream(file),
@@ -98,9 +103,42 @@ export async function writeLayer(entries: readonly TarEntry[], file: string, med
  */
 export async function tarDigest(entries: readonly TarEntry[]): Promise<string> {
   const pack = tar.pack();
-  const hash = createHash('sha256');
-  await Promise.all([feedEntries(pack, entries), pipeline(pack, tee(hash), devNull())]);
-  return `sha256:${hash.digest('hex')}`;
+  const bound = tarSizeBound(entries);
+  if (bound > HASH_IN_MEMORY_MAX) {
+    const hash = createHash('sha256');
+    await Promise.all([feedEntries(pack, entries), pipeline(pack, tee(hash), devNull())]);
+    return `sha256:${hash.digest('hex')}`;
+  }
+  // Small enough to hold: collect the tar and let WebCrypto hash it on the thread pool, so that
+  // the layers of several platforms hash in parallel rather than in turn on the main thread.
+  const buf = Buffer.allocUnsafe(bound);
+  let used = 0;
+  const collect = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (used + chunk.length > bound) return cb(new Error(`tar of ${entries.length} entries exceeds its computed bound of ${bound} bytes`));
+      chunk.copy(buf, used);
+      used += chunk.length;
+      cb();
+    },
+  });
+  await Promise.all([feedEntries(pack, entries), pipeline(pack, collect)]);
+  return `sha256:${Buffer.from(await webcrypto.subtle.digest('SHA-256', buf.subarray(0, used))).toString('hex')}`;
+}
+
+/** Largest tar tarDigest holds in memory (a 30 MB Go binary fits; two in flight stay well under the RSS budget). */
+const HASH_IN_MEMORY_MAX = 64 * 1024 * 1024;
+
+/**
+ * An upper bound on the tar tar-stream writes for `entries`: per entry a header, a PAX header
+ * (path and link name, generously) and the content padded to 512 bytes; two zero blocks at the end.
+ */
+function tarSizeBound(entries: readonly TarEntry[]): number {
+  let n = 1024;
+  for (const e of entries) {
+    const names = Buffer.byteLength(e.path) + (e.type === 'symlink' ? Buffer.byteLength(e.target) : 0);
+    n += 512 + 1024 + Math.ceil(names / 512) * 512 + (e.type === 'file' ? Math.ceil(e.size / 512) * 512 : 0);
+  }
+  return n;
 }
 
 /**
