@@ -1,4 +1,4 @@
-import { createHash, webcrypto, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -103,42 +103,9 @@ export async function writeLayer(entries: readonly TarEntry[], file: string, med
  */
 export async function tarDigest(entries: readonly TarEntry[]): Promise<string> {
   const pack = tar.pack();
-  const bound = tarSizeBound(entries);
-  if (bound > HASH_IN_MEMORY_MAX) {
-    const hash = createHash('sha256');
-    await Promise.all([feedEntries(pack, entries), pipeline(pack, tee(hash), devNull())]);
-    return `sha256:${hash.digest('hex')}`;
-  }
-  // Small enough to hold: collect the tar and let WebCrypto hash it on the thread pool, so that
-  // the layers of several platforms hash in parallel rather than in turn on the main thread.
-  const buf = Buffer.allocUnsafe(bound);
-  let used = 0;
-  const collect = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (used + chunk.length > bound) return cb(new Error(`tar of ${entries.length} entries exceeds its computed bound of ${bound} bytes`));
-      chunk.copy(buf, used);
-      used += chunk.length;
-      cb();
-    },
-  });
-  await Promise.all([feedEntries(pack, entries), pipeline(pack, collect)]);
-  return `sha256:${Buffer.from(await webcrypto.subtle.digest('SHA-256', buf.subarray(0, used))).toString('hex')}`;
-}
-
-/** Largest tar tarDigest holds in memory (a 30 MB Go binary fits; two in flight stay well under the RSS budget). */
-const HASH_IN_MEMORY_MAX = 64 * 1024 * 1024;
-
-/**
- * An upper bound on the tar tar-stream writes for `entries`: per entry a header, a PAX header
- * (path and link name, generously) and the content padded to 512 bytes; two zero blocks at the end.
- */
-function tarSizeBound(entries: readonly TarEntry[]): number {
-  let n = 1024;
-  for (const e of entries) {
-    const names = Buffer.byteLength(e.path) + (e.type === 'symlink' ? Buffer.byteLength(e.target) : 0);
-    n += 512 + 1024 + Math.ceil(names / 512) * 512 + (e.type === 'file' ? Math.ceil(e.size / 512) * 512 : 0);
-  }
-  return n;
+  const hash = createHash('sha256');
+  await Promise.all([feedEntries(pack, entries), pipeline(pack, tee(hash), devNull())]);
+  return `sha256:${hash.digest('hex')}`;
 }
 
 /**
