@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
@@ -137,60 +138,113 @@ describe('blobs', () => {
 });
 
 describe('uploads', () => {
+  /** `data` as a source that yields `piece`-byte Buffers, each after `delayMs`. */
+  const pieces = (data: Buffer, piece: number, delayMs = 0) =>
+    Readable.from(
+      (async function* () {
+        for (let i = 0; i < data.length; i += piece) {
+          if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+          yield data.subarray(i, i + piece);
+        }
+      })(),
+    );
+  const sessionOf = (path: string) => /uploads\/([^?]*)/.exec(path)?.[1] ?? '';
+  /** Upload sessions the fake served (a bearer registry first answers one unauthenticated POST with 401). */
+  const sessionPosts = (fake: FakeRegistry) => fake.seen('POST').filter((p) => p.path.includes('/blobs/uploads/') && (fake.opts.auth !== 'bearer' || p.headers.authorization));
+
   it.each([
     ['relative Locations (GHCR)', false],
     ['absolute Locations (distribution)', true],
-  ])('POST, PATCH chunks with Content-Range, PUT ?digest= with %s', async (_name, absoluteLocations) => {
+  ])('POST, one streamed PATCH without Content-Range, PUT ?digest= with %s', async (_name, absoluteLocations) => {
     const fake = await start({ absoluteLocations });
-    const repo = client(fake, { chunkSize: 1000 }).registry.repository('app');
+    const repo = client(fake).registry.repository('app');
     const data = randomBytes(2500);
     const digest = sha256(data);
     const progress: number[] = [];
-    await repo.uploadBlob(digest, data.length, async () => fromBuffer(data), (n) => progress.push(n));
+    await repo.uploadBlob(digest, data.length, async () => pieces(data, 1000), (n) => progress.push(n));
     expect(fake.blobs.get(digest)).toEqual(data);
-    const patches = fake.seen('PATCH');
-    expect(patches.map((p) => p.headers['content-range'])).toEqual(['0-999', '1000-1999', '2000-2499']);
-    expect(patches.map((p) => p.bodyLength)).toEqual([1000, 1000, 500]);
-    // Each PATCH goes to the Location the previous response gave.
-    expect(patches.map((p) => new URL(p.path, fake.url).searchParams.get('_state'))).toEqual(['s1', 's2', 's3']);
+    const [patch, ...more] = fake.seen('PATCH');
+    expect(more).toEqual([]);
+    expect(patch.headers['content-range']).toBeUndefined();
+    expect(patch.headers).toMatchObject({ 'content-type': 'application/octet-stream', 'content-length': '2500' });
+    expect(patch.bodyLength).toBe(2500);
+    // The PATCH goes to the POST's Location, the commit to the PATCH's.
+    expect(new URL(patch.path, fake.url).searchParams.get('_state')).toBe('s1');
     const put = fake.seen('PUT')[0];
-    expect(put.path).toMatch(/\?_state=s4&digest=sha256%3A[a-f0-9]{64}$/);
+    expect(put.path).toMatch(/\?_state=s2&digest=sha256%3A[a-f0-9]{64}$/);
+    expect(put.bodyLength).toBe(0);
+    // Progress follows the bytes as they are read from the source.
     expect(progress).toEqual([1000, 2000, 2500]);
   });
 
-  it('keeps every PATCH body within 4 MiB, which GHCR insists on', async () => {
-    const fake = await start({ maxPatchBytes: 4 * 1024 * 1024 });
+  it('sends a 9 MiB blob in one PATCH to a registry that caps ranged PATCHes at 4 MiB, as GHCR does', async () => {
+    const fake = await start({ maxRangedPatchBytes: 4 * 1024 * 1024 });
     const repo = client(fake).registry.repository('app');
     const data = randomBytes(9 * 1024 * 1024 + 17);
     await repo.uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
-    expect(fake.seen('PATCH').map((p) => p.bodyLength)).toEqual([4 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024 + 17]);
+    expect(fake.seen('PATCH').map((p) => [p.bodyLength, p.headers['content-range']])).toEqual([[data.length, undefined]]);
     // Buffer.equals: jest's toEqual walks 9 MiB byte by byte.
     expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+  });
+
+  it.each([413, 416])('falls back to ranged PATCHes of at most 4 MiB in a new session when the streamed PATCH is refused with %i', async (status) => {
+    const fake = await start({ maxPatchBytes: 4 * 1024 * 1024, tooLargeStatus: status });
+    const { registry, sleeps } = client(fake);
+    const data = randomBytes(9 * 1024 * 1024 + 17);
+    const progress: number[] = [];
+    await registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data), (n) => progress.push(n));
+    expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+    const patches = fake.seen('PATCH');
+    expect(patches.map((p) => p.headers['content-range'])).toEqual([undefined, '0-4194303', '4194304-8388607', '8388608-9437200']);
+    expect(patches.map((p) => p.bodyLength)).toEqual([data.length, 4 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024 + 17]);
+    // The refused session is cancelled; the chunks go to a second one. A refusal is not a retry.
+    const [refused, ...chunked] = patches.map((p) => sessionOf(p.path));
+    expect(fake.seen('DELETE').map((r) => sessionOf(r.path))).toEqual([refused]);
+    expect(new Set(chunked).size).toBe(1);
+    expect(chunked[0]).not.toBe(refused);
+    expect(sessionPosts(fake)).toHaveLength(2);
+    expect(sleeps).toEqual([]);
+    expect(progress.slice(-3)).toEqual([4 * 1024 * 1024, 8 * 1024 * 1024, data.length]);
   });
 
   it.each([
     ['anonymously', 'none'],
     ['behind a bearer challenge', 'bearer'],
-  ] as const)('falls back to one streamed PUT when chunked PATCH is refused, %s', async (_name, auth) => {
+  ] as const)('falls back to one streamed PUT when PATCH is refused, %s', async (_name, auth) => {
     const fake = await start({ noChunkedUploads: true, auth });
-    const repo = client(fake, { chunkSize: 1000 }).registry.repository('app', { access: 'push' });
+    const repo = client(fake).registry.repository('app', { access: 'push' });
     const data = randomBytes(2500);
     let opened = 0;
-    await repo.uploadBlob(sha256(data), data.length, async () => {
+    const progress: number[] = [];
+    const open = async () => {
       opened++;
-      return fromBuffer(data);
-    });
+      return pieces(data, 1000);
+    };
+    await repo.uploadBlob(sha256(data), data.length, open, (n) => progress.push(n));
     expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
     // One refused PATCH, then a fresh session whose PUT carries the whole blob.
     expect(fake.seen('PATCH')).toHaveLength(1);
     const puts = fake.seen('PUT');
     expect(puts.at(-1)!.bodyLength).toBe(2500);
     expect(puts.at(-1)!.headers['content-length']).toBe('2500');
-    // Two sessions served (a bearer registry first answers one unauthenticated POST with 401).
-    const sessions = fake.seen('POST').filter((p) => p.path.includes('/blobs/uploads/') && (auth === 'none' || p.headers.authorization));
-    expect(sessions).toHaveLength(2);
-    // Opened once for the refused chunk and once for the PUT: a stream is never reused.
+    expect(sessionPosts(fake)).toHaveLength(2);
+    // Opened once for the refused PATCH and once for the PUT: a stream is never reused.
     expect(opened).toBe(2);
+    expect(progress.slice(-3)).toEqual([1000, 2000, 2500]);
+  });
+
+  it('falls back from ranged PATCHes to the monolithic PUT when the first range is refused too', async () => {
+    const fake = await start();
+    // A streamed PATCH is too large; a ranged one is not allowed at all.
+    fake.inject({ method: 'PATCH', times: 2, respond: (r) => (r.headers['content-range'] === undefined ? { status: 413 } : { status: 405 }) });
+    const data = randomBytes(2500);
+    await client(fake, { chunkSize: 1000 }).registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+    expect(fake.blobs.get(sha256(data))).toEqual(data);
+    expect(fake.seen('PATCH').map((p) => p.headers['content-range'])).toEqual([undefined, '0-999']);
+    expect(fake.seen('PUT').map((p) => p.bodyLength)).toEqual([2500]);
+    expect(sessionPosts(fake)).toHaveLength(3);
+    expect(fake.seen('DELETE')).toHaveLength(2);
+    expect(fake.sessions.size).toBe(0);
   });
 
   it('uploads an empty blob with no PATCH', async () => {
@@ -204,26 +258,43 @@ describe('uploads', () => {
   it.each([
     ['a 500', { status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"storage hiccup"}]}' } as const],
     ['a connection reset', 'reset' as const],
-  ])('restarts with a new session after %s mid-way, never re-PATCHing the old one', async (_name, failure) => {
+  ])('restarts with a new session after %s on the streamed PATCH, never re-PATCHing the old one', async (_name, failure) => {
     const fake = await start();
-    const { registry, sleeps } = client(fake, { chunkSize: 1000 });
+    const { registry, sleeps } = client(fake);
     const data = randomBytes(3000);
     let opens = 0;
-    fake.inject({ method: 'PATCH', path: /_state=s2$/, respond: failure });
+    fake.inject({ method: 'PATCH', respond: failure });
     await registry.repository('app').uploadBlob(sha256(data), data.length, async () => (opens++, fromBuffer(data)));
     expect(fake.blobs.get(sha256(data))).toEqual(data);
     expect(opens).toBe(2);
     expect(sleeps).toHaveLength(1);
-    const sessionOf = (path: string) => /uploads\/([^?]*)/.exec(path)?.[1] ?? '';
-    const posts = fake.seen('POST');
-    expect(posts).toHaveLength(2);
+    expect(fake.seen('POST')).toHaveLength(2);
     const patches = fake.seen('PATCH');
-    const first = sessionOf(patches[0].path);
-    // Attempt 1: two PATCHes (the second failed). Attempt 2: three PATCHes on a new session.
-    expect(patches.map((p) => sessionOf(p.path) === first)).toEqual([true, true, false, false, false]);
-    expect(patches.slice(2).map((p) => p.headers['content-range'])).toEqual(['0-999', '1000-1999', '2000-2999']);
+    expect(patches.map((p) => [p.bodyLength, p.headers['content-range']])).toEqual([
+      [3000, undefined],
+      [3000, undefined],
+    ]);
+    const [first, second] = patches.map((p) => sessionOf(p.path));
+    expect(second).not.toBe(first);
     // The failed session is cancelled (best effort) before the new one starts.
     expect(fake.seen('DELETE').map((r) => sessionOf(r.path))).toEqual([first]);
+  });
+
+  it('keeps to ranged PATCHes once chosen: a retry after a failed chunk starts a new ranged session', async () => {
+    const fake = await start({ maxPatchBytes: 1000 });
+    const { registry, sleeps } = client(fake, { chunkSize: 1000 });
+    const data = randomBytes(3000);
+    // Sessions: s1 refused (too large); chunks go to s2, s3, … and the second chunk fails.
+    fake.inject({ method: 'PATCH', path: /_state=s3$/, respond: { status: 503 } });
+    await registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+    expect(fake.blobs.get(sha256(data))).toEqual(data);
+    expect(sleeps).toHaveLength(1);
+    const patches = fake.seen('PATCH');
+    // The streamed PATCH is tried once only; the retry goes straight to ranges, from byte 0.
+    expect(patches.map((p) => p.headers['content-range'] ?? 'streamed')).toEqual(['streamed', '0-999', '1000-1999', '0-999', '1000-1999', '2000-2999']);
+    const sessions = patches.map((p) => sessionOf(p.path));
+    expect(new Set(sessions).size).toBe(3);
+    expect(fake.seen('DELETE').map((r) => sessionOf(r.path))).toEqual([sessions[0], sessions[1]]);
   });
 
   it('refuses to commit bytes that do not match the digest, and does not retry', async () => {
@@ -235,7 +306,45 @@ describe('uploads', () => {
       .catch((e) => e)) as Error;
     expect(err.message).toMatch(/the source gave 8 bytes hashing to sha256:[a-f0-9]{64}, expected 8 bytes/);
     expect(fake.seen('PUT')).toHaveLength(0);
+    expect(fake.seen('DELETE')).toHaveLength(1);
     expect(sleeps).toHaveLength(0);
+  });
+
+  it('fails without retrying when the source is shorter than the declared size', async () => {
+    const fake = await start();
+    const { registry, sleeps } = client(fake);
+    const data = Buffer.from('short');
+    const err = (await registry
+      .repository('app')
+      .uploadBlob(sha256(data), 8, async () => fromBuffer(data))
+      .catch((e) => e)) as Error;
+    expect(err.message).toMatch(/^upload blob sha256:[a-f0-9]{64} to 127\.0\.0\.1:\d+\/app: .*content-length/i);
+    expect(fake.seen('PUT')).toHaveLength(0);
+    expect(sleeps).toHaveLength(0);
+  });
+
+  it('times out a stalled request but not a slow body that keeps moving', async () => {
+    const fake = await start();
+    const { registry } = client(fake, { requestTimeoutMs: 300 });
+    const data = randomBytes(5000);
+    // 1.0 s in all, never 300 ms without a byte.
+    await registry.repository('app').uploadBlob(sha256(data), data.length, async () => pieces(data, 1000, 200));
+    expect(fake.blobs.get(sha256(data))).toEqual(data);
+    expect(fake.seen('PATCH')).toHaveLength(1);
+
+    const stalled = Readable.from(
+      (async function* () {
+        yield data.subarray(0, 1000);
+        await new Promise((r) => setTimeout(r, 1000));
+        yield data.subarray(1000);
+      })(),
+    );
+    const { registry: once } = client(fake, { requestTimeoutMs: 300, retry: new RetryPolicy({ maxAttempts: 1 }) });
+    const err = (await once
+      .repository('app')
+      .uploadBlob(sha256(data), data.length, async () => stalled)
+      .catch((e) => e)) as Error;
+    expect(err.message).toMatch(/no response within 300 ms/);
   });
 });
 

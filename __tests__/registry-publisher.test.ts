@@ -9,6 +9,7 @@ import { resolveBase } from '../src/oci/base.js';
 import { makeIndex, mutate, scratch } from '../src/oci/image.js';
 import { writeLayer, type Layer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
+import { readAll } from '../src/oci/store.js';
 import { validateStored } from '../src/oci/validate.js';
 import { progress, RegistryPublisher } from '../src/publish/registry.js';
 import { formatBytes, mapLimit } from '../src/util.js';
@@ -188,7 +189,7 @@ describe('RegistryPublisher.putContent', () => {
 
   it('keeps at most `concurrency` uploads in flight', async () => {
     const fake = await start();
-    const { registry } = registryFor(fake, { chunkSize: 512 });
+    const { registry } = registryFor(fake);
     const layers = await Promise.all(Array.from({ length: 8 }, () => randomLayer(3000)));
     const image = mutate(scratch(AMD64), { layers });
     const publisher = new RegistryPublisher(registry.repository('app'), { logger: new MemoryLogger(), concurrency: 3 });
@@ -212,12 +213,16 @@ describe('RegistryPublisher.putContent', () => {
 
   it('reports progress of slow uploads every few seconds', async () => {
     const fake = await start();
-    const { registry } = registryFor(fake, { chunkSize: 4096 });
-    const layer = await randomLayer(40_000);
+    const { registry } = registryFor(fake);
+    const written = await randomLayer(40_000);
+    // A source that delivers 4 KiB at a time: progress follows the bytes read from it.
+    const bytes = await readAll(await written.open());
+    const pieces = Array.from({ length: Math.ceil(bytes.length / 4096) }, (_, i) => bytes.subarray(i * 4096, (i + 1) * 4096));
+    const layer: Layer = { ...written, open: async () => Readable.from(pieces) };
     const image = mutate(scratch(AMD64), { layers: [layer] });
     let now = 0;
     const logger = new MemoryLogger();
-    // Each look at the clock is two seconds later: a report every other chunk after the first 5 s.
+    // Each look at the clock is two seconds later: a report every other piece after the first 5 s.
     const publisher = new RegistryPublisher(registry.repository('app'), { logger, now: () => (now += 2000), progressEveryMs: 5000 });
     await publisher.putContent(image);
     const short = layer.digest.slice(7, 19);

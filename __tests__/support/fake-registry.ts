@@ -1,7 +1,8 @@
 // An in-process registry speaking enough of the OCI distribution API for protocol tests:
-// blobs (HEAD/GET, upload sessions with PATCH + PUT, cross-repository mount), manifests,
-// tags/list with Link pagination, and a token realm. Every request is recorded with its
-// headers so that tests can assert on what was sent where. Listens on 127.0.0.1 only.
+// blobs (HEAD/GET, upload sessions with streamed or ranged PATCH + PUT, cross-repository
+// mount), manifests, tags/list with Link pagination, and a token realm. Every request is
+// recorded with its headers so that tests can assert on what was sent where. Listens on
+// 127.0.0.1 only.
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -46,8 +47,12 @@ export interface FakeRegistryOptions {
   absoluteLocations?: boolean;
   /** Leave Docker-Content-Digest off PUT responses, as some registries do. */
   omitDigestHeader?: boolean;
-  /** Refuse PATCH bodies above this, as GHCR does above a few MiB. */
+  /** Refuse PATCH bodies with Content-Range above this, as GHCR does above 4 MiB (with a 416). */
+  maxRangedPatchBytes?: number;
+  /** Refuse any PATCH body above this, with `tooLargeStatus`: a registry with a per-request cap. */
   maxPatchBytes?: number;
+  /** The status of a refusal for size; 416 by default, as GHCR answers. */
+  tooLargeStatus?: number;
   /** Refuse chunked uploads: every PATCH is a 405, as some registry proxies answer. */
   noChunkedUploads?: boolean;
   /** `always-202`: answer every mount by starting an upload. */
@@ -268,12 +273,16 @@ export class FakeRegistry {
     if (!session || session.repo !== repo) return errorReply(res, 404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
     if (method === 'PATCH') {
       if (this.opts.noChunkedUploads) return errorReply(res, 405, 'UNSUPPORTED', 'chunked uploads are not supported');
+      // Without Content-Range, a streamed PATCH: the body is appended (distribution's "stream upload").
+      const ranged = req.headers['content-range'] !== undefined;
       const range = /^(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''));
-      if (!range || Number(range[1]) !== session.size || Number(range[2]) - Number(range[1]) + 1 !== body.length) {
+      if (ranged && (!range || Number(range[1]) !== session.size || Number(range[2]) - Number(range[1]) + 1 !== body.length)) {
         return errorReply(res, 416, 'BLOB_UPLOAD_INVALID', `bad Content-Range ${req.headers['content-range']} at ${session.size}`);
       }
-      if (this.opts.maxPatchBytes !== undefined && body.length > this.opts.maxPatchBytes) {
-        return errorReply(res, 413, 'SIZE_INVALID', 'chunk too large');
+      const cap = ranged ? Math.min(this.opts.maxRangedPatchBytes ?? Infinity, this.opts.maxPatchBytes ?? Infinity) : (this.opts.maxPatchBytes ?? Infinity);
+      if (body.length > cap) {
+        // GHCR's words for a PATCH over its cap.
+        return errorReply(res, this.opts.tooLargeStatus ?? 416, 'SIZE_INVALID', 'the request body is too large and exceeds the maximum permissible limit of 4.00MiB');
       }
       session.parts.push(body);
       session.size += body.length;

@@ -19,21 +19,23 @@ export interface RegistryOptions {
   userAgent?: string;
   /** For token lifetimes; defaults to Date.now. */
   now?: () => number;
-  /** Largest PATCH body; see CHUNK_SIZE. */
+  /** Largest PATCH body of the ranged fallback; see CHUNK_SIZE. */
   chunkSize?: number;
   /**
-   * How long one request may wait for its response headers before it counts as stalled and is
-   * retried (SPEC §5.2: timeouts are retried). Undefined leaves undici's own limit (300 s).
+   * How long one request may go without sending body bytes or receiving its response headers
+   * before it counts as stalled and is retried (SPEC §5.2: timeouts are retried). Undefined
+   * leaves undici's own limit (300 s).
    */
   requestTimeoutMs?: number;
 }
 
-/** Upload progress: bytes the registry has accepted so far. */
+/** Upload progress: bytes of the blob sent so far (read from the source for a streamed body). */
 export type ProgressListener = (sentBytes: number) => void;
 
 /**
- * GHCR rejects PATCH bodies above a few MiB, so blobs go up in chunks of at most 4 MiB, each
- * held in memory once; a layer is never held whole.
+ * The chunk size of the ranged fallback (see Repository.uploadBlob): GHCR refuses a PATCH with
+ * Content-Range whose body is above 4 MiB ("exceeds the maximum permissible limit of
+ * 4.00MiB"). Each chunk is held in memory once; a layer is never held whole.
  */
 export const CHUNK_SIZE = 4 * 1024 * 1024;
 /** Manifests are small; the OCI spec asks registries to accept at least 4 MiB. */
@@ -310,19 +312,29 @@ export class Registry {
     if (auth) h.Authorization = auth;
     const left = this.retry.remainingMs();
     const deadline = left === undefined ? undefined : AbortSignal.timeout(Math.max(1, left));
-    // The stall timer covers the wait for headers only: a long body (a big blob) may take longer.
+    // The stall timer is restarted by every piece of a streamed body the request reads: a big
+    // blob going up in one request may take longer than the limit, a stalled one may not.
     const limit = this.requestTimeoutMs;
     const stall = limit === undefined ? undefined : new AbortController();
-    const timer = stall && setTimeout(() => stall.abort(), limit);
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      if (stall) timer = setTimeout(() => stall.abort(), limit);
+    };
+    arm();
     const signals = [deadline, stall?.signal].filter((s): s is AbortSignal => s !== undefined);
+    let stream: Readable | undefined;
     try {
       // A streamed body is opened per send: undici needs `duplex: 'half'` to send one.
-      const streamed = typeof body === 'function';
+      if (typeof body === 'function') {
+        stream = await body();
+        if (stall) stream.on('data', arm);
+      }
       return await this.fetchImpl(url, {
         method,
         headers: h,
-        body: streamed ? (Readable.toWeb(await body()) as unknown as NonNullable<RequestInit['body']>) : body,
-        ...(streamed ? { duplex: 'half' } : {}),
+        body: stream ? (Readable.toWeb(stream) as unknown as NonNullable<RequestInit['body']>) : (body as Buffer | undefined),
+        ...(stream ? { duplex: 'half' } : {}),
         redirect: 'manual',
         signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
       });
@@ -333,6 +345,7 @@ export class Registry {
       }
       throw err;
     } finally {
+      stream?.off('data', arm);
       clearTimeout(timer);
     }
   }
@@ -476,18 +489,34 @@ export class Repository implements ContentSource {
   }
 
   /**
-   * Upload a blob: POST a session, PATCH chunks of at most `chunkSize` with Content-Range,
-   * PUT `?digest=`. An attempt that fails for a retryable reason starts over with a new
-   * session and a fresh stream from `open`: a session that saw an error may hold a partial
-   * chunk, and re-PATCHing its URL is not safe on every registry.
+   * Upload a blob: POST a session, one PATCH whose body is the whole blob streamed from `open`
+   * (Content-Length declared, no Content-Range), then PUT `?digest=`. docker push,
+   * go-containerregistry (ko, crane) and containers/image (skopeo) all upload this way, GHCR
+   * included; it costs one request and one server-side write per blob, where ranged chunks cost
+   * one of each per chunk (distribution re-hashes and stores every chunk it is sent).
+   *
+   * When a registry refuses, the upload starts over in a new session (the refused one is
+   * cancelled), and the retries keep to the protocol that worked:
+   * - a streamed PATCH refused as too big for one request (413, or a 416 like GHCR's "exceeds the
+   *   maximum permissible limit") → PATCHes of at most `chunkSize` (4 MiB) with Content-Range,
+   *   the size GHCR is known to accept;
+   * - PATCH refused altogether (405, 501, or a 416 on the first range) → the monolithic PUT.
+   *
+   * An attempt that fails for a retryable reason starts over with a new session and a fresh
+   * stream from `open`: a session that saw an error may hold a partial body, and re-PATCHing
+   * its URL is not safe on every registry.
    */
   async uploadBlob(digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<void> {
     checkDigest(digest);
-    await this.registry.retry.run(
-      `upload blob ${digest} to ${this.name}`,
-      () => this.uploadOnce(digest, size, open, onProgress),
-      (e) => this.registry.logRetry(e),
-    );
+    let protocol: UploadProtocol = 'streamed';
+    const attempt = async () => {
+      let fallback: UploadProtocol | undefined;
+      while ((fallback = await this.uploadOnce(protocol, digest, size, open, onProgress))) {
+        this.registry.logger.debug(`${this.name} refused a ${protocol} upload of ${digest}; trying ${fallback}`);
+        protocol = fallback;
+      }
+    };
+    await this.registry.retry.run(`upload blob ${digest} to ${this.name}`, attempt, (e) => this.registry.logRetry(e));
   }
 
   /** PUT a manifest or index; returns its digest (the sha256 of exactly these bytes). */
@@ -590,25 +619,75 @@ export class Repository implements ContentSource {
     return new URL(`${this.registry.baseUrl}/v2/${this.repository}/${path}`);
   }
 
-  private async uploadOnce(digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<void> {
+  /** One upload in one session; returns the protocol to fall back to when this one was refused. */
+  private async uploadOnce(protocol: UploadProtocol, digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<UploadProtocol | undefined> {
     const op: Operation = { action: `upload blob ${digest}`, preposition: 'to' };
-    const step = (req: Omit<Request, 'repository' | 'scopes' | 'retry'>) => this.send(op, { ...req, scopes: this.pushScopes, retry: false });
-
-    const started = await step({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
+    const started = await this.uploadStep(op, { method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
     if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
     await discard(started);
-    let location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
+    const session = { location: uploadLocation(started, this.url('blobs/uploads/'), op, this) };
+    try {
+      if (protocol === 'monolithic') {
+        // The blob goes with the commit; the registry checks it against the digest.
+        const body = countingBody(open, onProgress);
+        try {
+          await this.commit(op, session.location, digest, { headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) }, body: body.open });
+        } finally {
+          body.close();
+        }
+        return undefined;
+      }
+      const sent = protocol === 'streamed' ? await this.patchWhole(op, session, size, open, onProgress) : await this.patchRanges(op, session, open, onProgress);
+      if (typeof sent === 'string') {
+        await this.cancel(session.location);
+        return sent;
+      }
+      if (sent.digest !== digest || sent.bytes !== size) {
+        // Not retryable: the source gives different bytes than its descriptor says.
+        throw new Error(`upload blob ${digest} to ${this.name}: the source gave ${sent.bytes} bytes hashing to ${sent.digest}, expected ${size} bytes`);
+      }
+      await this.commit(op, session.location, digest);
+      return undefined;
+    } catch (err) {
+      await this.cancel(session.location);
+      throw err;
+    }
+  }
 
+  /** The whole blob as one streamed PATCH; what went up, or the protocol to fall back to. */
+  private async patchWhole(op: Operation, session: { location: URL }, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
+    const body = countingBody(open, onProgress);
+    // Nothing to send: the commit alone stores an empty blob.
+    if (size === 0) return body.sent();
+    try {
+      const res = await this.uploadStep(op, { method: 'PATCH', url: session.location, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) }, body: body.open });
+      const fallback = TOO_LARGE.has(res.status) ? 'ranged' : CHUNKING_REFUSED.has(res.status) ? 'monolithic' : undefined;
+      if (fallback) {
+        await discard(res);
+        return fallback;
+      }
+      if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
+      await discard(res);
+      session.location = uploadLocation(res, session.location, op, this);
+      return body.sent();
+    } finally {
+      body.close();
+    }
+  }
+
+  /**
+   * The blob as PATCHes of at most `chunkSize` with Content-Range, each to the Location the
+   * previous answer gave; what went up, or 'monolithic' when the first one is refused.
+   */
+  private async patchRanges(op: Operation, session: { location: URL }, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
     const hash = createHash('sha256');
     let offset = 0;
-    let stream: Readable | undefined;
+    const stream = await open();
     try {
-      stream = await open();
       for await (const chunk of chunksOf(stream, this.registry.chunkSize)) {
-        hash.update(chunk);
-        const res = await step({
+        const res = await this.uploadStep(op, {
           method: 'PATCH',
-          url: location,
+          url: session.location,
           headers: {
             'Content-Type': 'application/octet-stream',
             // The distribution spec's form: inclusive byte offsets, no unit.
@@ -619,29 +698,25 @@ export class Repository implements ContentSource {
         });
         if (offset === 0 && CHUNKING_REFUSED.has(res.status)) {
           await discard(res);
-          stream.destroy();
-          await this.cancel(location);
-          return this.uploadMonolithic(op, digest, size, open);
+          return 'monolithic';
         }
         if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
         await discard(res);
-        location = uploadLocation(res, location, op, this);
+        session.location = uploadLocation(res, session.location, op, this);
+        hash.update(chunk);
         offset += chunk.length;
         onProgress?.(offset);
       }
-    } catch (err) {
-      stream?.destroy();
-      await this.cancel(location);
-      throw err;
+    } finally {
+      stream.destroy();
     }
-    const got = `sha256:${hash.digest('hex')}`;
-    if (got !== digest || offset !== size) {
-      await this.cancel(location);
-      // Not retryable: the source gives different bytes than its descriptor says.
-      throw new Error(`upload blob ${digest} to ${this.name}: the source gave ${offset} bytes hashing to ${got}, expected ${size} bytes`);
-    }
-    const commit = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
-    const done = await step({ method: 'PUT', url: commit, headers: { 'Content-Length': '0' } });
+    return { bytes: offset, digest: `sha256:${hash.digest('hex')}` };
+  }
+
+  /** PUT `?digest=` (with the whole blob, for a monolithic upload), and check what the registry says it stored. */
+  private async commit(op: Operation, location: URL, digest: string, blob?: Pick<Request, 'headers' | 'body'>): Promise<void> {
+    const url = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
+    const done = await this.uploadStep(op, { method: 'PUT', url, headers: { 'Content-Length': '0' }, ...blob });
     if (done.status !== 201 && done.status !== 204 && done.status !== 200) throw await this.registry.errorFrom(op, this.repository, done);
     await discard(done);
     const claimed = done.headers.get('docker-content-digest');
@@ -650,31 +725,9 @@ export class Repository implements ContentSource {
     }
   }
 
-  /**
-   * The distribution spec's monolithic upload, for a registry that refuses chunked PATCH: a new
-   * session, then one PUT `?digest=` carrying the whole blob, streamed from `open` (never
-   * buffered), with its length declared up front.
-   */
-  private async uploadMonolithic(op: Operation, digest: string, size: number, open: () => Promise<Readable>): Promise<void> {
-    this.registry.logger.debug(`${this.name} refused a chunked upload; uploading ${digest} in one request`);
-    const step = (req: Omit<Request, 'repository' | 'scopes' | 'retry'>) => this.send(op, { ...req, scopes: this.pushScopes, retry: false });
-    const started = await step({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
-    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
-    await discard(started);
-    const location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
-    const commit = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
-    const done = await step({
-      method: 'PUT',
-      url: commit,
-      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
-      body: open,
-    });
-    if (done.status !== 201 && done.status !== 204 && done.status !== 200) throw await this.registry.errorFrom(op, this.repository, done);
-    await discard(done);
-    const claimed = done.headers.get('docker-content-digest');
-    if (claimed?.startsWith('sha256:') && claimed !== digest) {
-      throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
-    }
+  /** A request inside an upload: not retried alone, since a failed upload restarts with a new session. */
+  private uploadStep(op: Operation, req: Omit<Request, 'repository' | 'scopes' | 'retry'>): Promise<Response> {
+    return this.send(op, { ...req, scopes: this.pushScopes, retry: false });
   }
 
   private async cancelUpload(res: Response, base: URL) {
@@ -693,12 +746,56 @@ export class Repository implements ContentSource {
   }
 }
 
+/** How a blob goes up; see Repository.uploadBlob. */
+type UploadProtocol = 'streamed' | 'ranged' | 'monolithic';
+
+/** What an upload sent: its length and digest, to check against the descriptor before the commit. */
+interface Sent {
+  bytes: number;
+  digest: string;
+}
+
+/**
+ * Answers to a streamed PATCH that mean "too big for one request": 413 Content Too Large, and
+ * 416, which GHCR answers when a request body is above its per-request cap.
+ */
+const TOO_LARGE = new Set([413, 416]);
+
 /**
  * Answers to a first PATCH that mean "no chunked uploads here" rather than "this chunk is bad":
  * 405 Method Not Allowed, 416 for a range it will not take, 501 Not Implemented. Some registry
  * proxies and appliances answer so; the spec's monolithic PUT works on every registry.
  */
 const CHUNKING_REFUSED = new Set([405, 416, 501]);
+
+/**
+ * `open` as a request body whose bytes are counted and hashed as the request reads them from
+ * the source, with progress reported. Each send opens the source afresh (an auth challenge or a
+ * redirect sends the body again); `sent()` is what the last one read.
+ */
+function countingBody(open: () => Promise<Readable>, onProgress?: ProgressListener) {
+  let last = { bytes: 0, hash: createHash('sha256') };
+  let source: Readable | undefined;
+  return {
+    open: async (): Promise<Readable> => {
+      source?.destroy();
+      const tally = (last = { bytes: 0, hash: createHash('sha256') });
+      source = await open();
+      const count = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          tally.hash.update(chunk);
+          tally.bytes += chunk.length;
+          onProgress?.(tally.bytes);
+          cb(null, chunk);
+        },
+      });
+      // pipeline destroys the source when the request stops reading early, and passes its errors on.
+      return pipeline(source, count, () => {});
+    },
+    sent: (): Sent => ({ bytes: last.bytes, digest: `sha256:${last.hash.copy().digest('hex')}` }),
+    close: () => source?.destroy(),
+  };
+}
 
 function uploadLocation(res: Response, base: URL, op: Operation, repo: Repository): URL {
   const location = res.headers.get('location');
