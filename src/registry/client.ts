@@ -491,12 +491,12 @@ export class Repository implements ContentSource {
   /**
    * Upload a blob: POST a session, one PATCH whose body is the whole blob streamed from `open`
    * (Content-Length declared, no Content-Range), then PUT `?digest=`. docker push,
-   * go-containerregistry (ko, crane) and containers/image (skopeo) all upload this way, GHCR
-   * included; it costs one request and one server-side write per blob, where ranged chunks cost
-   * one of each per chunk (distribution re-hashes and stores every chunk it is sent).
+   * go-containerregistry (ko, crane) and containers/image (skopeo) all upload this way, to GHCR
+   * too; it costs one round trip per blob, where ranged chunks cost one per chunk, each waiting
+   * for the registry to store it before the next is sent.
    *
    * When a registry refuses, the upload starts over in a new session (the refused one is
-   * cancelled), and the retries keep to the protocol that worked:
+   * cancelled), and later attempts of this upload keep to the protocol fallen back to:
    * - a streamed PATCH refused as too big for one request (413, or a 416 like GHCR's "exceeds the
    *   maximum permissible limit") → PATCHes of at most `chunkSize` (4 MiB) with Content-Range,
    *   the size GHCR is known to accept;
@@ -654,7 +654,10 @@ export class Repository implements ContentSource {
     }
   }
 
-  /** The whole blob as one streamed PATCH; what went up, or the protocol to fall back to. */
+  /**
+   * The whole blob as one streamed PATCH; what went up, or the protocol to fall back to.
+   * `session.location` follows the Location of the answer.
+   */
   private async patchWhole(op: Operation, session: { location: URL }, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
     const body = countingBody(open, onProgress);
     // Nothing to send: the commit alone stores an empty blob.
