@@ -4,7 +4,7 @@ import { gitInfo, type GitInfo, type RunCommand } from './config/git.js';
 import { renderTemplate } from './config/template.js';
 import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
 import { createdTime } from './github/created.js';
-import { repoInfo } from './github/repo-info.js';
+import { repoInfo, type RepoInfo } from './github/repo-info.js';
 import { computeTags } from './github/tags.js';
 import type { Inputs } from './inputs.js';
 import type { Logger } from './log.js';
@@ -34,17 +34,28 @@ export async function prepareRun(
   workspace: string,
   deps: PrepareDeps,
 ): Promise<Omit<RunRequest, 'ko'> & { ctx: GithubContext; git: GitInfo }> {
-  const git = await gitInfo({ dir: workspace, run: deps.run, env });
-  const local = env.GITHUB_REPOSITORY ? undefined : await localContext(env, workspace, git, deps.run);
-  const ctx = local?.ctx ?? readContext(env, payload);
+  // The runner's context needs no git, so in Actions the repository lookup (a network request)
+  // starts with the git processes; outside Actions the context comes from the checkout.
+  const runnerCtx = env.GITHUB_REPOSITORY ? readContext(env, payload) : undefined;
+  // Outside Actions there is no token and often no network: the description and license are
+  // only looked up for a run in Actions.
+  const lookUp = (ctx: GithubContext): Promise<RepoInfo> =>
+    env.GITHUB_ACTIONS === 'true' ? repoInfo(ctx, { token: inputs.token ?? '', fetch: deps.fetch, logger: deps.logger }) : Promise.resolve({});
+  const [git, remote, runnerInfo] = await Promise.all([
+    gitInfo({ dir: workspace, run: deps.run, env }),
+    runnerCtx ? undefined : deps.run(['git', 'remote', 'get-url', 'origin'], workspace),
+    runnerCtx ? lookUp(runnerCtx) : undefined,
+  ]);
+  const local = remote ? localContext(env, workspace, git, remote) : undefined;
+  const ctx = local?.ctx ?? runnerCtx!;
   const gitCommitTime = async () => {
+    // gitInfo already read HEAD's committer time (as Unix seconds; `%cI` is the same instant).
+    if (git.commitDate && ctx.revision === git.fullCommit) return git.commitDate;
     const r = await deps.run(['git', 'log', '-1', '--format=%cI', ctx.revision || 'HEAD'], workspace);
     return r.code === 0 ? r.stdout.trim() || undefined : undefined;
   };
   const created = await createdTime({ env, ctx, gitCommitTime });
-  // Outside Actions there is no token and often no network: the description and license are
-  // only looked up for a run in Actions.
-  const info = env.GITHUB_ACTIONS === 'true' ? await repoInfo(ctx, { token: inputs.token ?? '', fetch: deps.fetch, logger: deps.logger }) : {};
+  const info = runnerInfo ?? (await lookUp(ctx));
   const plan = (existing: readonly string[] | undefined) =>
     computeTags({ ctx, explicitTags: inputs.tags, latest: inputs.latest, existingTags: existing ?? [] });
   const { version } = plan(undefined);
@@ -76,15 +87,14 @@ export async function prepareRun(
 /**
  * A context for runs outside GitHub Actions, from the checkout: the `origin` remote names the
  * repository when it is a GitHub-style URL, HEAD is the revision, and the branch or an exact
- * tag is the ref, as a push of it would be.
+ * tag is the ref, as a push of it would be. `remote` is `git remote get-url origin`.
  */
-async function localContext(
+function localContext(
   env: Record<string, string | undefined>,
   workspace: string,
   git: GitInfo,
-  run: RunCommand,
-): Promise<{ ctx: GithubContext; fromRemote: boolean }> {
-  const remote = await run(['git', 'remote', 'get-url', 'origin'], workspace);
+  remote: { stdout: string; code: number },
+): { ctx: GithubContext; fromRemote: boolean } {
   const m = remote.code === 0 ? /^(?:https?:\/\/(?:[^@/]+@)?|ssh:\/\/git@|git@)([^/:]+)[/:]([^/]+)\/([^/]+?)(?:\.git)?\/?$/.exec(remote.stdout.trim()) : null;
   // Without a remote there is no source URL to claim; the name only feeds the default tags.
   const repository = m ? `${m[2]}/${m[3]}` : `local/${basename(workspace).toLowerCase().replace(/[^a-z0-9_.-]/g, '-') || 'app'}`;

@@ -66,12 +66,21 @@ export async function gitInfo(opts: { dir: string; run: RunCommand; env?: GitEnv
     }
   };
 
-  const inside = await run(git('rev-parse', '--is-inside-work-tree'));
+  // Every query at once: each is its own process, so together they take about as long as the
+  // slowest. Outside a repository they all fail and the answers are discarded.
+  const [inside, head, abbrevRef, described, status] = await Promise.all([
+    run(git('rev-parse', '--is-inside-work-tree')),
+    // One process for the three commit facts. It fails in a repository without commits, where
+    // there is no commit to describe (ko then leaves them empty as well).
+    run(git('show', '-s', '--format=%H%n%h%n%ct', 'HEAD')),
+    run(git('rev-parse', '--abbrev-ref', 'HEAD')),
+    // Only a tag on HEAD itself: ko uses `git describe --tags --abbrev=0`, which names the last
+    // tag reachable from HEAD, so an untagged commit after v1.2.3 would still say "v1.2.3".
+    run(git('describe', '--tags', '--exact-match', 'HEAD')),
+    run(git('status', '--porcelain')),
+  ]);
   if (!inside.ok || inside.out.trim() !== 'true') return { ...EMPTY_GIT_INFO };
 
-  // One process for the three commit facts. It fails in a repository without commits, where
-  // there is no commit to describe (ko then leaves them empty as well).
-  const head = await run(git('show', '-s', '--format=%H%n%h%n%ct', 'HEAD'));
   let fullCommit = '';
   let shortCommit = '';
   let commitDate = '';
@@ -85,30 +94,23 @@ export async function gitInfo(opts: { dir: string; run: RunCommand; env?: GitEnv
       commitDate = rfc3339(new Date(Number(ct) * 1000));
     }
   }
-
-  const branch = await currentBranch(run, env);
-
-  // Only a tag on HEAD itself: ko uses `git describe --tags --abbrev=0`, which names the last
-  // tag reachable from HEAD, so an untagged commit after v1.2.3 would still say "v1.2.3".
-  const described = fullCommit ? await run(git('describe', '--tags', '--exact-match', 'HEAD')) : { ok: false, out: '' };
-  const tag = described.ok ? firstLine(described.out) : '';
-
+  const branch = currentBranch(abbrevRef, env);
+  const tag = fullCommit && described.ok ? firstLine(described.out) : '';
   // As in ko: any output from `git status --porcelain` (untracked files included), or a failing
   // status, counts as dirty.
-  const status = await run(git('status', '--porcelain'));
   const isDirty = !status.ok || status.out.trim() !== '';
 
   return { branch, tag, shortCommit, fullCommit, commitDate, commitTimestamp, isDirty, treeState: isDirty ? 'dirty' : 'clean' };
 }
 
 /**
- * The checked-out branch, when HEAD is on one. actions/checkout leaves HEAD detached for pull
- * requests (at the merge commit) and for tags, so then the runner's variables name the branch:
- * `GITHUB_HEAD_REF` is the PR's source branch, and `GITHUB_REF_NAME` is the branch of a push,
- * schedule or dispatch run — but a tag's name on tag runs, which is not a branch.
+ * The checked-out branch, when HEAD is on one (`local` is `git rev-parse --abbrev-ref HEAD`).
+ * actions/checkout leaves HEAD detached for pull requests (at the merge commit) and for tags,
+ * so then the runner's variables name the branch: `GITHUB_HEAD_REF` is the PR's source branch,
+ * and `GITHUB_REF_NAME` is the branch of a push, schedule or dispatch run — but a tag's name on
+ * tag runs, which is not a branch.
  */
-async function currentBranch(run: (args: string[]) => Promise<{ ok: boolean; out: string }>, env: GitEnv): Promise<string> {
-  const local = await run(git('rev-parse', '--abbrev-ref', 'HEAD'));
+function currentBranch(local: { ok: boolean; out: string }, env: GitEnv): string {
   const name = local.ok ? firstLine(local.out) : '';
   if (name && name !== 'HEAD') return name;
   if (env.GITHUB_HEAD_REF) return env.GITHUB_HEAD_REF;
