@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { realRun, type RunCommand } from '../src/config/git.js';
+import { parseInputs } from '../src/inputs.js';
+import { MemoryLogger } from '../src/log.js';
+import { prepareRun } from '../src/prepare.js';
+
+// A committer offset other than UTC, so that `%cI` and the Unix seconds really are compared.
+const DATE = '2026-01-02T05:04:05+02:00';
+let tmp: string;
+let repo: string;
+let head: string;
+let first: string;
+
+function git(args: string[], date = DATE): string {
+  return execFileSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date, GIT_CONFIG_NOSYSTEM: '1' },
+  }).trim();
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), 'ko-prepare-'));
+  repo = path.join(tmp, 'app');
+  execFileSync('git', ['init', '-q', '-b', 'main', repo]);
+  await writeFile(path.join(repo, 'a.txt'), 'a\n');
+  git(['add', '.']);
+  git(['commit', '-q', '-m', 'one']);
+  first = git(['rev-parse', 'HEAD']);
+  git(['commit', '-q', '--allow-empty', '-m', 'two'], '2026-03-04T05:06:07-05:00');
+  head = git(['rev-parse', 'HEAD']);
+  git(['remote', 'add', 'origin', 'https://github.com/Octo-Org/Hello-World.git']);
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** realRun, recording each command line as it starts and ends. */
+function recording(): { run: RunCommand; events: string[] } {
+  const events: string[] = [];
+  const run: RunCommand = async (args, cwd) => {
+    const name = args.filter((a) => a !== '-c' && a !== 'log.showSignature=false').slice(1).join(' ');
+    events.push(`start ${name}`);
+    const r = await realRun(args, cwd);
+    events.push(`end ${name}`);
+    return r;
+  };
+  return { run, events };
+}
+
+const inputs = parseInputs({ push: 'false', sbom: 'none' });
+const deps = (run: RunCommand) => ({ logger: new MemoryLogger(), fetch: globalThis.fetch, run });
+
+describe('prepareRun and git', () => {
+  it('outside Actions: starts every git query before waiting for any, and takes HEAD’s time from them', async () => {
+    const { run, events } = recording();
+    const prepared = await prepareRun(inputs, { PATH: process.env.PATH, HOME: process.env.HOME }, {}, repo, deps(run));
+    // What `git log -1 --format=%cI HEAD` says, in UTC.
+    expect(prepared.provenance.created).toBe('2026-03-04T10:06:07Z');
+    expect(prepared.ctx.repository).toBe('Octo-Org/Hello-World');
+    expect(prepared.ctx.revision).toBe(head);
+    expect(prepared.git).toMatchObject({ branch: 'main', fullCommit: head, isDirty: false });
+    const firstEnd = events.findIndex((e) => e.startsWith('end '));
+    expect(events.slice(0, firstEnd)).toHaveLength(6);
+    expect(events.slice(firstEnd).some((e) => e.startsWith('start '))).toBe(false);
+    expect(events).not.toContain('start log -1 --format=%cI ' + head);
+  });
+
+  it('in Actions: asks git for the time of a revision that is not HEAD', async () => {
+    const { run, events } = recording();
+    const env = {
+      GITHUB_REPOSITORY: 'Octo-Org/Hello-World',
+      GITHUB_SHA: first,
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_EVENT_NAME: 'push',
+    };
+    const prepared = await prepareRun(inputs, env, {}, repo, deps(run));
+    expect(prepared.provenance.created).toBe('2026-01-02T03:04:05Z');
+    expect(events).toContain(`start log -1 --format=%cI ${first}`);
+    // The runner's context: no origin lookup.
+    expect(events.some((e) => e.includes('remote get-url'))).toBe(false);
+  });
+
+  it('fails as before when the revision has no commit time', async () => {
+    const env = { GITHUB_REPOSITORY: 'Octo-Org/Hello-World', GITHUB_SHA: 'f'.repeat(40), GITHUB_REF: 'refs/heads/main', GITHUB_EVENT_NAME: 'push' };
+    await expect(prepareRun(inputs, env, {}, repo, deps(realRun))).rejects.toThrow(`no git commit time for ${'f'.repeat(40)}`);
+  });
+});
