@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { GoBuildError } from './build/go.js';
 import { explainFailure } from './explain.js';
-import { runJob } from './job.js';
 import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';
 import type { Logger } from './log.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
@@ -74,6 +73,8 @@ export async function cli(
     }
     const inputs = parseInputs(raw);
     const workspace = io.cwd;
+    // Evaluated only for a build: --help and a bad command line need none of it ("eager": see job.ts).
+    const { runJob } = await import(/* webpackMode: "eager" */ './job.js');
     const result = await runJob(inputs, env, {}, workspace, logger);
     io.err(`\n${summaryMarkdown(result)}\n`);
     if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);

@@ -1,10 +1,8 @@
-import { runEngine, type EngineDeps, type RunResult } from './engine.js';
+import type { EngineDeps, RunResult } from './engine.js';
 import { parseKoEnvironment, type Inputs } from './inputs.js';
-import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
 import { BUILDER, prepareRun } from './prepare.js';
 import { realRun } from './config/git.js';
-import { realDeps } from './wiring.js';
 
 /**
  * One run with the real dependencies, shared by the action and the CLI: context and
@@ -24,7 +22,16 @@ export async function runJob(
   } = {},
 ): Promise<RunResult> {
   logger.info(`${BUILDER}: ${inputs.packages.join(', ')} in ${inputs.workingDirectory}`);
-  const prepared = await prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run: realRun });
+  // prepareRun starts its git processes before it first waits, and the engine's code (most of
+  // the bundle) is evaluated while they run rather than at start-up. "eager": ncc keeps these
+  // modules in the one minified bundle (a separate chunk would be neither minified nor in
+  // licenses.txt); only their evaluation waits for the import.
+  const [prepared, { loadKoSettings }, { realDeps }, { runEngine }] = await Promise.all([
+    prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run: realRun }),
+    import(/* webpackMode: "eager" */ './kosettings.js'),
+    import(/* webpackMode: "eager" */ './wiring.js'),
+    import(/* webpackMode: "eager" */ './engine.js'),
+  ]);
   const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
   const deps = realDeps({
     logger,
