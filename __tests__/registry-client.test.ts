@@ -297,6 +297,69 @@ describe('uploads', () => {
     expect(fake.seen('DELETE').map((r) => sessionOf(r.path))).toEqual([sessions[0], sessions[1]]);
   });
 
+  describe('while the blob is written (uploadWhileWritten)', () => {
+    /** A live source and the digest it will have, resolved only once the source has ended. */
+    const live = (data: Buffer, digest = sha256(data)) => {
+      const source = pieces(data, 1000, 2);
+      const made = new Promise<string>((resolve) => source.on('end', () => resolve(digest)));
+      return { source, made };
+    };
+
+    it('POSTs, streams one PATCH of unknown length, and commits with the digest known at the end', async () => {
+      const fake = await start({ auth: 'bearer' });
+      const repo = client(fake).registry.repository('app', { access: 'push' });
+      const data = randomBytes(5000);
+      const { source, made } = live(data);
+      await repo.uploadWhileWritten(source, made);
+      expect(fake.blobs.get(sha256(data))).toEqual(data);
+      const [patch, ...more] = fake.seen('PATCH');
+      expect(more).toEqual([]);
+      expect(patch.headers['content-length']).toBeUndefined();
+      expect(patch.headers['content-range']).toBeUndefined();
+      expect(patch.bodyLength).toBe(5000);
+      expect(fake.seen('PUT')[0].path).toContain(`digest=${encodeURIComponent(sha256(data))}`);
+    });
+
+    it('fails once, cancelling its session, when the registry refuses the digest; nothing is stored', async () => {
+      const fake = await start();
+      const { registry, sleeps } = client(fake);
+      const data = randomBytes(3000);
+      const wrong = sha256(Buffer.from('something else'));
+      const { source, made } = live(data, wrong);
+      await expect(registry.repository('app').uploadWhileWritten(source, made)).rejects.toThrow();
+      expect(fake.blobs.has(wrong)).toBe(false);
+      expect(fake.blobs.has(sha256(data))).toBe(false);
+      expect(fake.seen('DELETE')).toHaveLength(1);
+      expect(sleeps).toEqual([]);
+    });
+
+    it('does not re-send a live body when the registry asks for authorization again, and does not retry', async () => {
+      const fake = await start({ auth: 'bearer' });
+      const { registry, sleeps } = client(fake);
+      const repo = registry.repository('app', { access: 'push' });
+      const data = randomBytes(3000);
+      const { source, made } = live(data);
+      // The POST gets its token; the PATCH is then refused as if the token had expired.
+      fake.inject({ method: 'PATCH', times: 1, respond: { status: 401, headers: { 'WWW-Authenticate': `Bearer realm="${fake.url}/token",service="fake",scope="repository:app:pull,push"` } } });
+      await expect(repo.uploadWhileWritten(source, made)).rejects.toThrow(/cannot be re-sent/);
+      expect(fake.seen('PATCH')).toHaveLength(1);
+      expect(sleeps).toEqual([]);
+    });
+
+    it('fails when the source fails, and cancels the session', async () => {
+      const fake = await start();
+      const repo = client(fake).registry.repository('app');
+      const source = new Readable({ read() {} });
+      const made = new Promise<string>(() => undefined);
+      const uploading = repo.uploadWhileWritten(source, made);
+      source.push(randomBytes(100));
+      setTimeout(() => source.destroy(new Error('the layer could not be written')), 20);
+      await expect(uploading).rejects.toThrow();
+      expect(fake.seen('PUT')).toHaveLength(0);
+      expect(fake.seen('DELETE')).toHaveLength(1);
+    });
+  });
+
   it('refuses to commit bytes that do not match the digest, and does not retry', async () => {
     const fake = await start();
     const { registry, sleeps } = client(fake);

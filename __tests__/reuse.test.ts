@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { runEngine, type EngineDeps, type RunResult } from '../src/engine.js';
 import { MemoryLogger } from '../src/log.js';
 import { imagesOf } from '../src/oci/image.js';
@@ -41,6 +42,25 @@ describe('layers', () => {
     const written = await writeLayer(entries('hello '.repeat(5000)), join(tmp, 'a.tar.gz'), MediaType.OciLayerGzip);
     expect(await tarDigest(entries('hello '.repeat(5000)))).toBe(written.diffId);
     expect(await tarDigest(entries('hello '.repeat(4999)))).not.toBe(written.diffId);
+  });
+
+  it('writeLayer copies exactly the compressed bytes to a sink, and a failing sink does not fail the layer', async () => {
+    const text = 'kodata '.repeat(200_000);
+    const got: Buffer[] = [];
+    const sink = new Writable({ highWaterMark: 1024, write: (c: Buffer, _e, cb) => void setTimeout(() => (got.push(c), cb()), 1) });
+    const ended = new Promise((r) => sink.on('finish', r));
+    const layer = await writeLayer(entries(text), join(tmp, 'copy.tar.gz'), MediaType.OciLayerGzip, sink);
+    await ended;
+    const copied = Buffer.concat(got);
+    expect(copied.length).toBe(layer.size);
+    expect(`sha256:${createHash('sha256').update(copied).digest('hex')}`).toBe(layer.digest);
+
+    let writes = 0;
+    const broken = new Writable({ write: (_c, _e, cb) => cb(++writes > 1 ? new Error('upload cut') : null) });
+    broken.on('error', () => undefined);
+    const again = await writeLayer(entries(text), join(tmp, 'copy2.tar.gz'), MediaType.OciLayerGzip, broken);
+    expect(again.digest).toBe(layer.digest);
+    expect(writes).toBeGreaterThan(1);
   });
 
   it('a reused layer makes its bytes only when opened, and they must hash to the reused digest', async () => {
@@ -88,12 +108,13 @@ describe('a re-run against a real registry', () => {
   });
 
   /** One push of the example; returns the run, its log and the publisher's counters. */
-  async function push(repo: string, builder = PROVENANCE.builder) {
+  async function push(repo: string, builder = PROVENANCE.builder, over: Partial<EngineDeps> = {}) {
     const logger = new MemoryLogger();
     const publishers: RegistryPublisher[] = [];
     const deps = realDeps({ logger, env: { ...process.env, DOCKER_CONFIG: tmp }, username: reg.username, token: reg.password, targetRepository: repo });
     const watched: EngineDeps = {
       ...deps,
+      ...over,
       registryTarget: (r) => {
         const p = deps.registryTarget(r) as RegistryPublisher;
         publishers.push(p);
@@ -108,12 +129,32 @@ describe('a re-run against a real registry', () => {
     const repo = `${reg.host}/acme/again`;
     const first = await push(repo);
     expect(reusedLines(first.logger)).toEqual([]);
-    expect(first.counters.blobsUploaded).toBe(5); // one kodata layer (the same for both), two binaries, two configs
+    // The layers went up while they were compressed; publishing found them there and uploaded
+    // the two configs. (One kodata layer serves both platforms.)
+    expect(layerLines(first.logger).filter((l) => l.endsWith(', uploaded as it was written)'))).toHaveLength(2);
+    expect(first.counters).toMatchObject({ blobsUploaded: 2, blobsSkipped: 3 });
 
     const second = await push(repo);
     expect(second.result.packages[0].digest).toBe(first.result.packages[0].digest);
     expect(reusedLines(second.logger)).toHaveLength(2);
     expect(second.counters).toMatchObject({ blobsUploaded: 0, manifestsPushed: 0, manifestsSkipped: 1 });
+  }, 240_000);
+
+  it('uploads when publishing what could not go up while it was written', async () => {
+    const repo = `${reg.host}/acme/cut`;
+    let calls = 0;
+    // Each upload during the build takes a little and then fails, as a dropped connection would.
+    const failing = async (_repository: string, bytes: import('node:stream').Readable) => {
+      calls++;
+      await new Promise((r) => bytes.once('data', r));
+      bytes.destroy();
+      throw new Error('connection reset');
+    };
+    const run = await push(repo, PROVENANCE.builder, { uploadWhileWritten: failing });
+    expect(calls).toBe(3); // kodata and two binaries
+    expect(layerLines(run.logger).filter((l) => l.includes('uploaded as it was written'))).toEqual([]);
+    expect(run.counters).toMatchObject({ blobsUploaded: 5, blobsSkipped: 0 });
+    expect(run.logger.lines.filter((l) => l.startsWith('debug: uploading ') && l.includes('connection reset'))).toHaveLength(3);
   }, 240_000);
 
   it('compresses again when the image there was made by another builder', async () => {

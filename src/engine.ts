@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
 import type { Provenance } from './build/assemble.js';
 import type { GoPackage, GoToolchain } from './build/go.js';
@@ -73,6 +74,12 @@ export interface EngineDeps {
    * a failure only means every layer is compressed.
    */
   previousLayers?(repository: string, tags: readonly string[], builder: string): Promise<PreviousLayers>;
+  /**
+   * Upload a blob to `repository` while it is being made (Repository.uploadWhileWritten), during
+   * the builds: one attempt, outside the publish phase and its deadline; what fails here is
+   * uploaded when publishing.
+   */
+  uploadWhileWritten?(repository: string, bytes: Readable, digest: Promise<string>): Promise<void>;
   /** Where private build files go; defaults to the OS temp directory. */
   tmpRoot?: string;
 }
@@ -125,7 +132,8 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
             }),
           )
         : undefined;
-    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous });
+    const uploadWhileWritten = req.push && deps.uploadWhileWritten ? plans.map((p) => (bytes: Readable, digest: Promise<string>) => deps.uploadWhileWritten!(p.repository, bytes, digest)) : undefined;
+    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous, uploadWhileWritten });
 
     const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;

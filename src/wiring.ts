@@ -46,7 +46,15 @@ export function realDeps(o: WiringOptions): EngineDeps {
     if (!publishers.has(host)) publishers.set(host, new Registry(host, { credentials, logger: o.logger, retry: publishRetry }));
     return publishers.get(host)!;
   };
-  const lookups = new Map<string, Registry>();
+  // Registry clients for the build phase: one attempt per request, and a request that moves
+  // no bytes for 5 s is given up.
+  const buildPhaseClients = new Map<string, Registry>();
+  const buildPhase = (host: string) => {
+    if (!buildPhaseClients.has(host)) {
+      buildPhaseClients.set(host, new Registry(host, { credentials, logger: o.logger, retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
+    }
+    return buildPhaseClients.get(host)!;
+  };
   return {
     go,
     logger: o.logger,
@@ -67,12 +75,16 @@ export function realDeps(o: WiringOptions): EngineDeps {
       const r = parseRepository(repository);
       return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger: o.logger });
     },
-    // Read while Go builds, so not on the publish clients (their deadline has not started),
-    // and without retries: if the registry is slow to answer, the layers are compressed.
+    // Both run while Go builds, so not on the publish clients (their deadline has not started),
+    // and without retries: what fails here is done (compressed, uploaded) the usual way.
     previousLayers: (repository, tags, builder) => {
       const r = parseRepository(repository);
-      if (!lookups.has(r.registry)) lookups.set(r.registry, new Registry(r.registry, { credentials, logger: o.logger, retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
-      return previousLayers(lookups.get(r.registry)!.repository(r.repository), tags, builder);
+      // Push-scoped, as the upload below: one token for both.
+      return previousLayers(buildPhase(r.registry).repository(r.repository, { access: 'push' }), tags, builder);
+    },
+    uploadWhileWritten: (repository, bytes, digest) => {
+      const r = parseRepository(repository);
+      return buildPhase(r.registry).repository(r.repository, { access: 'push' }).uploadWhileWritten(bytes, digest);
     },
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // SPEC §3.5: referrers go to the same publish-side registry client as the image.

@@ -1,5 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
+import { PassThrough, type Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { ResolvedBase } from '../oci/base.js';
 import type { Artifact, Image } from '../oci/image.js';
@@ -60,6 +61,12 @@ export interface BuilderDeps {
    * diff ID is there is named by that descriptor instead of being compressed again.
    */
   previous?: readonly (Promise<PreviousLayers | undefined> | undefined)[];
+  /**
+   * Per plan, where a layer can go up while it is compressed (see Repository.uploadWhileWritten):
+   * given the compressed bytes as they are made and, once they are all made, their digest. A
+   * failure is logged and costs nothing else: publishing uploads what is not there.
+   */
+  uploadWhileWritten?: readonly (((bytes: Readable, digest: Promise<string>) => Promise<void>) | undefined)[];
 }
 
 /** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
@@ -78,7 +85,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       if (!plan.kodata.length) return undefined;
       const dir = join(deps.workDir, `pkg${pi}`);
       await mkdir(dir, { recursive: true });
-      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps.previous?.[pi]);
+      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi);
     }),
   );
   const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
@@ -110,14 +117,15 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         binaryEntries(appName(plan.pkg.importPath), size, () => createReadStream(binary, { highWaterMark: READ_CHUNK })),
         join(dir, 'app.tar.gz'),
         mediaTypesOf(familyOf(plan)).layer,
-        deps.previous?.[pi],
+        deps,
+        pi,
       ),
     ]);
     // Builds run in parallel: each one's lines are written as one group when it is done.
     deps.logger.section(title, [
       `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
       `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
-      `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : ''})`,
+      `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : layer.uploaded ? ', uploaded as it was written' : ''})`,
     ]);
     return { binary, info, layer };
   });
@@ -168,21 +176,44 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
 
 /**
  * The layer of `entries`: the published one with the same diff ID when the repository has
- * one (no gzip), else written to `file`.
+ * one (no gzip), else written to `file`, and uploaded as it is written when it can be.
  */
 async function layerFor(
   entries: readonly TarEntry[],
   file: string,
   mediaType: string,
-  previous: Promise<PreviousLayers | undefined> | undefined,
-): Promise<Layer & { reused?: boolean }> {
-  const known = await previous;
+  deps: BuilderDeps,
+  pi: number,
+): Promise<Layer & { reused?: boolean; uploaded?: boolean }> {
+  const known = await deps.previous?.[pi];
   if (known?.size) {
     const diffId = await tarDigest(entries);
     const d = known.get(diffId);
     if (d && d.mediaType === mediaType) return { ...reusedLayer(entries, file, { ...d, diffId }), reused: true };
   }
-  return writeLayer(entries, file, mediaType);
+  const upload = deps.uploadWhileWritten?.[pi];
+  if (!upload) return writeLayer(entries, file, mediaType);
+  // The upload reads what writeLayer copies into `bytes`, at its own pace (up to 4 MiB ahead).
+  const bytes = new PassThrough({ highWaterMark: 4 << 20 });
+  let digest!: { resolve: (d: string) => void; reject: (e: Error) => void };
+  const made = new Promise<string>((resolve, reject) => (digest = { resolve, reject }));
+  made.catch(() => undefined);
+  const uploading = upload(bytes, made).then(
+    () => true,
+    (err: Error) => {
+      deps.logger.debug(`uploading ${file} as it was written failed (publishing will upload it): ${err.message}`);
+      return false;
+    },
+  );
+  try {
+    const layer = await writeLayer(entries, file, mediaType, bytes);
+    digest.resolve(layer.digest);
+    return { ...layer, uploaded: await uploading };
+  } catch (err) {
+    digest.reject(err as Error);
+    await uploading;
+    throw err;
+  }
 }
 
 /** Like Promise.all, but settles every promise before throwing the first failure (in order). */

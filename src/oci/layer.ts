@@ -73,25 +73,33 @@ export const READ_CHUNK = 1 << 20;
 
 /**
  * Write a layer in one pass over the bytes: tar → (sha256 = diffID) → gzip → (sha256 =
- * digest, byte count) → file. The file is the layer's re-openable storage.
+ * digest, byte count) → file. The file is the layer's re-openable storage. With `copy`, the
+ * compressed bytes also go there as they are made (an upload), at the pace it takes them; if
+ * it fails, the layer is written all the same. It is ended with the layer, destroyed if the
+ * layer fails.
  */
-export async function writeLayer(entries: readonly TarEntry[], file: string, mediaType: string): Promise<Layer> {
+export async function writeLayer(entries: readonly TarEntry[], file: string, mediaType: string, copy?: Writable): Promise<Layer> {
   const pack = tar.pack();
   const diffHash = createHash('sha256');
   const blobHash = createHash('sha256');
   let size = 0;
   const feeding = feedEntries(pack, entries);
-  await Promise.all([
-    feeding,
-    pipeline(
-      pack,
-      tee(diffHash),
-      createGzip({ level: GZIP_LEVEL, windowBits: GZIP_WINDOW_BITS, memLevel: GZIP_MEM_LEVEL, chunkSize: GZIP_CHUNK }),
-      fixGzipHeader(),
-      tee(blobHash, (n) => (size += n)),
-      createWriteStream(file),
-    ),
-  ]);
+  try {
+    await Promise.all([
+      feeding,
+      pipeline(
+        pack,
+        tee(diffHash),
+        createGzip({ level: GZIP_LEVEL, windowBits: GZIP_WINDOW_BITS, memLevel: GZIP_MEM_LEVEL, chunkSize: GZIP_CHUNK }),
+        fixGzipHeader(),
+        copy ? copyTo(copy, blobHash, (n) => (size += n)) : tee(blobHash, (n) => (size += n)),
+        createWriteStream(file),
+      ),
+    ]);
+  } catch (err) {
+    copy?.destroy(err as Error);
+    throw err;
+  }
   const digest = `sha256:${blobHash.digest('hex')}`;
   const diffId = `sha256:${diffHash.digest('hex')}`;
   return fileLayer(file, { mediaType, digest, diffId, size });
@@ -169,6 +177,34 @@ export function tee(hash: Hash, count?: (n: number) => void): Transform {
       hash.update(chunk);
       count?.(chunk.length);
       cb(null, chunk);
+    },
+  });
+}
+
+/**
+ * tee(hash, count), that also writes every chunk to `sink`, waiting while the sink is full. A
+ * sink that fails or closes early is let go: the main stream goes on without it.
+ */
+function copyTo(sink: Writable, hash: Hash, count: (n: number) => void): Transform {
+  let alive = true;
+  sink.on('error', () => (alive = false));
+  sink.on('close', () => (alive = false));
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      count(chunk.length);
+      if (!alive || sink.write(chunk)) return cb(null, chunk);
+      const go = () => {
+        sink.off('drain', go);
+        sink.off('close', go);
+        cb(null, chunk);
+      };
+      sink.on('drain', go);
+      sink.on('close', go);
+    },
+    flush(cb) {
+      if (alive) sink.end();
+      cb();
     },
   });
 }

@@ -519,6 +519,42 @@ export class Repository implements ContentSource {
     await this.registry.retry.run(`upload blob ${digest} to ${this.name}`, attempt, (e) => this.registry.logRetry(e));
   }
 
+  /**
+   * Upload a blob while it is being made, before its digest and size are known: POST, one PATCH
+   * whose body is `source` as it is produced (chunked transfer encoding, as docker push and
+   * go-containerregistry's stream.Layer send theirs), then PUT `?digest=` with what `digest`
+   * resolves to once the source has ended; the registry checks the bytes against it. A live
+   * stream cannot be sent twice, so this is one attempt with no fallbacks: on any failure the
+   * session is cancelled and the error thrown, and the blob is left for uploadBlob.
+   */
+  async uploadWhileWritten(source: Readable, digest: Promise<string>): Promise<void> {
+    const op: Operation = { action: 'upload a blob while it is written', preposition: 'to' };
+    const started = await this.uploadStep(op, { method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
+    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
+    await discard(started);
+    let location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
+    try {
+      let opened = false;
+      const body = async () => {
+        // An auth challenge or a redirect would send the body again; a live stream has no second copy.
+        if (opened) throw new Error('the registry asked for the body again; a blob being written cannot be re-sent');
+        opened = true;
+        return source;
+      };
+      const res = await this.uploadStep(op, { method: 'PATCH', url: location, headers: { 'Content-Type': 'application/octet-stream' }, body });
+      if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
+      await discard(res);
+      location = uploadLocation(res, location, op, this);
+      const made = await digest;
+      checkDigest(made);
+      await this.commit(op, location, made);
+    } catch (err) {
+      source.destroy();
+      await this.cancel(location);
+      throw err;
+    }
+  }
+
   /** PUT a manifest or index; returns its digest (the sha256 of exactly these bytes). */
   async putManifest(reference: string, bytes: Buffer, mediaType: string): Promise<string> {
     return (await this.pushManifest(reference, bytes, mediaType)).digest;
