@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync } from 'node:fs';
 import { EOL } from 'node:os';
 import type { Annotation, Logger } from '../log.js';
@@ -79,7 +78,8 @@ export function workflow(
       }
       if (!existsSync(file)) throw new Error(`Missing file at path: ${file}`);
       // A heredoc with a delimiter nobody can predict, so a value cannot end it early.
-      const delimiter = `ghadelimiter_${randomUUID()}`;
+      // The global Web Crypto, so that this module does not load node:crypto at start-up.
+      const delimiter = `ghadelimiter_${globalThis.crypto.randomUUID()}`;
       if (name.includes(delimiter) || value.includes(delimiter)) throw new Error(`output ${name}: contains the delimiter "${delimiter}"`);
       appendFileSync(file, `${name}<<${delimiter}${EOL}${value}${EOL}${delimiter}${EOL}`, { encoding: 'utf8' });
     },
