@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p .
 rm -rf dist
-# Minified: the runner starts a fresh Node for every step, and half the bundle's start-up is
-# parsing it (measured: first log line 202 ms → 171 ms; `node -e 0` alone is ~110 ms).
+# Minified: the runner starts a fresh Node for every step, and parsing the bundle is a large
+# part of its start-up (`npm run bench` times both entry points).
 npx ncc build src/index.ts -o dist --license licenses.txt --target es2022 --minify --quiet
 npx ncc build src/bin.ts -o dist/cli --target es2022 --minify --quiet
 # A dynamic import() without webpackMode "eager" (see src/job.ts) makes ncc write a chunk file
