@@ -5,7 +5,7 @@ import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 import { readAll } from '../src/oci/store.js';
-import { Registry, type RegistryOptions } from '../src/registry/client.js';
+import { Registry, type RegistryOptions, type TokenRefusals } from '../src/registry/client.js';
 import { anonymous, targetCredentials, type CredentialProvider } from '../src/registry/credentials.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { GaveUpError, RetryPolicy } from '../src/registry/retry.js';
@@ -533,6 +533,24 @@ describe('authentication', () => {
     await expect(anon.putManifest('v1', Buffer.from('{}'), MediaType.OciManifest)).rejects.toThrow(
       `push manifest v1 to ${fake.host}/app: 401 UNAUTHORIZED: authentication required`,
     );
+  });
+
+  it('does not offer refused credentials again for the same scopes, from any client sharing the refusals', async () => {
+    const fake = await start({ auth: 'bearer' });
+    const refusals: TokenRefusals = new Map();
+    const wrong = { credentials: targetCredentials(fake.host, USER, 'nope'), refusals };
+    const first = client(fake, wrong).registry.repository('app', { access: 'push' });
+    await expect(first.listTags()).rejects.toThrow('401 incorrect username or password');
+    expect(fake.tokenRequests.map((t) => t.status)).toEqual([401]);
+    // Another client (another retry policy, as the publish phase has) sharing the refusals.
+    const second = client(fake, wrong).registry.repository('app', { access: 'push' });
+    await expect(second.putManifest('v1', Buffer.from('{}'), MediaType.OciManifest)).rejects.toThrow(
+      `push manifest v1 to ${fake.host}/app: token request to ${fake.host}: 401 incorrect username or password (refused earlier in this run; not asked again)`,
+    );
+    expect(fake.tokenRequests).toHaveLength(1);
+    // Other scopes are still asked for.
+    await expect(client(fake, wrong).registry.repository('other').listTags()).rejects.toThrow('401');
+    expect(fake.tokenRequests).toHaveLength(2);
   });
 
   it('does not retry a 403', async () => {

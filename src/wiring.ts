@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 import { LayoutSource } from './oci/layout.js';
 import { previousLayers } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
-import { Registry } from './registry/client.js';
+import { Registry, type TokenRefusals } from './registry/client.js';
 import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
@@ -34,16 +34,18 @@ export function realDeps(o: WiringOptions): EngineDeps {
   // Base images are read with the default bounded retries; publishing gets its own registry
   // clients whose retry policy carries the deadline, which starts when the first target is
   // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
+  // Credentials a token realm refused are not offered again for the same scopes by any client.
+  const refusals: TokenRefusals = new Map();
   const registries = new Map<string, Registry>();
   const registry = (host: string) => {
-    if (!registries.has(host)) registries.set(host, new Registry(host, { credentials, logger: o.logger }));
+    if (!registries.has(host)) registries.set(host, new Registry(host, { credentials, logger: o.logger, refusals }));
     return registries.get(host)!;
   };
   let publishRetry: RetryPolicy | undefined;
   const publishers = new Map<string, Registry>();
   const publishRegistry = (host: string) => {
     publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs });
-    if (!publishers.has(host)) publishers.set(host, new Registry(host, { credentials, logger: o.logger, retry: publishRetry }));
+    if (!publishers.has(host)) publishers.set(host, new Registry(host, { credentials, logger: o.logger, retry: publishRetry, refusals }));
     return publishers.get(host)!;
   };
   // Registry clients for the build phase: one attempt per request, and a request that moves
@@ -51,7 +53,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
   const buildPhaseClients = new Map<string, Registry>();
   const buildPhase = (host: string) => {
     if (!buildPhaseClients.has(host)) {
-      buildPhaseClients.set(host, new Registry(host, { credentials, logger: o.logger, retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
+      buildPhaseClients.set(host, new Registry(host, { credentials, logger: o.logger, retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000, refusals }));
     }
     return buildPhaseClients.get(host)!;
   };

@@ -60,7 +60,7 @@ export interface BuilderDeps {
    * Per plan, the layers its repository already holds (see publish/previous.ts): a layer whose
    * diff ID is there is named by that descriptor instead of being compressed again.
    */
-  previous?: readonly (Promise<PreviousLayers | undefined> | undefined)[];
+  previous?: readonly ((() => Promise<PreviousLayers | undefined>) | undefined)[];
   /**
    * Per plan, where a layer can go up while it is compressed (see Repository.uploadWhileWritten):
    * given the compressed bytes as they are made and, once they are all made, their digest. A
@@ -78,11 +78,13 @@ const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.
  */
 export async function buildPackages(plans: readonly PackagePlan[], provenance: Provenance, deps: BuilderDeps): Promise<BuiltPackage[]> {
   const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
-  // The kodata layers are written while Go builds run, not before: nothing waits for them until
-  // the images are assembled.
+  // Nothing goes to a registry for a package before one of its Go builds has succeeded (a
+  // compile error touches no registry): `firstBuild[pi]` says whether one has (false: none will).
+  const firstBuild = plans.map(() => gate());
+  // The kodata layer is written once a build of its package is done, while the others run.
   const kodataWrites = Promise.all(
     plans.map(async (plan, pi) => {
-      if (!plan.kodata.length) return undefined;
+      if (!plan.kodata.length || !(await firstBuild[pi].promise)) return undefined;
       const dir = join(deps.workDir, `pkg${pi}`);
       await mkdir(dir, { recursive: true });
       return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi);
@@ -109,6 +111,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
       throw err;
     }
+    firstBuild[pi].succeeded();
     const size = (await stat(binary)).size;
     // `go version -m` runs while the layer is written; it is not needed before assembly.
     const [info, layer] = await allDone([
@@ -129,6 +132,8 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     ]);
     return { binary, info, layer };
   });
+  // Builds stop being started after a failure: then no more will succeed.
+  void binaryWrites.catch(() => undefined).finally(() => firstBuild.forEach((g) => g.ended()));
   // A failed build is reported before a failed kodata layer; either way nothing is still
   // writing into the work directory when this returns (the caller removes it).
   const [binaries, kodataLayers] = await allDone([binaryWrites, kodataWrites]);
@@ -185,7 +190,7 @@ async function layerFor(
   deps: BuilderDeps,
   pi: number,
 ): Promise<Layer & { reused?: boolean; uploaded?: boolean }> {
-  const known = await deps.previous?.[pi];
+  const known = await deps.previous?.[pi]?.();
   if (known?.size) {
     const diffId = await tarDigest(entries);
     const d = known.get(diffId);
@@ -214,6 +219,13 @@ async function layerFor(
     await uploading;
     throw err;
   }
+}
+
+/** A gate: true once one job has succeeded; false if all jobs ended before any did. */
+function gate() {
+  let resolve!: (v: boolean) => void;
+  const promise = new Promise<boolean>((r) => (resolve = r));
+  return { promise, succeeded: () => resolve(true), ended: () => resolve(false) };
 }
 
 /** Like Promise.all, but settles every promise before throwing the first failure (in order). */

@@ -27,7 +27,16 @@ export interface RegistryOptions {
    * leaves undici's own limit (300 s).
    */
   requestTimeoutMs?: number;
+  /**
+   * Token refusals (401/403 from the token realm) seen so far, shared by the clients of one run:
+   * credentials refused for a scope are not offered again for it, by this client or another
+   * sharing the map; the request fails at once with the same reason.
+   */
+  refusals?: TokenRefusals;
 }
+
+/** See RegistryOptions.refusals: by host and scope set, what the realm answered. */
+export type TokenRefusals = Map<string, RegistryError['init']>;
 
 /** Upload progress: bytes of the blob sent so far (read from the source for a streamed body). */
 export type ProgressListener = (sentBytes: number) => void;
@@ -96,6 +105,7 @@ export class Registry {
   private challenge?: Challenge;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly pendingTokens = new Map<string, Promise<CachedToken>>();
+  private readonly refusals: TokenRefusals;
 
   constructor(host: string, opts: RegistryOptions) {
     this.host = canonicalRegistry(host);
@@ -105,6 +115,7 @@ export class Registry {
     this.retry = opts.retry ?? new RetryPolicy();
     this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
     this.requestTimeoutMs = opts.requestTimeoutMs;
+    this.refusals = opts.refusals ?? new Map();
     this.fetchImpl = opts.fetch ?? fetch;
     this.userAgent = opts.userAgent ?? 'ko-annotate';
     this.now = opts.now ?? Date.now;
@@ -247,6 +258,8 @@ export class Registry {
     } else {
       this.tokens.delete(key);
     }
+    const refused = this.refusals.get(`${this.host} ${key}`);
+    if (refused) throw new RegistryError({ ...refused, operation: op, repository: req.repository, text: `${refused.text ?? ''} (refused earlier in this run; not asked again)`.trim() });
     let pending = this.pendingTokens.get(key);
     if (!pending) {
       pending = this.fetchToken(op, req, challenge, wanted, creds).finally(() => this.pendingTokens.delete(key));
@@ -292,7 +305,11 @@ export class Registry {
     const auth = !creds?.identityToken && creds?.password !== undefined ? basicAuth(creds) : undefined;
     const requested = this.now();
     const res = await this.rawFetch(method, realm, headers, body, auth);
-    if (res.status !== 200) throw await this.errorFrom(op, req.repository, res, stage);
+    if (res.status !== 200) {
+      const err = await this.errorFrom(op, req.repository, res, stage);
+      if (res.status === 401 || (res.status === 403 && !err.retryable)) this.refusals.set(`${this.host} ${scopeKey(scopes)}`, err.init);
+      throw err;
+    }
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       doc = JSON.parse(await readText(res, 1024 * 1024)) as typeof doc;

@@ -41,9 +41,13 @@ export class RegistryError extends Error {
   /** Read by the retry policy (retry.ts): 408, 429 and 5xx are worth another attempt. */
   readonly retryable: boolean;
   readonly retryAfterMs?: number;
+  /** What it was made from, less the operation, repository and cause (to say the same again). */
+  readonly init: Omit<RegistryErrorInit, 'operation' | 'repository' | 'cause'>;
 
   constructor(init: RegistryErrorInit) {
     super(formatMessage(init), init.cause === undefined ? undefined : { cause: init.cause });
+    const { operation: _op, repository: _repo, cause: _cause, ...rest } = init;
+    this.init = rest;
     this.status = init.status;
     this.errors = init.errors ?? [];
     this.operation = init.operation.action;
