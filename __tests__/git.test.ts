@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { gitIn } from './support/git.js';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,13 +15,7 @@ let repo: string;
 let firstCommit: string;
 let secondCommit: string;
 
-function sh(cwd: string, args: string[], date = FIRST_DATE): string {
-  return execFileSync('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', '-c', 'commit.gpgsign=false', '-c', 'tag.gpgsign=false', ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date, GIT_CONFIG_NOSYSTEM: '1' },
-  }).trim();
-}
+const sh = (cwd: string, args: string[], date = FIRST_DATE): string => gitIn(cwd, args, date);
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'ko-git-'));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { gitIn } from './support/git.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,13 +16,7 @@ let repo: string;
 let head: string;
 let first: string;
 
-function git(args: string[], date = DATE): string {
-  return execFileSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], {
-    cwd: repo,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date, GIT_CONFIG_NOSYSTEM: '1' },
-  }).trim();
-}
+const git = (args: string[], date = DATE): string => gitIn(repo, args, date);
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'ko-prepare-'));
