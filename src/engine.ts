@@ -123,16 +123,14 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     const plans = await planning;
     // A re-run names the layers it would write byte for byte the same by what the repository
     // holds. Not with an OCI layout to write, which needs every layer's bytes.
-    // Read when the first layer of a package needs it, i.e. after one of its builds succeeded.
+    // Read (pull access only) while Go builds, so that a layer never waits for it long.
     const previous =
       req.push && !req.inputs.ociLayoutPath && deps.previousLayers
         ? plans.map((p) =>
-            once(() =>
-              within(PREVIOUS_LAYERS_MS, deps.previousLayers!(p.repository, req.tagsFor(undefined), req.provenance.builder)).catch((err: Error) => {
-                deps.logger.debug(`not reusing layers from ${p.repository}: ${err.message}`);
-                return undefined;
-              }),
-            ),
+            within(PREVIOUS_LAYERS_MS, deps.previousLayers!(p.repository, req.tagsFor(undefined), req.provenance.builder)).catch((err: Error) => {
+              deps.logger.debug(`not reusing layers from ${p.repository}: ${err.message}`);
+              return undefined;
+            }),
           )
         : undefined;
     const uploadWhileWritten = req.push && deps.uploadWhileWritten ? plans.map((p) => (bytes: Readable, digest: Promise<string>) => deps.uploadWhileWritten!(p.repository, bytes, digest)) : undefined;
@@ -278,11 +276,6 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
 
 const warmHttpClient = () => void new Headers();
 
-/** `f`, called at most once. */
-function once<T>(f: () => T): () => T {
-  let done: { value: T } | undefined;
-  return () => (done ??= { value: f() }).value;
-}
 
 /** Start `p` now and read its outcome later, without an unhandled rejection in between. */
 function settled<T>(p: Promise<T>): () => Promise<T> {

@@ -81,8 +81,8 @@ export function realDeps(o: WiringOptions): EngineDeps {
     // and without retries: what fails here is done (compressed, uploaded) the usual way.
     previousLayers: (repository, tags, builder) => {
       const r = parseRepository(repository);
-      // Push-scoped, as the upload below: one token for both.
-      return previousLayers(buildPhase(r.registry).repository(r.repository, { access: 'push' }), tags, builder);
+      // Pull access: this runs while Go builds, and a failed build must not have asked to push.
+      return previousLayers(buildPhase(r.registry).repository(r.repository), tags, builder);
     },
     uploadWhileWritten: (repository, bytes, digest) => {
       const r = parseRepository(repository);

@@ -60,7 +60,7 @@ export interface BuilderDeps {
    * Per plan, the layers its repository already holds (see publish/previous.ts): a layer whose
    * diff ID is there is named by that descriptor instead of being compressed again.
    */
-  previous?: readonly ((() => Promise<PreviousLayers | undefined>) | undefined)[];
+  previous?: readonly (Promise<PreviousLayers | undefined> | undefined)[];
   /**
    * Per plan, where a layer can go up while it is compressed (see Repository.uploadWhileWritten):
    * given the compressed bytes as they are made and, once they are all made, their digest. A
@@ -78,8 +78,8 @@ const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.
  */
 export async function buildPackages(plans: readonly PackagePlan[], provenance: Provenance, deps: BuilderDeps): Promise<BuiltPackage[]> {
   const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
-  // Nothing goes to a registry for a package before one of its Go builds has succeeded (a
-  // compile error touches no registry): `firstBuild[pi]` says whether one has (false: none will).
+  // Nothing is sent to a package's repository before one of its Go builds has succeeded (a
+  // compile error uploads nothing): `firstBuild[pi]` says whether one has (false: none will).
   const firstBuild = plans.map(() => gate());
   // The kodata layer is written once a build of its package is done, while the others run.
   const kodataWrites = Promise.all(
@@ -190,7 +190,7 @@ async function layerFor(
   deps: BuilderDeps,
   pi: number,
 ): Promise<Layer & { reused?: boolean; uploaded?: boolean }> {
-  const known = await deps.previous?.[pi]?.();
+  const known = await deps.previous?.[pi];
   if (known?.size) {
     const diffId = await tarDigest(entries);
     const d = known.get(diffId);
