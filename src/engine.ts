@@ -47,6 +47,23 @@ export interface RunRequest {
   ko?: KoSettings;
   /** Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. */
   render?(text: string, where: string): string;
+  /** listPackages of these inputs, when the caller started it earlier (the job does, while git runs). */
+  listed?: Promise<ListedPackage[]>;
+}
+
+/** A package as `go list` resolved it, with the name the user gave it. */
+export type ListedPackage = GoPackage & { spec: string };
+
+/** `go list` every package the inputs name, where `.ko.yaml` says to run it for each. */
+export function listPackages(inputs: Inputs, workspace: string, ko: KoSettings | undefined, go: GoToolchain): Promise<ListedPackage[]> {
+  const workDir = resolve(workspace, inputs.workingDirectory);
+  return Promise.all(
+    inputs.packages.map(async (spec) => {
+      const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
+      const [pkg] = await go.list([at.target], at.dir, inputs.env);
+      return { ...pkg, spec };
+    }),
+  );
 }
 
 /** A registry repository we can publish to and read tags from. */
@@ -193,13 +210,7 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
-  const pkgs = await Promise.all(
-    inputs.packages.map(async (spec) => {
-      const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
-      const [pkg] = await deps.go.list([at.target], at.dir, inputs.env);
-      return { ...pkg, spec };
-    }),
-  );
+  const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go));
   const repoRoot = resolve(req.workspace);
 
   const koEnv = parseKoEnvironment(env);

@@ -26,20 +26,28 @@ export async function runJob(
   // the bundle) is evaluated while they run rather than at start-up. "eager": ncc keeps these
   // modules in the one minified bundle (a separate chunk would be neither minified nor in
   // licenses.txt); only their evaluation waits for the import.
-  const [prepared, { loadKoSettings }, { realDeps }, { runEngine }] = await Promise.all([
-    prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run: realRun }),
+  const preparing = prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run: realRun });
+  preparing.catch(() => undefined); // awaited below, after go list has started
+  const [{ loadKoSettings }, { realDeps }, { listPackages, runEngine }] = await Promise.all([
     import(/* webpackMode: "eager" */ './kosettings.js'),
     import(/* webpackMode: "eager" */ './wiring.js'),
     import(/* webpackMode: "eager" */ './engine.js'),
   ]);
-  const ko = await loadKoSettings(inputs, env, workspace, prepared.render!);
+  let prepared: Awaited<typeof preparing> | undefined;
+  // .ko.yaml needs nothing from git but its templates, which are rendered only after go list.
+  const ko = await loadKoSettings(inputs, env, workspace, (text, where) => prepared!.render!(text, where));
   const deps = realDeps({
     logger,
     env,
     username: inputs.username,
     token: inputs.token,
-    targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
+    targetRepository: () => inputs.repository ?? parseKoEnvironment(env).repository ?? prepared?.defaultRepository,
     timeoutMs: inputs.timeoutMs,
   });
-  return runEngine({ ...prepared, ko }, seams.wrap ? seams.wrap(deps) : deps);
+  const used = seams.wrap ? seams.wrap(deps) : deps;
+  // go list runs while git does.
+  const listed = listPackages(inputs, workspace, ko, used.go);
+  listed.catch(() => undefined); // the engine awaits it
+  prepared = await preparing;
+  return runEngine({ ...prepared, ko, listed }, used);
 }

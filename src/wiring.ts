@@ -18,7 +18,8 @@ export interface WiringOptions {
   /** The target repository's host gets these credentials, and no other host (SPEC §5.1). */
   username?: string;
   token?: string;
-  targetRepository?: string;
+  /** A function when it is known only later (the job's git queries may name it): read at the first registry request. */
+  targetRepository?: string | (() => string | undefined);
   /** The publish phase's time budget (the `timeout` input); it starts when publishing does. */
   timeoutMs?: number;
 }
@@ -28,9 +29,15 @@ export function realDeps(o: WiringOptions): EngineDeps {
   const secrets = [o.token ?? ''].filter(Boolean);
   const go = new GoToolchain(execRun, childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
   const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: spawnHelper });
-  const target = o.targetRepository ? parseRepository(o.targetRepository).registry : undefined;
-  const credentials: CredentialProvider =
-    target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
+  let chosen: CredentialProvider | undefined;
+  const credentials: CredentialProvider = (host) => {
+    if (!chosen) {
+      const repository = typeof o.targetRepository === 'function' ? o.targetRepository() : o.targetRepository;
+      const target = repository ? parseRepository(repository).registry : undefined;
+      chosen = target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
+    }
+    return chosen(host);
+  };
   // Base images are read with the default bounded retries; publishing gets its own registry
   // clients whose retry policy carries the deadline, which starts when the first target is
   // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
