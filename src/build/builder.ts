@@ -198,8 +198,8 @@ async function layerFor(
   }
   const upload = deps.uploadWhileWritten?.[pi];
   if (!upload) return writeLayer(entries, file, mediaType);
-  // The upload reads what writeLayer copies into `bytes`, at its own pace (up to 4 MiB ahead).
-  const bytes = new PassThrough({ highWaterMark: 4 << 20 });
+  // The upload reads what writeLayer copies into `bytes`, at its own pace (up to 1 MiB ahead).
+  const bytes = new PassThrough({ highWaterMark: 1 << 20 });
   let digest!: { resolve: (d: string) => void; reject: (e: Error) => void };
   const made = new Promise<string>((resolve, reject) => (digest = { resolve, reject }));
   made.catch(() => undefined);
