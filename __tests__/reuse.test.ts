@@ -18,6 +18,7 @@ import { previousLayers } from '../src/publish/previous.js';
 import type { RegistryPublisher } from '../src/publish/registry.js';
 import { realDeps } from '../src/wiring.js';
 import { exampleRequest, layoutOnlyDeps, PROVENANCE } from './support/engine.js';
+import { FakeRegistry } from './support/fake-registry.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 
 let tmp: string;
@@ -166,4 +167,29 @@ describe('a re-run against a real registry', () => {
     // Same layer bytes (same tar and gzip), so the blobs were there; the configs were not.
     expect(second.counters).toMatchObject({ blobsUploaded: 2, blobsSkipped: 3 });
   }, 240_000);
+});
+
+describe('a registry that does not answer the read-back', () => {
+  let fake: FakeRegistry;
+  beforeAll(async () => {
+    fake = await FakeRegistry.start({ auth: 'none' });
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  it('holds the layers back at most a few seconds; they are then compressed and pushed as usual', async () => {
+    const repo = `${fake.host}/acme/slow`;
+    fake.inject({ method: 'GET', path: /\/manifests\/1\.2\.3$/, times: 10, respond: 'hang' });
+    const logger = new MemoryLogger();
+    const deps = realDeps({ logger, env: { ...process.env, DOCKER_CONFIG: tmp }, targetRepository: repo });
+    const started = Date.now();
+    const result = await runEngine(exampleRequest({ ...RAW, repository: repo, push: 'true' }, { push: true }), deps);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(logger.lines.filter((l) => l.startsWith(`debug: not reusing layers from ${repo}: no answer within`))).toHaveLength(1);
+    expect(reusedLines(logger)).toEqual([]);
+    expect(fake.seen('PUT', /\/manifests\/1\.2\.3$/)).toHaveLength(1);
+    expect(fake.seen('GET', /\/manifests\/1\.2\.3$/)).toHaveLength(1);
+    expect(result.packages[0].digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+  }, 120_000);
 });

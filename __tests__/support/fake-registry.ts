@@ -15,7 +15,8 @@ export interface Recorded {
   bodyLength: number;
 }
 
-export type Canned = { status: number; headers?: Record<string, string>; body?: string } | 'reset';
+/** A response, or `reset` (the connection is cut) or `hang` (no answer until the fake closes). */
+export type Canned = { status: number; headers?: Record<string, string>; body?: string } | 'reset' | 'hang';
 
 /** A response to give instead of the real one, to the next `times` matching requests. */
 export interface Injection {
@@ -153,6 +154,7 @@ export class FakeRegistry {
         req.socket.destroy();
         return;
       }
+      if (canned === 'hang') return;
       return send(res, canned.status, canned.headers ?? {}, canned.body ?? '');
     }
 
