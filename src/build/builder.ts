@@ -78,16 +78,16 @@ const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.
  */
 export async function buildPackages(plans: readonly PackagePlan[], provenance: Provenance, deps: BuilderDeps): Promise<BuiltPackage[]> {
   const jobs = plans.flatMap((plan, pi) => plan.platforms.map((platform, i) => ({ plan, pi, platform, i })));
-  // Nothing is sent to a package's repository before one of its Go builds has succeeded (a
-  // compile error uploads nothing): `firstBuild[pi]` says whether one has (false: none will).
-  const firstBuild = plans.map(() => gate());
-  // The kodata layer is written once a build of its package is done, while the others run.
+  // The kodata layers are written while Go builds run, not before: nothing waits for them until
+  // the images are assembled. They are not uploaded as they are written: nothing goes to a
+  // repository before a build of its package has succeeded (a compile error uploads nothing),
+  // and the binaries' layers exist only then.
   const kodataWrites = Promise.all(
     plans.map(async (plan, pi) => {
-      if (!plan.kodata.length || !(await firstBuild[pi].promise)) return undefined;
+      if (!plan.kodata.length) return undefined;
       const dir = join(deps.workDir, `pkg${pi}`);
       await mkdir(dir, { recursive: true });
-      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi);
+      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi, { upload: false });
     }),
   );
   const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
@@ -111,7 +111,6 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
       throw err;
     }
-    firstBuild[pi].succeeded();
     const size = (await stat(binary)).size;
     // `go version -m` runs while the layer is written; it is not needed before assembly.
     const [info, layer] = await allDone([
@@ -132,8 +131,6 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     ]);
     return { binary, info, layer };
   });
-  // Builds stop being started after a failure: then no more will succeed.
-  void binaryWrites.catch(() => undefined).finally(() => firstBuild.forEach((g) => g.ended()));
   // A failed build is reported before a failed kodata layer; either way nothing is still
   // writing into the work directory when this returns (the caller removes it).
   const [binaries, kodataLayers] = await allDone([binaryWrites, kodataWrites]);
@@ -189,6 +186,7 @@ async function layerFor(
   mediaType: string,
   deps: BuilderDeps,
   pi: number,
+  opts: { upload: boolean } = { upload: true },
 ): Promise<Layer & { reused?: boolean; uploaded?: boolean }> {
   const known = await deps.previous?.[pi];
   if (known?.size) {
@@ -196,7 +194,7 @@ async function layerFor(
     const d = known.get(diffId);
     if (d && d.mediaType === mediaType) return { ...reusedLayer(entries, file, { ...d, diffId }), reused: true };
   }
-  const upload = deps.uploadWhileWritten?.[pi];
+  const upload = opts.upload ? deps.uploadWhileWritten?.[pi] : undefined;
   if (!upload) return writeLayer(entries, file, mediaType);
   // The upload reads what writeLayer copies into `bytes`, at its own pace (up to 1 MiB ahead).
   const bytes = new PassThrough({ highWaterMark: 1 << 20 });
@@ -219,13 +217,6 @@ async function layerFor(
     await uploading;
     throw err;
   }
-}
-
-/** A gate: true once one job has succeeded; false if all jobs ended before any did. */
-function gate() {
-  let resolve!: (v: boolean) => void;
-  const promise = new Promise<boolean>((r) => (resolve = r));
-  return { promise, succeeded: () => resolve(true), ended: () => resolve(false) };
 }
 
 /** Like Promise.all, but settles every promise before throwing the first failure (in order). */
