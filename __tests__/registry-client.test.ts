@@ -346,6 +346,17 @@ describe('uploads', () => {
       expect(sleeps).toEqual([]);
     });
 
+    it('gives up on a registry that stops answering, after the request timeout of silence', async () => {
+      const fake = await start();
+      const repo = client(fake, { requestTimeoutMs: 200 }).registry.repository('app');
+      const { source, made } = live(randomBytes(3000));
+      fake.inject({ method: 'PATCH', times: 1, respond: 'hang' });
+      const started = Date.now();
+      await expect(repo.uploadWhileWritten(source, made)).rejects.toThrow(/no response within 200 ms/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(fake.seen('PUT')).toHaveLength(0);
+    });
+
     it('fails when the source fails, and cancels the session', async () => {
       const fake = await start();
       const repo = client(fake).registry.repository('app');
