@@ -139,8 +139,8 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     if (req.push) setImmediate(warmHttpClient);
     const plans = await planning;
     // A re-run names the layers it would write byte for byte the same by what the repository
-    // holds. Not with an OCI layout to write, which needs every layer's bytes.
-    // Read (pull access only) while Go builds, so that a layer never waits for it long.
+    // holds, read (pull access only) while Go builds, so that a layer seldom waits for it. Not
+    // with an OCI layout to write, which needs every layer's bytes.
     const previous =
       req.push && !req.inputs.ociLayoutPath && deps.previousLayers
         ? plans.map((p) =>
@@ -286,7 +286,6 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
 }
 
 const warmHttpClient = () => void new Headers();
-
 
 /** Start `p` now and read its outcome later, without an unhandled rejection in between. */
 function settled<T>(p: Promise<T>): () => Promise<T> {
