@@ -29,14 +29,11 @@ export function realDeps(o: WiringOptions): EngineDeps {
   const secrets = [o.token ?? ''].filter(Boolean);
   const go = new GoToolchain(execRun, childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
   const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: spawnHelper });
-  let chosen: CredentialProvider | undefined;
+  // Asked once per registry client (see Registry), by then the target is known.
   const credentials: CredentialProvider = (host) => {
-    if (!chosen) {
-      const repository = typeof o.targetRepository === 'function' ? o.targetRepository() : o.targetRepository;
-      const target = repository ? parseRepository(repository).registry : undefined;
-      chosen = target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig;
-    }
-    return chosen(host);
+    const repository = typeof o.targetRepository === 'function' ? o.targetRepository() : o.targetRepository;
+    const target = repository ? parseRepository(repository).registry : undefined;
+    return (target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig)(host);
   };
   // Base images are read with the default bounded retries; publishing gets its own registry
   // clients whose retry policy carries the deadline, which starts when the first target is
