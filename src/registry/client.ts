@@ -546,10 +546,7 @@ export class Repository implements ContentSource {
    */
   async uploadWhileWritten(source: Readable, digest: Promise<string>): Promise<void> {
     const op: Operation = { action: 'upload a blob while it is written', preposition: 'to' };
-    const started = await this.uploadStep(op, { method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
-    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
-    await discard(started);
-    let location = uploadLocation(started, this.url('blobs/uploads/'), op, this);
+    let location = await this.startUpload(op);
     try {
       let opened = false;
       const body = async () => {
@@ -675,10 +672,7 @@ export class Repository implements ContentSource {
   /** One upload in one session; returns the protocol to fall back to when this one was refused. */
   private async uploadOnce(protocol: UploadProtocol, digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<UploadProtocol | undefined> {
     const op: Operation = { action: `upload blob ${digest}`, preposition: 'to' };
-    const started = await this.uploadStep(op, { method: 'POST', url: this.url('blobs/uploads/'), headers: { 'Content-Length': '0' } });
-    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
-    await discard(started);
-    const session = { location: uploadLocation(started, this.url('blobs/uploads/'), op, this) };
+    const session = { location: await this.startUpload(op) };
     try {
       if (protocol === 'monolithic') {
         // The blob goes with the commit; the registry checks it against the digest.
@@ -779,6 +773,15 @@ export class Repository implements ContentSource {
     if (claimed?.startsWith('sha256:') && claimed !== digest) {
       throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
     }
+  }
+
+  /** POST a new upload session; its Location. */
+  private async startUpload(op: Operation): Promise<URL> {
+    const sessions = this.url('blobs/uploads/');
+    const started = await this.uploadStep(op, { method: 'POST', url: sessions, headers: { 'Content-Length': '0' } });
+    if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
+    await discard(started);
+    return uploadLocation(started, sessions, op, this);
   }
 
   /** A request inside an upload: not retried alone, since a failed upload restarts with a new session. */
