@@ -150,7 +150,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
             }),
           )
         : undefined;
-    const uploadWhileWritten = req.push && deps.uploadWhileWritten ? plans.map((p) => (bytes: Readable, digest: Promise<string>) => deps.uploadWhileWritten!(p.repository, bytes, digest)) : undefined;
+    const uploadWhileWritten = req.push ? deps.uploadWhileWritten?.bind(deps) : undefined;
     const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous, uploadWhileWritten });
 
     const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];

@@ -62,11 +62,11 @@ export interface BuilderDeps {
    */
   previous?: readonly (Promise<PreviousLayers | undefined> | undefined)[];
   /**
-   * Per plan, where a layer can go up while it is compressed (see Repository.uploadWhileWritten):
+   * Upload a layer to a plan's repository while it is compressed (see Repository.uploadWhileWritten):
    * given the compressed bytes as they are made and, once they are all made, their digest. A
    * failure is logged and costs nothing else: publishing uploads what is not there.
    */
-  uploadWhileWritten?: readonly (((bytes: Readable, digest: Promise<string>) => Promise<void>) | undefined)[];
+  uploadWhileWritten?: (repository: string, bytes: Readable, digest: Promise<string>) => Promise<void>;
 }
 
 /** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
@@ -87,7 +87,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       if (!plan.kodata.length) return undefined;
       const dir = join(deps.workDir, `pkg${pi}`);
       await mkdir(dir, { recursive: true });
-      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi, { upload: false });
+      return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi);
     }),
   );
   const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
@@ -121,6 +121,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         mediaTypesOf(familyOf(plan)).layer,
         deps,
         pi,
+        plan.repository,
       ),
     ]);
     // Builds run in parallel: each one's lines are written as one group when it is done.
@@ -186,7 +187,8 @@ async function layerFor(
   mediaType: string,
   deps: BuilderDeps,
   pi: number,
-  opts: { upload: boolean } = { upload: true },
+  /** The repository to upload it to as it is written; none: publishing uploads it. */
+  uploadTo?: string,
 ): Promise<Layer & { reused?: boolean; uploaded?: boolean }> {
   const known = await deps.previous?.[pi];
   if (known?.size) {
@@ -194,14 +196,14 @@ async function layerFor(
     const d = known.get(diffId);
     if (d && d.mediaType === mediaType) return { ...reusedLayer(entries, file, { ...d, diffId }), reused: true };
   }
-  const upload = opts.upload ? deps.uploadWhileWritten?.[pi] : undefined;
-  if (!upload) return writeLayer(entries, file, mediaType);
+  const upload = deps.uploadWhileWritten;
+  if (!upload || uploadTo === undefined) return writeLayer(entries, file, mediaType);
   // The upload reads what writeLayer copies into `bytes`, at its own pace (up to 1 MiB ahead).
   const bytes = new PassThrough({ highWaterMark: 1 << 20 });
   let digest!: { resolve: (d: string) => void; reject: (e: Error) => void };
   const made = new Promise<string>((resolve, reject) => (digest = { resolve, reject }));
   made.catch(() => undefined);
-  const uploading = upload(bytes, made).then(
+  const uploading = upload(uploadTo, bytes, made).then(
     () => true,
     (err: Error) => {
       deps.logger.debug(`uploading ${file} as it was written failed (publishing will upload it): ${err.message}`);
