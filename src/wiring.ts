@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 import { LayoutSource } from './oci/layout.js';
 import { previousLayers } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
-import { Registry, type TokenRefusals } from './registry/client.js';
+import { Registry, type RegistryOptions, type TokenRefusals } from './registry/client.js';
 import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
@@ -40,27 +40,23 @@ export function realDeps(o: WiringOptions): EngineDeps {
   // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
   // Credentials a token realm refused are not offered again for the same scopes by any client.
   const refusals: TokenRefusals = new Map();
-  const registries = new Map<string, Registry>();
-  const registry = (host: string) => {
-    if (!registries.has(host)) registries.set(host, new Registry(host, { credentials, logger: o.logger, refusals }));
-    return registries.get(host)!;
+  /** One client per host, made on first use with `options()`. */
+  const perHost = (options: () => Partial<RegistryOptions>) => {
+    const clients = new Map<string, Registry>();
+    return (host: string) => {
+      let client = clients.get(host);
+      if (!client) clients.set(host, (client = new Registry(host, { credentials, logger: o.logger, refusals, ...options() })));
+      return client;
+    };
   };
+  const registry = perHost(() => ({}));
   let publishRetry: RetryPolicy | undefined;
-  const publishers = new Map<string, Registry>();
-  const publishRegistry = (host: string) => {
-    publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs });
-    if (!publishers.has(host)) publishers.set(host, new Registry(host, { credentials, logger: o.logger, retry: publishRetry, refusals }));
-    return publishers.get(host)!;
-  };
+  const publishRegistry = perHost(() => ({
+    retry: (publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs })),
+  }));
   // Registry clients for the build phase: one attempt per request, and a request that moves
   // no bytes for 5 s is given up.
-  const buildPhaseClients = new Map<string, Registry>();
-  const buildPhase = (host: string) => {
-    if (!buildPhaseClients.has(host)) {
-      buildPhaseClients.set(host, new Registry(host, { credentials, logger: o.logger, retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000, refusals }));
-    }
-    return buildPhaseClients.get(host)!;
-  };
+  const buildPhase = perHost(() => ({ retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
   return {
     go,
     logger: o.logger,
