@@ -86,6 +86,52 @@ describe('RegistryPublisher.putContent', () => {
     await validateStored(registry.repository('o/app'), index.digest);
   });
 
+  it('checks the index once, then its platform manifests and blobs in one pass, before any upload', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { amd, arm, index } = await multiPlatform();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    await publisher.putContent(index);
+
+    const requests = fake.requests.map((r) => `${r.method} ${r.path}`);
+    // The index's HEAD said it is missing; its PUT needs no second HEAD.
+    expect(fake.seen('HEAD', new RegExp(`/manifests/${index.digest}$`))).toHaveLength(1);
+    expect(requests[0]).toBe(`HEAD /v2/o/app/manifests/${index.digest}`);
+    // Each platform manifest and each of the 5 blobs is checked once, all before the first upload.
+    const heads = fake.seen('HEAD').map((r) => r.path.replace(/^\/v2\/o\/app\//, ''));
+    expect(heads.slice(1).sort()).toEqual(
+      [`manifests/${amd.digest}`, `manifests/${arm.digest}`, ...new Set([...amd.layers, ...arm.layers].map((l) => `blobs/${l.digest}`)), `blobs/${amd.configDigest}`, `blobs/${arm.configDigest}`].sort(),
+    );
+    const firstUpload = requests.findIndex((r) => r.startsWith('POST '));
+    expect(firstUpload).toBeGreaterThan(0);
+    expect(requests.slice(firstUpload).filter((r) => r.startsWith('HEAD '))).toEqual([]);
+  });
+
+  it('neither checks nor uploads the layers this run stored in the repository during the build', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { shared, amd, arm } = await multiPlatform();
+    // What Repository.uploadWhileWritten leaves behind: the blob in the repository, the layer saying so.
+    const storedIn = async (l: Layer, where: { registry: string; repository: string }): Promise<Layer> => {
+      fake.addBlob(where.repository, await readAll(await l.open()));
+      return { ...l, stored: where };
+    };
+    const here = { registry: fake.host, repository: 'o/app' };
+    const amdOwn = await storedIn(amd.layers[1], here);
+    const armOwn = await storedIn(arm.layers[1], here);
+    // Stored by this run, but elsewhere: still checked here, and uploaded.
+    const elsewhere = await storedIn(shared, { registry: fake.host, repository: 'o/other' });
+    const images = [mutate(scratch(AMD64), { layers: [elsewhere, amdOwn] }), mutate(scratch(ARM64), { layers: [elsewhere, armOwn] })];
+    const index = makeIndex('oci', images);
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    await publisher.putContent(index);
+
+    for (const l of [amdOwn, armOwn]) expect(fake.seen(undefined, new RegExp(l.digest))).toEqual([]);
+    expect(fake.seen('HEAD', new RegExp(`/blobs/${shared.digest}$`))).toHaveLength(1);
+    expect(publisher.counters).toMatchObject({ blobsUploadedInBuild: 2, blobsUploaded: 3, blobsSkipped: 0, bytesUploaded: shared.size + images[0].configBytes.length + images[1].configBytes.length, manifestsPushed: 3 });
+    await validateStored(registry.repository('o/app'), index.digest);
+  });
+
   it('tags last, pointing at the index, and lists them', async () => {
     const fake = await start();
     const { registry, logger } = registryFor(fake);
@@ -115,16 +161,43 @@ describe('RegistryPublisher.putContent', () => {
     expect(second.map((r) => `${r.method} ${r.path}`)).toEqual([`HEAD /v2/o/app/manifests/${index.digest}`]);
   });
 
-  it('checks blob by blob when only part of the artifact is there (the index is missing)', async () => {
+  it('pushes only the index when its platform manifests are there, without checking their blobs', async () => {
     const fake = await start();
     const { registry } = registryFor(fake);
     const { index } = await multiPlatform();
     const first = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
     for (const img of index.images) await first.putContent(img);
-    const again = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
+    const before = fake.requests.length;
+    // One at a time, so that every manifest's HEAD has answered before any blob's turn.
+    const again = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger(), concurrency: 1 });
     await again.putContent(index);
     expect(again.counters).toMatchObject({ blobsUploaded: 0, blobsSkipped: 5, manifestsPushed: 1, manifestsSkipped: 2 });
-    expect(fake.manifests.get('o/app')?.has(index.digest)).toBe(true);
+    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.path.replace(/^\/v2\/o\/app\//, '')}`)).toEqual([
+      `HEAD manifests/${index.digest}`,
+      ...index.images.map((img) => `HEAD manifests/${img.digest}`),
+      `PUT manifests/${index.digest}`,
+    ]);
+  });
+
+  it('when one platform manifest is there, checks and uploads only what the missing one needs', async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { shared, amd, arm, index } = await multiPlatform();
+    await new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() }).putContent(amd);
+    const before = fake.requests.length;
+    const again = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger(), concurrency: 1 });
+    await again.putContent(index);
+    const second = fake.requests.slice(before);
+    // amd64's own layer and config: neither checked nor uploaded; its manifest not put again.
+    for (const digest of [amd.layers[1].digest, amd.configDigest, amd.digest]) {
+      expect(second.filter((r) => r.path.includes(digest) && !(r.method === 'HEAD' && r.path.endsWith(`/manifests/${amd.digest}`)))).toEqual([]);
+    }
+    // The shared layer is checked (arm64 needs it) and found there; arm64's own blobs go up.
+    expect(second.filter((r) => r.method === 'HEAD' && r.path.endsWith(`/blobs/${shared.digest}`))).toHaveLength(1);
+    expect(again.counters).toMatchObject({ blobsUploaded: 2, blobsSkipped: 3, manifestsPushed: 2, manifestsSkipped: 1 });
+    const puts = second.filter((r) => r.method === 'PUT').map((r) => (r.path.includes('/blobs/uploads/') ? 'blob' : r.path.replace(/^.*\/manifests\//, '')));
+    expect(puts).toEqual(['blob', 'blob', arm.digest, index.digest]);
+    await validateStored(registry.repository('o/app'), index.digest);
   });
 
   it('pushes a single image (no index)', async () => {

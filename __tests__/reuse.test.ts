@@ -130,11 +130,11 @@ describe('a re-run against a real registry', () => {
     const repo = `${reg.host}/acme/again`;
     const first = await push(repo);
     expect(reusedLines(first.logger)).toEqual([]);
-    // The binaries' layers went up while they were compressed; publishing found them there and
+    // The binaries' layers went up while they were compressed; publishing knew them there and
     // uploaded the kodata layer (one for both platforms, written before any build succeeded)
     // and the two configs.
     expect(layerLines(first.logger).filter((l) => l.endsWith(', uploaded as it was written)'))).toHaveLength(2);
-    expect(first.counters).toMatchObject({ blobsUploaded: 3, blobsSkipped: 2 });
+    expect(first.counters).toMatchObject({ blobsUploaded: 3, blobsSkipped: 0, blobsUploadedInBuild: 2 });
 
     const second = await push(repo);
     expect(second.result.packages[0].digest).toBe(first.result.packages[0].digest);
@@ -155,7 +155,7 @@ describe('a re-run against a real registry', () => {
     const run = await push(repo, PROVENANCE.builder, { uploadWhileWritten: failing });
     expect(calls).toBe(2); // the two binaries' layers
     expect(layerLines(run.logger).filter((l) => l.includes('uploaded as it was written'))).toEqual([]);
-    expect(run.counters).toMatchObject({ blobsUploaded: 5, blobsSkipped: 0 });
+    expect(run.counters).toMatchObject({ blobsUploaded: 5, blobsSkipped: 0, blobsUploadedInBuild: 0 });
     expect(run.logger.lines.filter((l) => l.startsWith('debug: uploading ') && l.includes('connection reset'))).toHaveLength(2);
   }, 240_000);
 
@@ -165,8 +165,9 @@ describe('a re-run against a real registry', () => {
     const second = await push(repo);
     expect(layerLines(second.logger)).toHaveLength(2);
     expect(reusedLines(second.logger)).toEqual([]);
-    // Same layer bytes (same tar and gzip), so the blobs were there; the configs were not.
-    expect(second.counters).toMatchObject({ blobsUploaded: 2, blobsSkipped: 3 });
+    // Same layer bytes (same tar and gzip), so the blobs were there (the binaries' went up again
+    // as they were written); the configs were not.
+    expect(second.counters).toMatchObject({ blobsUploaded: 2, blobsSkipped: 1, blobsUploadedInBuild: 2 });
   }, 240_000);
 });
 
@@ -193,4 +194,57 @@ describe('a registry that does not answer the read-back', () => {
     expect(fake.seen('GET', /\/manifests\/1\.2\.3$/)).toHaveLength(1);
     expect(result.packages[0].digest).toMatch(/^sha256:[a-f0-9]{64}$/);
   }, 120_000);
+});
+
+describe('the end of a push, request by request', () => {
+  let fake: FakeRegistry;
+  beforeAll(async () => {
+    fake = await FakeRegistry.start({ auth: 'none' });
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  it('checks each digest once, never the layers uploaded during the build, and puts content before names', async () => {
+    const repo = `${fake.host}/acme/tail`;
+    // No SBOM: its referrers are pushed on their own (sbom/referrer.ts), not by the publisher.
+    const push = () => runEngine(exampleRequest({ ...RAW, repository: repo, push: 'true', sbom: 'none' }, { push: true }), realDeps({ logger: new MemoryLogger(), env: { ...process.env, DOCKER_CONFIG: tmp }, targetRepository: repo }));
+    const result = await push();
+    const { artifact, digest } = result.packages[0];
+    const images = imagesOf(artifact);
+    const layers = [...new Map(images.flatMap((i) => i.layers).map((l) => [l.digest, l])).values()];
+    // The binaries' layers, uploaded while they were written, say where; kodata's was not.
+    const stored = layers.filter((l) => l.stored);
+    expect(stored).toHaveLength(2);
+    for (const l of stored) expect(l.stored).toEqual({ registry: fake.host, repository: 'acme/tail' });
+
+    const rel = (r: { method: string; path: string }) => `${r.method} ${r.path.replace(/^\/v2\/acme\/tail\//, '')}`;
+    const requests = fake.requests.map(rel);
+    // One HEAD of the index, one of each platform manifest and of each blob not uploaded during the build.
+    expect(fake.seen('HEAD').map(rel).sort()).toEqual(
+      [digest, ...images.map((i) => i.digest)].map((d) => `HEAD manifests/${d}`).concat(
+        [...layers.filter((l) => !l.stored).map((l) => l.digest), ...new Set(images.map((i) => i.configDigest))].map((d) => `HEAD blobs/${d}`),
+      ).sort(),
+    );
+    // Publishing starts with the index's HEAD; every other HEAD comes before its first upload.
+    const start = requests.indexOf(`HEAD manifests/${digest}`);
+    const firstUpload = requests.findIndex((r, i) => i > start && r.startsWith('POST '));
+    expect(requests.slice(firstUpload).filter((r) => r.startsWith('HEAD '))).toEqual([]);
+    // Content first: blob commits, then the platform manifests, then the index, then the tag.
+    // (A blob is stored by the request that names its digest: the PUT ending a session, or a one-request POST.)
+    const stores = requests
+      .slice(start)
+      .filter((r) => r.startsWith('PUT ') || (r.startsWith('POST blobs/uploads/') && r.includes('digest=')))
+      .map((r) => (r.includes(' blobs/uploads/') ? 'blob' : r.slice('PUT manifests/'.length)));
+    expect(stores.slice(0, 3)).toEqual(['blob', 'blob', 'blob']); // kodata and the two configs
+    expect(new Set(stores.slice(3, 5))).toEqual(new Set(images.map((i) => i.digest)));
+    expect(stores.slice(5)).toEqual([digest, '1.2.3']);
+
+    // A re-run: the index is there, so one HEAD and no upload.
+    const before = fake.requests.length;
+    expect((await push()).packages[0].digest).toBe(digest);
+    const again = fake.requests.slice(before).map(rel);
+    expect(again.filter((r) => r.startsWith('HEAD '))).toEqual([`HEAD manifests/${digest}`]);
+    expect(again.filter((r) => r.startsWith('POST ') || r.startsWith('PATCH '))).toEqual([]);
+  }, 240_000);
 });

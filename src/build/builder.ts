@@ -9,6 +9,7 @@ import { formatPlatform, goEnv } from '../oci/platform.js';
 import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
 import type { Logger } from '../log.js';
 import type { PreviousLayers } from '../publish/previous.js';
+import { parseRepository } from '../registry/reference.js';
 import { cpuCount, formatBytes, mapLimit } from '../util.js';
 import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
 import type { BuildInfo, GoPackage, GoToolchain } from './go.js';
@@ -128,7 +129,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     deps.logger.section(title, [
       `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
       `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
-      `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : layer.uploaded ? ', uploaded as it was written' : ''})`,
+      `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : layer.stored ? ', uploaded as it was written' : ''})`,
     ]);
     return { binary, info, layer };
   });
@@ -189,7 +190,7 @@ async function layerFor(
   pi: number,
   /** The repository to upload it to as it is written; none: publishing uploads it. */
   uploadTo?: string,
-): Promise<Layer & { reused?: boolean; uploaded?: boolean }> {
+): Promise<Layer & { reused?: boolean }> {
   const known = await deps.previous?.[pi];
   if (known?.size) {
     const diffId = await tarDigest(entries);
@@ -213,7 +214,9 @@ async function layerFor(
   try {
     const layer = await writeLayer(entries, file, mediaType, bytes);
     digest.resolve(layer.digest);
-    return { ...layer, uploaded: await uploading };
+    // uploadTo is the plan's repository, the one publishing will push to (engine.ts gives both
+    // the same name), parsed as the dependency and the publisher's registry client parse it.
+    return (await uploading) ? Object.freeze({ ...layer, stored: parseRepository(uploadTo) }) : layer;
   } catch (err) {
     digest.reject(err as Error);
     await uploading;

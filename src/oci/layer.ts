@@ -20,6 +20,11 @@ export interface Layer {
   readonly urls?: readonly string[];
   /** Where the blob already lives, so a registry on the same host can mount it. */
   readonly origin?: BlobOrigin;
+  /**
+   * Where this run already stored the blob (the registry accepted the commit of its upload),
+   * so that publishing there needs no request for it.
+   */
+  readonly stored?: BlobOrigin;
   /** A fresh stream of the compressed bytes. */
   open(): Promise<Readable>;
 }

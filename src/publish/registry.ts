@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { imagesOf, type Artifact } from '../oci/image.js';
+import { imagesOf, type Artifact, type Image } from '../oci/image.js';
 import { fromBuffer, type Layer } from '../oci/layer.js';
 import type { Repository } from '../registry/client.js';
 import { canonicalRegistry, isValidTag } from '../registry/reference.js';
@@ -16,11 +16,18 @@ export interface RegistryPublisherOptions {
   progressEveryMs?: number;
 }
 
-/** What a publisher did, for logs and tests. Manifests count platform manifests and indexes. */
+/**
+ * What a publisher did, for logs and tests. Manifests count platform manifests and indexes.
+ * Each distinct blob is counted once, in one of the blob counters.
+ */
 export interface PublishCounters {
+  /** Uploaded by the publisher; their bytes are bytesUploaded. */
   blobsUploaded: number;
   blobsMounted: number;
+  /** Already in the repository: found by HEAD, or needed only by platform manifests that are. */
   blobsSkipped: number;
+  /** Uploaded to this repository by this run during the build (Layer.stored): not checked or sent again, not in bytesUploaded. */
+  blobsUploadedInBuild: number;
   bytesUploaded: number;
   manifestsPushed: number;
   manifestsSkipped: number;
@@ -31,17 +38,46 @@ interface Blob {
   size: number;
   open: Layer['open'];
   origin?: Layer['origin'];
+  stored?: Layer['stored'];
   what: string;
+  /** The digests of the platform manifests that reference it. */
+  neededBy: string[];
 }
+
+/** One request of putContent's check pass: a platform manifest's HEAD or a blob's. */
+type Check = { image: Image } | { blob: Blob };
+
+/** Each blob of `images` once, layers before configs. */
+function blobsOf(images: readonly Image[]): Map<string, Blob> {
+  const blobs = new Map<string, Blob>();
+  for (const img of images) {
+    for (const l of img.layers) {
+      // Foreign layers (Windows bases) stay where their URLs say; registries refuse them.
+      if (l.urls?.length) continue;
+      const b = blobs.get(l.digest) ?? { digest: l.digest, size: l.size, open: () => l.open(), origin: l.origin, stored: l.stored, what: 'layer', neededBy: [] };
+      blobs.set(l.digest, b);
+      if (!b.neededBy.includes(img.digest)) b.neededBy.push(img.digest);
+    }
+  }
+  for (const img of images) {
+    const bytes = img.configBytes;
+    const b = blobs.get(img.configDigest) ?? { digest: img.configDigest, size: bytes.length, open: async () => fromBuffer(bytes), what: 'config', neededBy: [] };
+    blobs.set(img.configDigest, b);
+    if (!b.neededBy.includes(img.digest)) b.neededBy.push(img.digest);
+  }
+  return blobs;
+}
+
+const shortDigest = (digest: string) => digest.slice('sha256:'.length, 'sha256:'.length + 12);
 
 /**
  * Publishes to a registry repository with the push protocol of SPEC §5 and STYLE §8: for each
- * blob HEAD → mount (201 only) → upload; configs before manifests, platform manifests before
+ * blob HEAD → mount (201 only) → upload; blobs before manifests, platform manifests before
  * the index, all by digest; tags last, in putTags.
  */
 export class RegistryPublisher implements Publisher {
   readonly name: string;
-  readonly counters: PublishCounters = { blobsUploaded: 0, blobsMounted: 0, blobsSkipped: 0, bytesUploaded: 0, manifestsPushed: 0, manifestsSkipped: 0 };
+  readonly counters: PublishCounters = { blobsUploaded: 0, blobsMounted: 0, blobsSkipped: 0, blobsUploadedInBuild: 0, bytesUploaded: 0, manifestsPushed: 0, manifestsSkipped: 0 };
   private readonly repo: Repository;
   private readonly logger: Logger;
   private readonly concurrency: number;
@@ -69,27 +105,56 @@ export class RegistryPublisher implements Publisher {
       this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content`);
       return;
     }
-    const images = imagesOf(artifact);
-    const layers = new Map<string, Blob>();
-    for (const img of images) {
-      for (const l of img.layers) {
-        // Foreign layers (Windows bases) stay where their URLs say; registries refuse them.
-        if (l.urls?.length || layers.has(l.digest)) continue;
-        layers.set(l.digest, { digest: l.digest, size: l.size, open: () => l.open(), origin: l.origin, what: 'layer' });
+    const images = [...new Map(imagesOf(artifact).map((img) => [img.digest, img])).values()];
+    const blobs = blobsOf(images);
+    // What this run stored here while building is known to be here: no request for it.
+    const storedHere = (b: Blob) => {
+      const s = b.stored;
+      return s !== undefined && canonicalRegistry(s.registry) === this.repo.registry.host && s.repository === this.repo.repository;
+    };
+    // The artifact is missing. Its platform manifests (of an index) and its blobs are checked
+    // in one concurrent pass, not manifests after blobs: a platform manifest that is there is
+    // there whole (as above), so its blobs need nothing unless a missing manifest needs them
+    // too. A blob whose turn comes after all the manifests that need it answered "there" is
+    // not checked at all.
+    const children = artifact.kind === 'index' ? images : [];
+    const present = new Set<string>();
+    const covered = (b: Blob) => b.neededBy.every((d) => present.has(d));
+    const missing = new Set<Blob>();
+    const checks: Check[] = [
+      ...children.map((image) => ({ image })),
+      ...[...blobs.values()].filter((b) => !storedHere(b)).map((blob) => ({ blob })),
+    ];
+    await mapLimit(checks, this.concurrency, async (c) => {
+      if ('image' in c) {
+        if (await this.repo.headManifest(c.image.digest)) present.add(c.image.digest);
+      } else if (!covered(c.blob) && !(await this.repo.hasBlob(c.blob.digest))) {
+        missing.add(c.blob);
+      }
+    });
+    const toPush: Blob[] = [];
+    for (const b of blobs.values()) {
+      const short = shortDigest(b.digest);
+      if (storedHere(b)) {
+        this.counters.blobsUploadedInBuild++;
+        this.logger.debug(`${b.what} ${short} went up to ${this.name} as it was written`);
+      } else if (missing.has(b) && !covered(b)) {
+        toPush.push(b);
+      } else {
+        this.counters.blobsSkipped++;
+        this.logger.debug(`${b.what} ${short} already in ${this.name}`);
       }
     }
-    const configs = new Map<string, Blob>();
-    for (const img of images) {
-      if (configs.has(img.configDigest) || layers.has(img.configDigest)) continue;
-      const bytes = img.configBytes;
-      configs.set(img.configDigest, { digest: img.configDigest, size: bytes.length, open: async () => fromBuffer(bytes), what: 'config' });
-    }
-    // Every blob (layers and configs alike) before any manifest, each platform manifest before
-    // the index; within a step, concurrently.
-    await mapLimit([...layers.values(), ...configs.values()], this.concurrency, (b) => this.putBlob(b));
-    const manifests = new Map(images.map((img) => [img.digest, img]));
-    await mapLimit([...manifests.values()], this.concurrency, (img) => this.putManifestByDigest(img.digest, img.bytes, img.mediaType));
-    if (artifact.kind === 'index') await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
+    // Every blob before any manifest, each platform manifest before the index; within a step,
+    // concurrently. The artifact itself was found missing above: it is put without a new check.
+    await mapLimit(toPush, this.concurrency, (b) => this.putBlob(b));
+    for (const image of children) if (present.has(image.digest)) this.counters.manifestsSkipped++;
+    await mapLimit(
+      children.filter((image) => !present.has(image.digest)),
+      this.concurrency,
+      (image) => this.putManifestByDigest(image.digest, image.bytes, image.mediaType),
+    );
+    await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
   }
 
   async putTags(artifact: Artifact, tags: readonly string[]): Promise<void> {
@@ -105,13 +170,9 @@ export class RegistryPublisher implements Publisher {
     return this.repo.listTags();
   }
 
+  /** Mount (201 only) or upload a blob found missing. */
   private async putBlob(b: Blob): Promise<void> {
-    const short = b.digest.slice('sha256:'.length, 'sha256:'.length + 12);
-    if (await this.repo.hasBlob(b.digest)) {
-      this.counters.blobsSkipped++;
-      this.logger.debug(`${b.what} ${short} already in ${this.name}`);
-      return;
-    }
+    const short = shortDigest(b.digest);
     const from = b.origin;
     if (from && canonicalRegistry(from.registry) === this.repo.registry.host && from.repository !== this.repo.repository) {
       if (await this.repo.mountBlob(b.digest, from.repository)) {
@@ -134,11 +195,8 @@ export class RegistryPublisher implements Publisher {
     this.logger.info(`uploaded ${b.what} ${short} (${formatBytes(b.size)})`);
   }
 
+  /** PUT a manifest found missing. */
   private async putManifestByDigest(digest: string, bytes: Buffer, mediaType: string): Promise<void> {
-    if (await this.repo.headManifest(digest)) {
-      this.counters.manifestsSkipped++;
-      return;
-    }
     await this.repo.putManifest(digest, bytes, mediaType);
     this.counters.manifestsPushed++;
     this.logger.info(`pushed ${this.name}@${digest}`);
