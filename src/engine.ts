@@ -134,8 +134,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
   try {
     const planning = planPackages(req, deps);
-    // Node's fetch loads its HTTP client (undici) on first use: some 40-90 ms of main-thread
-    // work. A push will need it; load it while `go list` runs rather than after.
+    // A push needs Node's HTTP client (registry/http.ts); load it while `go list` runs.
     if (req.push) setImmediate(warmHttpClient);
     const plans = await planning;
     // A re-run names the layers it would write byte for byte the same by what the repository
@@ -285,7 +284,7 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
   }
 }
 
-const warmHttpClient = () => void new Headers();
+const warmHttpClient = () => void import('node:http').then(() => import('node:https'));
 
 /** Start `p` now and read its outcome later, without an unhandled rejection in between. */
 function settled<T>(p: Promise<T>): () => Promise<T> {

@@ -24,6 +24,12 @@ export interface Injection {
   path?: RegExp;
   times?: number;
   respond: Canned | ((r: Recorded) => Canned);
+  /**
+   * Answer as soon as the request's headers are in, without reading its body, and close the
+   * connection: what a proxy with a body size limit does (nginx's client_max_body_size → 413).
+   * Recorded with bodyLength -1.
+   */
+  early?: boolean;
 }
 
 export interface TokenRequestRecord {
@@ -140,6 +146,15 @@ export class FakeRegistry {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse) {
+    const early = this.injections.find((i) => i.early && (i.times ?? 1) > 0 && (!i.method || i.method === req.method) && (!i.path || i.path.test(req.url ?? '')));
+    if (early) {
+      early.times = (early.times ?? 1) - 1;
+      const rec: Recorded = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, bodyLength: -1 };
+      this.requests.push(rec);
+      const canned = typeof early.respond === 'function' ? early.respond(rec) : early.respond;
+      if (typeof canned === 'string') throw new Error('an early answer is a response');
+      return send(res, canned.status, { ...canned.headers, Connection: 'close' }, canned.body ?? '');
+    }
     const body = await readBody(req);
     const url = new URL(req.url ?? '/', this.url);
     const rec: Recorded = { method: req.method ?? '', path: url.pathname + url.search, headers: req.headers, bodyLength: body.length };

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { pipeline, Readable, Transform } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from '../log.js';
 import { isDigest, once, sha256 } from '../oci/digest.js';
 import type { BlobOrigin } from '../oci/layer.js';
@@ -8,13 +7,13 @@ import { isIndexMediaType, isManifestMediaType, manifestAccept, MediaType, type 
 import type { ContentSource, RawManifest } from '../oci/store.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
 import { isRetryableStatus, parseErrorBody, RegistryError, type Operation } from './errors.js';
+import { send, type HttpResponse } from './http.js';
 import { apiHost, canonicalRegistry, isLoopbackHost, isValidTag } from './reference.js';
 import { isTransientNetworkError, parseRetryAfter, RetryPolicy, type RetryEvent } from './retry.js';
 
 export interface RegistryOptions {
   credentials: CredentialProvider;
   logger: Logger;
-  fetch?: typeof fetch;
   retry?: RetryPolicy;
   userAgent?: string;
   /** For token lifetimes; defaults to Date.now. */
@@ -23,8 +22,8 @@ export interface RegistryOptions {
   chunkSize?: number;
   /**
    * How long one request may go without sending body bytes or receiving its response headers
-   * before it counts as stalled and is retried (SPEC §5.2: timeouts are retried). Undefined
-   * leaves undici's own limit (300 s).
+   * before it counts as stalled and is retried (SPEC §5.2: timeouts are retried). Undefined:
+   * no limit but the run's deadline.
    */
   requestTimeoutMs?: number;
   /**
@@ -98,7 +97,6 @@ export class Registry {
   readonly retry: RetryPolicy;
   readonly chunkSize: number;
   private readonly requestTimeoutMs?: number;
-  private readonly fetchImpl: typeof fetch;
   private readonly userAgent: string;
   private readonly now: () => number;
   private readonly credentials: () => Promise<Credentials | undefined>;
@@ -116,7 +114,6 @@ export class Registry {
     this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
     this.requestTimeoutMs = opts.requestTimeoutMs;
     this.refusals = opts.refusals ?? new Map();
-    this.fetchImpl = opts.fetch ?? fetch;
     this.userAgent = opts.userAgent ?? 'ko-annotate';
     this.now = opts.now ?? Date.now;
     const provider = opts.credentials;
@@ -133,7 +130,7 @@ export class Registry {
   }
 
   /** @internal One request through the retry policy, authentication and redirects. */
-  async send(op: Operation, req: Request): Promise<Response> {
+  async send(op: Operation, req: Request): Promise<HttpResponse> {
     const what = `${op.action} ${op.preposition} ${this.where(req.repository)}`;
     const go = () =>
       this.exchange(op, req).catch((err: unknown) => {
@@ -151,7 +148,7 @@ export class Registry {
   }
 
   /** @internal A RegistryError from a response, consuming its body. */
-  async errorFrom(op: Operation, repository: string | undefined, res: Response, stage?: string): Promise<RegistryError> {
+  async errorFrom(op: Operation, repository: string | undefined, res: HttpResponse, stage?: string): Promise<RegistryError> {
     const body = await readText(res, 64 * 1024).catch(() => '');
     const { errors, text } = parseErrorBody(body);
     return new RegistryError({
@@ -172,7 +169,7 @@ export class Registry {
     return repository ? `${this.host}/${repository}` : this.host;
   }
 
-  private async exchange(op: Operation, req: Request): Promise<Response> {
+  private async exchange(op: Operation, req: Request): Promise<HttpResponse> {
     let { method, url, body } = req;
     for (let hops = 0; ; hops++) {
       const res = await this.authorizedFetch(op, req, method, url, body);
@@ -197,10 +194,9 @@ export class Registry {
         // Only the body tells GitHub's secondary rate limit (retried) from a refusal (not): read
         // it once, and give the caller an equivalent response to read again.
         const text = await readText(res, 64 * 1024).catch(() => '');
-        const copy = new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
-        const err = await this.errorFrom(op, req.repository, copy.clone());
+        const err = await this.errorFrom(op, req.repository, withBody(res, text));
         if (err.retryable) throw err;
-        return copy;
+        return withBody(res, text);
       }
       return res;
     }
@@ -211,10 +207,10 @@ export class Registry {
    * challenge, get credentials or a token for it, and send once more. A second 401 is final:
    * the same credentials would be refused again, so it is never retried.
    */
-  private async authorizedFetch(op: Operation, req: Request, method: string, url: URL, body: Body | undefined): Promise<Response> {
+  private async authorizedFetch(op: Operation, req: Request, method: string, url: URL, body: Body | undefined): Promise<HttpResponse> {
     const toRegistry = url.origin === this.baseUrl;
     const auth = toRegistry ? await this.authorization(op, req, req.scopes, false) : undefined;
-    const res = await this.rawFetch(method, url, req.headers, body, auth);
+    const res = await this.rawSend(method, url, req.headers, body, auth);
     if (res.status !== 401 || !toRegistry) return res;
 
     const challenge = pickChallenge(res.headers.get('www-authenticate'));
@@ -234,7 +230,7 @@ export class Registry {
     }
     if (!retryAuth) throw await this.errorFrom(op, req.repository, res);
     await discard(res);
-    const again = await this.rawFetch(method, url, req.headers, body, retryAuth);
+    const again = await this.rawSend(method, url, req.headers, body, retryAuth);
     if (again.status === 401) throw await this.errorFrom(op, req.repository, again);
     return again;
   }
@@ -304,7 +300,7 @@ export class Registry {
     }
     const auth = !creds?.identityToken && creds?.password !== undefined ? basicAuth(creds) : undefined;
     const requested = this.now();
-    const res = await this.rawFetch(method, realm, headers, body, auth);
+    const res = await this.rawSend(method, realm, headers, body, auth);
     if (res.status !== 200) {
       const err = await this.errorFrom(op, req.repository, res, stage);
       if (res.status === 401 || (res.status === 403 && !err.retryable)) this.refusals.set(`${this.host} ${scopeKey(scopes)}`, err.init);
@@ -324,7 +320,7 @@ export class Registry {
     return { scopes, token, expiresAt: requested + lifetime - Math.min(30_000, lifetime / 10) };
   }
 
-  private async rawFetch(method: string, url: URL, headers: Record<string, string> | undefined, body: Body | undefined, auth: string | undefined): Promise<Response> {
+  private async rawSend(method: string, url: URL, headers: Record<string, string> | undefined, body: Body | undefined, auth: string | undefined): Promise<HttpResponse> {
     const h: Record<string, string> = { 'User-Agent': this.userAgent, ...headers };
     if (auth) h.Authorization = auth;
     const left = this.retry.remainingMs();
@@ -342,17 +338,15 @@ export class Registry {
     const signals = [deadline, stall?.signal].filter((s): s is AbortSignal => s !== undefined);
     let stream: Readable | undefined;
     try {
-      // A streamed body is opened per send: undici needs `duplex: 'half'` to send one.
+      // A streamed body is opened per send.
       if (typeof body === 'function') {
         stream = await body();
         if (stall) stream.on('data', arm);
       }
-      return await this.fetchImpl(url, {
+      return await send(url, {
         method,
         headers: h,
-        body: stream ? (Readable.toWeb(stream) as unknown as NonNullable<RequestInit['body']>) : (body as Buffer | undefined),
-        ...(stream ? { duplex: 'half' } : {}),
-        redirect: 'manual',
+        body: stream ?? (body as Buffer | undefined),
         signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
       });
     } catch (err) {
@@ -455,9 +449,8 @@ export class Repository implements ContentSource {
         cb(got === digest ? null : new Error(`pull blob ${digest} from ${where}: the bytes received hash to ${got}`));
       },
     });
-    const body = res.body ? Readable.fromWeb(res.body as WebReadableStream<Uint8Array>) : Readable.from([]);
     // pipeline destroys the download if the reader stops early, and passes its errors on.
-    return pipeline(body, verify, () => {});
+    return pipeline(res.body, verify, () => {});
   }
 
   async hasBlob(digest: string): Promise<boolean> {
@@ -481,7 +474,7 @@ export class Repository implements ContentSource {
     checkDigest(digest);
     const op: Operation = { action: `mount blob ${digest} from ${fromRepository}`, preposition: 'to' };
     const url = this.url(`blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`);
-    let res: Response;
+    let res: HttpResponse;
     try {
       res = await this.send(op, { method: 'POST', url, scopes: [...this.pushScopes, `repository:${fromRepository}:pull`], headers: { 'Content-Length': '0' } });
     } catch (err) {
@@ -648,7 +641,7 @@ export class Repository implements ContentSource {
    * Send and read the whole body as one retried step: a connection cut mid-body is as
    * transient as one cut before the headers (SPEC §5.2), and only a new request recovers it.
    */
-  private readWhole<T>(op: Operation, req: Omit<Request, 'repository' | 'retry'>, read: (res: Response) => Promise<T>): Promise<T> {
+  private readWhole<T>(op: Operation, req: Omit<Request, 'repository' | 'retry'>, read: (res: HttpResponse) => Promise<T>): Promise<T> {
     const what = `${op.action} ${op.preposition} ${this.name}`;
     const once = async () => {
       const res = await this.send(op, { ...req, retry: false });
@@ -661,7 +654,7 @@ export class Repository implements ContentSource {
     return this.registry.retry.run(what, once, (e) => this.registry.logRetry(e));
   }
 
-  private send(op: Operation, req: Omit<Request, 'repository'>): Promise<Response> {
+  private send(op: Operation, req: Omit<Request, 'repository'>): Promise<HttpResponse> {
     return this.registry.send(op, { ...req, repository: this.repository });
   }
 
@@ -785,11 +778,11 @@ export class Repository implements ContentSource {
   }
 
   /** A request inside an upload: not retried alone, since a failed upload restarts with a new session. */
-  private uploadStep(op: Operation, req: Omit<Request, 'repository' | 'scopes' | 'retry'>): Promise<Response> {
+  private uploadStep(op: Operation, req: Omit<Request, 'repository' | 'scopes' | 'retry'>): Promise<HttpResponse> {
     return this.send(op, { ...req, scopes: this.pushScopes, retry: false });
   }
 
-  private async cancelUpload(res: Response, base: URL) {
+  private async cancelUpload(res: HttpResponse, base: URL) {
     const location = res.headers.get('location');
     if (location) await this.cancel(new URL(location, base));
   }
@@ -856,7 +849,7 @@ function countingBody(open: () => Promise<Readable>, onProgress?: ProgressListen
   };
 }
 
-function uploadLocation(res: Response, base: URL, op: Operation, repo: Repository): URL {
+function uploadLocation(res: HttpResponse, base: URL, op: Operation, repo: Repository): URL {
   const location = res.headers.get('location');
   if (!location) throw new RegistryError({ operation: op, host: repo.registry.host, repository: repo.repository, status: res.status, text: 'upload response without a Location' });
   // Relative Locations (GHCR, distribution behind some proxies) resolve against the request.
@@ -1011,12 +1004,9 @@ function nextLink(header: string | null, current: URL, origin: string): URL | un
   return undefined;
 }
 
-/**
- * undici reports every network failure as `fetch failed` and puts the reason in `cause`
- * (`connect ECONNREFUSED 127.0.0.1:5000`, `other side closed`); say both.
- */
+/** A failure's message, and its cause's when that says more (`… : connect ECONNREFUSED …`). */
 function describeFailure(err: unknown): string {
-  // Duck-typed: errors from fetch may come from another realm (jest's VM), failing instanceof.
+  // Duck-typed: errors may come from another realm (jest's VM), failing instanceof.
   const e = err as { name?: unknown; message?: unknown; cause?: { message?: unknown } } | undefined;
   if (typeof e?.message !== 'string') return String(err);
   if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'the time budget ran out';
@@ -1024,43 +1014,38 @@ function describeFailure(err: unknown): string {
   return cause && cause !== e.message ? `${e.message}: ${cause}` : e.message;
 }
 
-async function discard(res: Response): Promise<void> {
-  try {
-    await res.body?.cancel();
-  } catch {
-    // Already consumed or closed.
-  }
+/** Let the rest of a response go (to keep the connection for the next request). */
+async function discard(res: HttpResponse): Promise<void> {
+  res.body.resume();
 }
 
-async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+/** `res` with `text` as its body, to be read again after the original body was consumed. */
+function withBody(res: HttpResponse, text: string): HttpResponse {
+  return { status: res.status, statusText: res.statusText, headers: res.headers, body: Readable.from([Buffer.from(text)]) };
+}
+
+async function readLimited(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  if (!res.body) return Buffer.alloc(0);
-  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const c of res.body as AsyncIterable<Buffer>) {
     n += c.length;
     if (n > limit) {
-      await res.body.cancel().catch(() => {});
+      res.body.destroy();
       throw new Error(`${what}: the response is larger than ${limit} bytes`);
     }
-    chunks.push(Buffer.from(c));
+    chunks.push(c);
   }
   return Buffer.concat(chunks);
 }
 
-async function readText(res: Response, limit: number): Promise<string> {
-  if (!res.body) return '';
+/** Up to `limit` bytes of the body as text; the rest is not read. */
+async function readText(res: HttpResponse, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let n = 0;
-  const reader = res.body.getReader();
-  try {
-    while (n < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(Buffer.from(value));
-      n += value.length;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    n += c.length;
+    if (n >= limit) break;
   }
   return Buffer.concat(chunks).toString('utf8').slice(0, limit);
 }

@@ -1,0 +1,101 @@
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+
+/**
+ * One HTTP/1.1 exchange on Node's own client (`node:http`/`node:https`, keep-alive global
+ * agents), for the registry client. Not `fetch`: Node's fetch is undici, whose first use costs
+ * some 16 MiB of memory and 40–50 ms of CPU to load, and which copies a streamed request body
+ * through a web stream. Here a response is the socket's own stream, and a request body is piped.
+ */
+
+/** What the registry client reads of a response. `body` is always there (empty for a HEAD). */
+export interface HttpResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: { get(name: string): string | null };
+  readonly body: Readable;
+}
+
+export interface HttpRequest {
+  method: string;
+  headers: Record<string, string>;
+  /** Bytes, or a stream piped as it is read (chunked unless a Content-Length is given). */
+  body?: Buffer | Readable;
+  signal?: AbortSignal;
+}
+
+/** Methods whose empty body is declared (`Content-Length: 0`) rather than sent chunked. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+/**
+ * Send a request; resolves when the response headers arrive, which may be before the request
+ * body is all sent (a registry may refuse an upload early, with 401 or 413). Then the rest of
+ * the body is not sent, and the connection is closed once the response has been read.
+ */
+export async function send(url: URL, { method, headers, body, signal }: HttpRequest): Promise<HttpResponse> {
+  const h: OutgoingHttpHeaders = { ...headers };
+  const declared = Object.keys(h).some((k) => k.toLowerCase() === 'content-length');
+  if (!declared && Buffer.isBuffer(body)) h['Content-Length'] = body.length;
+  else if (!declared && body === undefined && BODY_METHODS.has(method)) h['Content-Length'] = 0;
+  const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise<HttpResponse>((resolve, reject) => {
+    let answered = false;
+    const req: ClientRequest = request(url, { method, headers: h, signal });
+    // Errors after the response are the response stream's to report (it is destroyed with them).
+    req.on('error', (err) => answered || reject(err));
+    req.once('response', (res: IncomingMessage) => {
+      answered = true;
+      if (!req.writableEnded && typeof body === 'object' && !Buffer.isBuffer(body)) {
+        // Answered before the body was sent: stop sending, and close the connection afterwards,
+        // since the registry still expects the rest of the body on it.
+        body.destroy();
+        res.once('close', () => req.destroy());
+      }
+      resolve(responseOf(res));
+    });
+    if (body === undefined) req.end();
+    else if (Buffer.isBuffer(body)) req.end(body);
+    else pump(body, req, declared ? Number(Object.entries(h).find(([k]) => k.toLowerCase() === 'content-length')?.[1]) : undefined);
+  });
+}
+
+/**
+ * `body.pipe(req)`, with backpressure, checking the bytes against a declared Content-Length: a
+ * body shorter or longer fails the request instead of leaving the registry waiting for bytes
+ * that never come. A failing source fails the request; a failed request stops the source.
+ */
+function pump(body: Readable, req: ClientRequest, length: number | undefined) {
+  let sent = 0;
+  const fail = (err: Error) => {
+    body.destroy();
+    req.destroy(err);
+  };
+  body.on('data', (chunk: Buffer) => {
+    sent += chunk.length;
+    if (length !== undefined && sent > length) return fail(new Error(`the request body is longer than its Content-Length of ${length} bytes`));
+    if (!req.write(chunk)) {
+      body.pause();
+      req.once('drain', () => body.resume());
+    }
+  });
+  body.once('end', () => {
+    if (length !== undefined && sent !== length) fail(new Error(`the request body ended after ${sent} of the ${length} bytes its Content-Length declares`));
+    else req.end();
+  });
+  body.on('error', (err) => req.destroy(err));
+  req.once('close', () => req.writableFinished || body.destroy());
+}
+
+function responseOf(res: IncomingMessage): HttpResponse {
+  return {
+    status: res.statusCode ?? 0,
+    statusText: res.statusMessage ?? '',
+    headers: {
+      get(name: string) {
+        const v = res.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    },
+    body: res,
+  };
+}
