@@ -5,7 +5,7 @@ import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 import { readAll } from '../src/oci/store.js';
-import { Registry, type RegistryOptions, type TokenRefusals } from '../src/registry/client.js';
+import { Registry, SMALL_BLOB, type RegistryOptions, type TokenRefusals } from '../src/registry/client.js';
 import { anonymous, targetCredentials, type CredentialProvider } from '../src/registry/credentials.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { GaveUpError, RetryPolicy } from '../src/registry/retry.js';
@@ -33,6 +33,8 @@ function client(fake: FakeRegistry, opts: Partial<RegistryOptions> & { credentia
     credentials: targetCredentials(fake.host, USER, PASSWORD),
     logger,
     retry: new RetryPolicy({ sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 }),
+    // The upload protocols are tested with blobs of a few KB; SMALL_BLOB's one PUT has its own tests.
+    smallBlob: 0,
     ...opts,
   });
   return { registry, sleeps, logger };
@@ -280,6 +282,24 @@ describe('uploads', () => {
     expect(sessionPosts(fake)).toHaveLength(3);
     expect(fake.seen('DELETE')).toHaveLength(2);
     expect(fake.sessions.size).toBe(0);
+  });
+
+  it('uploads a blob of at most SMALL_BLOB bytes with its commit: POST, then one PUT with the bytes', async () => {
+    const fake = await start();
+    const data = randomBytes(SMALL_BLOB);
+    // The Registry's default, not the test client's.
+    await client(fake, { smallBlob: undefined }).registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+    expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+    expect(fake.requests.map((r) => r.method)).toEqual(['POST', 'PUT']);
+    expect(fake.seen('PUT')[0].bodyLength).toBe(SMALL_BLOB);
+    // One byte more goes up in a PATCH.
+    const more = randomBytes(SMALL_BLOB + 1);
+    await client(fake, { smallBlob: undefined }).registry.repository('app').uploadBlob(sha256(more), more.length, async () => fromBuffer(more));
+    expect(fake.requests.slice(2).map((r) => [r.method, r.bodyLength])).toEqual([
+      ['POST', 0],
+      ['PATCH', SMALL_BLOB + 1],
+      ['PUT', 0],
+    ]);
   });
 
   it('uploads an empty blob with no PATCH', async () => {

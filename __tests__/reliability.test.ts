@@ -13,7 +13,7 @@ import { writeLayer, type Layer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 import { validateStored } from '../src/oci/validate.js';
 import { RegistryPublisher } from '../src/publish/registry.js';
-import { Registry } from '../src/registry/client.js';
+import { Registry, SMALL_BLOB } from '../src/registry/client.js';
 import { targetCredentials } from '../src/registry/credentials.js';
 import { RetryPolicy } from '../src/registry/retry.js';
 import { realDeps } from '../src/wiring.js';
@@ -208,7 +208,8 @@ describe('a failed upload restarts with a new session (SPEC §5.2)', () => {
       logger: new MemoryLogger(),
       retry: new RetryPolicy({ baseDelayMs: 1, maxDelayMs: 5 }),
     });
-    const layer = await randomLayer('session', 200_000);
+    // Above SMALL_BLOB, so that it goes up in a PATCH rather than with its commit.
+    const layer = await randomLayer('session', SMALL_BLOB + 200_000);
     const repo = client.repository('acme/session', { access: 'push' });
     await repo.uploadBlob(layer.digest, layer.size, () => layer.open());
 

@@ -20,6 +20,8 @@ export interface RegistryOptions {
   now?: () => number;
   /** Largest PATCH body of the ranged fallback; see CHUNK_SIZE. */
   chunkSize?: number;
+  /** Blobs up to this size go up with their commit, in one PUT; see SMALL_BLOB. */
+  smallBlob?: number;
   /**
    * How long one request may go without sending body bytes or receiving its response headers
    * before it counts as stalled and is retried (SPEC §5.2: timeouts are retried). Undefined:
@@ -46,6 +48,12 @@ export type ProgressListener = (sentBytes: number) => void;
  * 4.00MiB"). Each chunk is held in memory once; a layer is never held whole.
  */
 export const CHUNK_SIZE = 4 * 1024 * 1024;
+/**
+ * Blobs up to this size (configs, SBOM documents) are uploaded monolithically: POST, then the
+ * PUT `?digest=` that carries the bytes — one round trip less than a PATCH and its commit. The
+ * distribution spec's monolithic upload, which every registry implements.
+ */
+export const SMALL_BLOB = 1024 * 1024;
 /** Manifests are small; the OCI spec asks registries to accept at least 4 MiB. */
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const MAX_REDIRECTS = 10;
@@ -96,6 +104,7 @@ export class Registry {
   readonly logger: Logger;
   readonly retry: RetryPolicy;
   readonly chunkSize: number;
+  readonly smallBlob: number;
   private readonly requestTimeoutMs?: number;
   private readonly userAgent: string;
   private readonly now: () => number;
@@ -112,6 +121,7 @@ export class Registry {
     this.logger = opts.logger;
     this.retry = opts.retry ?? new RetryPolicy();
     this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+    this.smallBlob = opts.smallBlob ?? SMALL_BLOB;
     this.requestTimeoutMs = opts.requestTimeoutMs;
     this.refusals = opts.refusals ?? new Map();
     this.userAgent = opts.userAgent ?? 'ko-annotate';
@@ -503,7 +513,8 @@ export class Repository implements ContentSource {
    * (Content-Length declared, no Content-Range), then PUT `?digest=`. docker push,
    * go-containerregistry (ko, crane) and containers/image (skopeo) all upload this way, to GHCR
    * too; it costs one round trip per blob, where ranged chunks cost one per chunk, each waiting
-   * for the registry to store it before the next is sent.
+   * for the registry to store it before the next is sent. A blob of at most `smallBlob` bytes
+   * goes up with the PUT instead (SMALL_BLOB).
    *
    * When a registry refuses, the upload starts over in a new session (the refused one is
    * cancelled), and later attempts of this upload keep to the protocol fallen back to:
@@ -518,7 +529,7 @@ export class Repository implements ContentSource {
    */
   async uploadBlob(digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<void> {
     checkDigest(digest);
-    let protocol: UploadProtocol = 'streamed';
+    let protocol: UploadProtocol = size <= this.registry.smallBlob ? 'monolithic' : 'streamed';
     const attempt = async () => {
       let fallback: UploadProtocol | undefined;
       while ((fallback = await this.uploadOnce(protocol, digest, size, open, onProgress))) {
