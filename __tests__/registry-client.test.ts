@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
@@ -424,6 +426,42 @@ describe('uploads', () => {
       expect(fake.seen('PUT')).toHaveLength(0);
       expect(fake.seen('DELETE')).toHaveLength(1);
     });
+  });
+
+  it('cuts a connection that goes silent, before the answer or in the middle of a body, and retries it (no request timeout set)', async () => {
+    const blob = randomBytes(64 * 1024);
+    const digest = sha256(blob);
+    const seen: string[] = [];
+    // The first GET is never answered; the second sends half the blob and goes silent; the third is whole.
+    const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      if (seen.length === 1) return;
+      res.writeHead(200, { 'Content-Length': String(blob.length) });
+      if (seen.length === 2) return void res.write(blob.subarray(0, blob.length / 2));
+      res.end(blob);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push({ close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))) });
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const sleeps: number[] = [];
+    const registry = new Registry(host, {
+      credentials: anonymous,
+      logger: new MemoryLogger(),
+      idleTimeoutMs: 300,
+      retry: new RetryPolicy({ sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 }),
+    });
+    const started = Date.now();
+    // Headers never come: cut and retried by send(). The body stalls: readAll fails, and a second read gets the whole blob.
+    const first = await registry
+      .repository('app')
+      .getBlob(digest)
+      .then(readAll)
+      .catch((e: Error) => e);
+    expect((first as Error).message).toBe(`GET ${host}/v2/app/blobs/${digest}: the connection was idle for 0.3 s`);
+    expect(await readAll(await registry.repository('app').getBlob(digest))).toEqual(blob);
+    expect(seen).toEqual([`GET /v2/app/blobs/${digest}`, `GET /v2/app/blobs/${digest}`, `GET /v2/app/blobs/${digest}`]);
+    expect(sleeps).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('refuses to commit bytes that do not match the digest, and does not retry', async () => {

@@ -28,6 +28,8 @@ export interface RegistryOptions {
    * no limit but the run's deadline.
    */
   requestTimeoutMs?: number;
+  /** How long a connection may move no bytes, at any point of a request; see IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /**
    * Token refusals (401/403 from the token realm) seen so far, shared by the clients of one run:
    * credentials refused for a scope are not offered again for it, by this client or another
@@ -54,6 +56,12 @@ export const CHUNK_SIZE = 4 * 1024 * 1024;
  * distribution spec's monolithic upload, which every registry implements.
  */
 export const SMALL_BLOB = 1024 * 1024;
+/**
+ * A connection silent for this long, waiting for an answer or in the middle of a body, is cut
+ * and the request retried: without it, a registry that stops answering would hold a run until
+ * the job's own limit (hours). As long as undici's header and body timeouts, which fetch had.
+ */
+export const IDLE_TIMEOUT_MS = 300_000;
 /** Manifests are small; the OCI spec asks registries to accept at least 4 MiB. */
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const MAX_REDIRECTS = 10;
@@ -106,6 +114,7 @@ export class Registry {
   readonly chunkSize: number;
   readonly smallBlob: number;
   private readonly requestTimeoutMs?: number;
+  private readonly idleTimeoutMs: number;
   private readonly userAgent: string;
   private readonly now: () => number;
   private readonly credentials: () => Promise<Credentials | undefined>;
@@ -123,6 +132,7 @@ export class Registry {
     this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
     this.smallBlob = opts.smallBlob ?? SMALL_BLOB;
     this.requestTimeoutMs = opts.requestTimeoutMs;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.refusals = opts.refusals ?? new Map();
     this.userAgent = opts.userAgent ?? 'ko-annotate';
     this.now = opts.now ?? Date.now;
@@ -357,6 +367,7 @@ export class Registry {
         method,
         headers: h,
         body: stream ?? (body as Buffer | undefined),
+        idleTimeoutMs: this.idleTimeoutMs,
         signal: signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals),
       });
     } catch (err) {

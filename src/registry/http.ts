@@ -22,6 +22,11 @@ export interface HttpRequest {
   /** Bytes, or a stream piped as it is read (chunked unless a Content-Length is given). */
   body?: Buffer | Readable;
   signal?: AbortSignal;
+  /**
+   * A connection that moves no bytes either way for this long, before or after the response
+   * headers, is cut with an ETIMEDOUT error (a timeout, retried: SPEC §5.2).
+   */
+  idleTimeoutMs: number;
 }
 
 /** Methods whose empty body is declared (`Content-Length: 0`) rather than sent chunked. */
@@ -32,19 +37,25 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * body is all sent (a registry may refuse an upload early, with 401 or 413). Then the rest of
  * the body is not sent, and the connection is closed once the response has been read.
  */
-export async function send(url: URL, { method, headers, body, signal }: HttpRequest): Promise<HttpResponse> {
+export async function send(url: URL, { method, headers, body, signal, idleTimeoutMs }: HttpRequest): Promise<HttpResponse> {
   const h: OutgoingHttpHeaders = { ...headers };
   const declared = Object.keys(h).some((k) => k.toLowerCase() === 'content-length');
   if (!declared && Buffer.isBuffer(body)) h['Content-Length'] = body.length;
   else if (!declared && body === undefined && BODY_METHODS.has(method)) h['Content-Length'] = 0;
   const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
   return new Promise<HttpResponse>((resolve, reject) => {
-    let answered = false;
+    let answered: IncomingMessage | undefined;
     const req: ClientRequest = request(url, { method, headers: h, signal });
     // Errors after the response are the response stream's to report (it is destroyed with them).
     req.on('error', (err) => answered || reject(err));
+    req.setTimeout(idleTimeoutMs, () => {
+      const err = Object.assign(new Error(`${method} ${url.host}${url.pathname}: the connection was idle for ${idleTimeoutMs / 1000} s`), { code: 'ETIMEDOUT' });
+      // Whoever reads the body learns why it ended.
+      answered?.destroy(err);
+      req.destroy(err);
+    });
     req.once('response', (res: IncomingMessage) => {
-      answered = true;
+      answered = res;
       if (!req.writableEnded && typeof body === 'object' && !Buffer.isBuffer(body)) {
         // Answered before the body was sent: stop sending, and close the connection afterwards,
         // since the registry still expects the rest of the body on it.
