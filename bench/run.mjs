@@ -18,6 +18,8 @@
 //   floor          `tar | gzip -N | sha256sum` of both binaries at once, N = our GZIP_LEVEL.
 //   layers         ko-annotate's writeLayer on both binaries at once, in-process (bench/layers.mjs).
 //   ours assemble  the CLI with --push=false: everything but the push (and but go build).
+//   ours + SBOMs   ours push with the action's default `sbom: spdx` (an SPDX document per
+//                  platform, pushed as its image's referrer), to a new repository: the SBOMs' cost.
 //   no-op          ours and crane's push again to the repository they pushed to in this round.
 //   start-up       `node dist/cli/index.js --help`; `node dist/index.js` (the action) with a
 //                  minimal env until its first line of output.
@@ -278,7 +280,7 @@ async function setup() {
   return { node, crane, goBin, goBuild, prog, bin, tars, stages, layerJs, gzipLevel, baseEnv, oursEnv, layout, meta, manifestAnnotations: image.annotations ?? {}, config };
 }
 
-const oursArgs = (repository, push) => ['build', PACKAGE, `--repository=${repository}`, '--base-image=scratch', '--platforms=linux/amd64,linux/arm64', `--push=${push}`, '--sbom=none'];
+const oursArgs = (repository, push, sbom = 'none') => ['build', PACKAGE, `--repository=${repository}`, '--base-image=scratch', '--platforms=linux/amd64,linux/arm64', `--push=${push}`, `--sbom=${sbom}`];
 
 // ---------------------------------------------------------------------------------------
 // Trials: each returns { ms, cpuMs, ... }.
@@ -287,9 +289,9 @@ function trials(s, host) {
   const rssFile = join(tmp, 'rss.json');
   const cli = join(DIST, 'cli/index.js');
   const hook = `file://${join(root, 'bench/rss-hook.mjs')}`;
-  const ours = async (repository, push, bundle = cli) => {
+  const ours = async (repository, push, bundle = cli, sbom = 'none') => {
     await rm(rssFile, { force: true });
-    const r = await timed(s.node, ['--import', hook, bundle, ...oursArgs(repository, push)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
+    const r = await timed(s.node, ['--import', hook, bundle, ...oursArgs(repository, push, sbom)], { cwd: s.prog, env: { ...s.oursEnv, KO_BENCH_RSS_FILE: rssFile } });
     const self = JSON.parse(await readFile(rssFile, 'utf8'));
     return { ms: r.ms, cpuMs: r.cpuMs, treeRssKiB: r.treeRssKiB, selfRssKiB: self.maxRssKiB, selfCpuMs: self.cpuMs, digest: JSON.parse(r.stdout).digest };
   };
@@ -329,6 +331,8 @@ function trials(s, host) {
   return {
     oursPush: (n) => ours(`${host}/ours-${n}/benchapp`, true),
     oursNoop: (n) => ours(`${host}/ours-${n}/benchapp`, true),
+    // The action's default: an SPDX SBOM per platform image, pushed as its referrer.
+    oursSbom: (n) => ours(`${host}/ours-sbom-${n}/benchapp`, true, cli, 'spdx'),
     basePush: (n) => ours(`${host}/baseline-${n}/benchapp`, true, join(BASELINE, 'cli/index.js')),
     baseNoop: (n) => ours(`${host}/baseline-${n}/benchapp`, true, join(BASELINE, 'cli/index.js')),
     oursAssemble: async () => {
@@ -444,7 +448,7 @@ async function main() {
 
     for (let n = 1; n <= RUNS; n++) {
       // Alternate the order so that neither tool always runs on a warmer (or busier) machine.
-      const push = ['oursPush', 'cranePush', 'skopeo', 'floor', 'layers', 'oursAssemble', ...(BASELINE ? ['basePush'] : [])];
+      const push = ['oursPush', 'cranePush', 'oursSbom', 'skopeo', 'floor', 'layers', 'oursAssemble', ...(BASELINE ? ['basePush'] : [])];
       const noop = ['oursNoop', 'craneNoop', ...(BASELINE ? ['baseNoop'] : [])];
       if (n % 2 === 0) {
         push.reverse();
@@ -452,10 +456,10 @@ async function main() {
       }
       const round = { n, load: loadavg()[0] };
       for (const k of [...push, ...noop]) round[k] = await t[k](n);
-      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)} | load ${round.load.toFixed(1)}`);
+      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} (with SBOMs ${ms(round.oursSbom.ms)}) crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)} | load ${round.load.toFixed(1)}`);
       results.rounds.push(round);
     }
-    const digests = new Set(results.rounds.flatMap((r) => [r.oursPush.digest, r.oursNoop.digest, r.oursAssemble.digest]));
+    const digests = new Set(results.rounds.flatMap((r) => [r.oursPush.digest, r.oursNoop.digest, r.oursAssemble.digest, r.oursSbom.digest]));
     if (digests.size !== 1 || !digests.has(s.meta.digest)) throw new Error(`ko-annotate's digest changed between runs: ${[...digests].join(', ')}`);
     const craneIndex = JSON.parse((await run(s.crane, ['manifest', '--insecure', `${host}/crane-1/benchapp:${s.meta.images[0].tags[0]}`], { env: s.baseEnv })).stdout);
 
@@ -478,7 +482,7 @@ function report(s, results, levels, start, craneIndex) {
   const pairs = (a, b, f = 'ms') => median(rounds.map((r) => r[a][f] / r[b][f]));
   const m = {
     oursPush: med('oursPush'), cranePush: med('cranePush'), skopeo: med('skopeo'), floor: med('floor'), layers: med('layers'),
-    oursAssemble: med('oursAssemble'), oursNoop: med('oursNoop'), craneNoop: med('craneNoop'),
+    oursAssemble: med('oursAssemble'), oursNoop: med('oursNoop'), craneNoop: med('craneNoop'), oursSbom: med('oursSbom'),
   };
   const cpu = Object.fromEntries(Object.keys(m).map((k) => [k, med(k, 'cpuMs')]));
   const selfRssMiB = Math.max(...rounds.map((r) => r.oursPush.selfRssKiB)) / 1024;
@@ -496,6 +500,7 @@ function report(s, results, levels, start, craneIndex) {
   const rows = [
     ['ours: assemble+push (CLI, 2 platforms)', m.oursPush, cpu.oursPush, ''],
     ['crane: append+mutate+index append+tag', m.cranePush, cpu.cranePush, `ours/crane ${ratio(m.oursPush, m.cranePush)} (paired ${pairs('oursPush', 'cranePush').toFixed(2)})`],
+    ['ours: assemble+push with SBOMs (the default)', m.oursSbom, cpu.oursSbom, `ours with/without SBOMs ${pairs('oursSbom', 'oursPush').toFixed(2)} (paired)`],
     ['skopeo copy of our OCI layout', m.skopeo, cpu.skopeo, `ours/skopeo ${ratio(m.oursPush, m.skopeo)}`],
     [`floor: tar | gzip -${s.gzipLevel} | sha256sum (both)`, m.floor, cpu.floor, ''],
     ['ours: writeLayer ×2, in-process', m.layers, cpu.layers, `ours/floor ${ratio(m.layers, m.floor)} (paired ${pairs('layers', 'floor').toFixed(2)})`],
