@@ -24,6 +24,17 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (ite
   return results;
 }
 
+/**
+ * Like Promise.all, but settles every promise before throwing the first failure (in their
+ * order, not in time): nothing is left running behind a caller that has failed, and no
+ * rejection goes unhandled.
+ */
+export async function allDone<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(ps);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 export const cpuCount = (): number => Math.max(1, availableParallelism());
 
 /** `1.3 MiB`: binary units, one decimal, for logs and the job summary. */

@@ -10,7 +10,7 @@ import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
 import type { Logger } from '../log.js';
 import type { PreviousLayers } from '../publish/previous.js';
 import { parseRepository } from '../registry/reference.js';
-import { cpuCount, formatBytes, mapLimit } from '../util.js';
+import { allDone, cpuCount, formatBytes, mapLimit } from '../util.js';
 import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
 import type { BuildInfo, GoPackage, GoToolchain } from './go.js';
 
@@ -222,13 +222,6 @@ async function layerFor(
     await uploading;
     throw err;
   }
-}
-
-/** Like Promise.all, but settles every promise before throwing the first failure (in order). */
-async function allDone<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
-  const settled = await Promise.allSettled(ps);
-  for (const r of settled) if (r.status === 'rejected') throw r.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** `<name>` of `/ko-app/<name>`: the import path's last element (SPEC §3.1). */
