@@ -33,6 +33,18 @@ async function setup() {
   return { fake, repo: registry.repository(REPO, { access: 'push' }) };
 }
 
+/** Wait, boundedly, until `cond` holds: a request sequence that never gets there fails the test. */
+async function until(cond: () => boolean, what: string) {
+  for (const end = Date.now() + 3000; !cond(); await new Promise((r) => setTimeout(r, 5))) {
+    if (Date.now() > end) throw new Error(`still not: ${what}`);
+  }
+}
+
+/** Where in `fake.requests` the blob was stored (the request naming `digest=`), or the manifest PUT. */
+const blobCommitted = (fake: FakeRegistry, digest: string) =>
+  fake.requests.findIndex((r) => r.path.includes('/blobs/uploads/') && new URL(r.path, fake.url).searchParams.get('digest') === digest);
+const manifestPut = (fake: FakeRegistry, ref: string) => fake.requests.findIndex((r) => r.method === 'PUT' && r.path === `/v2/${REPO}/manifests/${ref}`);
+
 const storedIndex = (fake: FakeRegistry): Index | undefined => {
   const digest = fake.tags.get(REPO)?.get(TAG);
   const m = digest ? fake.manifests.get(REPO)?.get(digest) : undefined;
@@ -47,6 +59,49 @@ describe('pushReferrer', () => {
     expect(fake.blobs.get(referrer.layer.descriptor.digest)?.equals(referrer.layer.bytes)).toBe(true);
     expect(fake.manifests.get(REPO)?.get(referrer.digest)?.bytes.equals(referrer.bytes)).toBe(true);
     expect(fake.seen('PUT', /\/manifests\//).map((r) => r.path)).toEqual([`/v2/${REPO}/manifests/${referrer.digest}`, `/v2/${REPO}/manifests/${TAG}`]);
+  });
+
+  it('checks and sends its two blobs at once, and PUTs the manifest only after both are stored', async () => {
+    const { fake, repo } = await setup();
+    const config = referrer.config.descriptor.digest;
+    const layer = referrer.layer.descriptor.digest;
+    // The empty config's HEAD gets its (true) answer only once the document is stored.
+    let answer!: () => void;
+    const held = new Promise<{ status: number }>((resolve) => (answer = () => resolve({ status: 404 })));
+    fake.inject({ method: 'HEAD', path: new RegExp(`/blobs/${config}$`), respond: () => held });
+    const pushing = pushReferrer(repo, referrer);
+    await until(() => fake.blobs.has(layer) && fake.seen('HEAD', /\/manifests\//).length > 0, 'the document stored and the manifest checked');
+    expect(fake.blobs.has(config)).toBe(false);
+    expect(manifestPut(fake, referrer.digest)).toBe(-1);
+    answer();
+    await expect(pushing).resolves.toEqual({ kind: 'tag', tag: TAG, added: true });
+    expect(manifestPut(fake, referrer.digest)).toBeGreaterThan(blobCommitted(fake, config));
+    expect(blobCommitted(fake, config)).toBeGreaterThan(blobCommitted(fake, layer));
+  });
+
+  it('sends its blobs while the subject is still going up, and its manifest only once the subject is there', async () => {
+    const { fake, repo } = await setup();
+    let publish!: () => void;
+    const subject = new Promise<void>((resolve) => (publish = resolve));
+    const pushing = pushReferrer(repo, referrer, { subject });
+    let done = false;
+    void pushing.then(() => (done = true), () => (done = true));
+    await until(() => fake.blobs.has(referrer.config.descriptor.digest) && fake.blobs.has(referrer.layer.descriptor.digest) && fake.seen('HEAD', /\/manifests\//).length > 0, 'both blobs stored and the manifest checked');
+    // Long enough for the PUT and the referrers tag's requests to have come if they did not wait.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(done).toBe(false);
+    expect(fake.seen('PUT', /\/manifests\//)).toEqual([]);
+    publish();
+    await expect(pushing).resolves.toEqual({ kind: 'tag', tag: TAG, added: true });
+    expect(fake.seen('PUT', /\/manifests\//).map((r) => r.path)).toEqual([`/v2/${REPO}/manifests/${referrer.digest}`, `/v2/${REPO}/manifests/${TAG}`]);
+  });
+
+  it('fails with the subject\'s failure, after its blobs are done, without PUTting its manifest', async () => {
+    const { fake, repo } = await setup();
+    const pushing = pushReferrer(repo, referrer, { subject: Promise.reject(new Error('the image did not go up')) });
+    await expect(pushing).rejects.toThrow('the image did not go up');
+    expect(fake.blobs.has(referrer.config.descriptor.digest) && fake.blobs.has(referrer.layer.descriptor.digest)).toBe(true);
+    expect(fake.seen('PUT', /\/manifests\//)).toEqual([]);
   });
 
   it('skips blobs the registry already has', async () => {

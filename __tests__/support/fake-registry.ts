@@ -23,7 +23,8 @@ export interface Injection {
   method?: string;
   path?: RegExp;
   times?: number;
-  respond: Canned | ((r: Recorded) => Canned);
+  /** A promised answer is sent when it settles: a test can hold one request while others go on. */
+  respond: Canned | ((r: Recorded) => Canned | Promise<Canned>);
   /**
    * Answer as soon as the request's headers are in, without reading its body, and close the
    * connection: what a proxy with a body size limit does (nginx's client_max_body_size → 413).
@@ -151,7 +152,7 @@ export class FakeRegistry {
       early.times = (early.times ?? 1) - 1;
       const rec: Recorded = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, bodyLength: -1 };
       this.requests.push(rec);
-      const canned = typeof early.respond === 'function' ? early.respond(rec) : early.respond;
+      const canned = typeof early.respond === 'function' ? await early.respond(rec) : early.respond;
       if (typeof canned === 'string') throw new Error('an early answer is a response');
       return send(res, canned.status, { ...canned.headers, Connection: 'close' }, canned.body ?? '');
     }
@@ -164,7 +165,7 @@ export class FakeRegistry {
     const inj = this.injections.find((i) => (i.times ?? 1) > 0 && (!i.method || i.method === rec.method) && (!i.path || i.path.test(rec.path)));
     if (inj) {
       inj.times = (inj.times ?? 1) - 1;
-      const canned = typeof inj.respond === 'function' ? inj.respond(rec) : inj.respond;
+      const canned = typeof inj.respond === 'function' ? await inj.respond(rec) : inj.respond;
       if (canned === 'reset') {
         req.socket.destroy();
         return;

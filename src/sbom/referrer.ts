@@ -10,6 +10,7 @@ import { formatPlatform } from '../oci/platform.js';
 import { isIndexMediaType, Key, Layout, MediaType, type Descriptor, type Index, type Manifest } from '../oci/spec.js';
 import type { Repository } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
+import { allDone } from '../util.js';
 import { spdxDocument } from './spdx.js';
 
 /** A blob held in memory: SBOMs and the empty config are small. */
@@ -79,23 +80,36 @@ export const referrersTag = (subjectDigest: string): string => `sha256-${digestH
 /** How the referrer was made findable: the registry's referrers API, or the fallback tag. */
 export type ReferrerVia = { kind: 'api' } | { kind: 'tag'; tag: string; added: boolean };
 
+/** What pushReferrer waits for, and how it sends a blob. */
+export interface PushReferrerOptions {
+  /** Settles once the subject is in the repository; the referrer manifest is PUT only after it. */
+  subject?: Promise<unknown>;
+  /** HEAD the blob and upload it if missing; publishSboms passes one that sends a shared blob once. */
+  putBlob?(blob: BytesBlob): Promise<void>;
+}
+
 /**
  * Push a referrer: its blobs (HEAD first, skipped if present), then its manifest by digest.
  * A registry with the referrers API indexes `subject` itself; one without it (distribution
  * 2.8, our test registry) gets the referrers tag schema: the `sha256-<hex>` tag holds an index
  * of the subject's referrers, to which ours is added once, so re-runs change nothing.
  */
-export async function pushReferrer(repo: Repository, r: Referrer): Promise<ReferrerVia> {
-  for (const blob of [r.config, r.layer]) {
-    const d = blob.descriptor;
-    if (!(await repo.hasBlob(d.digest))) await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
-  }
+export async function pushReferrer(repo: Repository, r: Referrer, o: PushReferrerOptions = {}): Promise<ReferrerVia> {
+  const putBlob = o.putBlob ?? ((blob: BytesBlob) => putBlobIfMissing(repo, blob));
+  // The blobs and the manifest's HEAD wait for nothing. The manifest's PUT waits for both blobs
+  // (registries refuse a manifest whose blobs are missing) and for its subject.
+  const [present] = await allDone([repo.headManifest(r.digest), putBlob(r.config), putBlob(r.layer), o.subject ?? Promise.resolve()]);
   let subjectHeader: string | null = null;
-  if (!(await repo.headManifest(r.digest))) subjectHeader = (await repo.pushManifest(r.digest, r.bytes, MediaType.OciManifest)).subject;
+  if (!present) subjectHeader = (await repo.pushManifest(r.digest, r.bytes, MediaType.OciManifest)).subject;
   // distribution spec: a registry that processed `subject` answers the PUT with OCI-Subject.
   if (subjectHeader === r.subject.digest) return { kind: 'api' };
   if (await repo.referrers(r.subject.digest)) return { kind: 'api' };
   return addToReferrersTag(repo, r);
+}
+
+async function putBlobIfMissing(repo: Repository, blob: BytesBlob): Promise<void> {
+  const d = blob.descriptor;
+  if (!(await repo.hasBlob(d.digest))) await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
 }
 
 /** Fetch the subject's referrers index by tag (404 → empty), add ours if absent, PUT it back. */
@@ -147,15 +161,18 @@ export interface SbomDeps {
  * SPEC §3.5 for one package: an SPDX document per platform image, each as a referrer of its
  * image, pushed when `push` and written into the layout when there is one. Returns the
  * referrer manifests' digests, one per platform in order.
+ *
+ * `published` settles once the package's images are published (registry and layout). The
+ * referrers' blobs need nothing from them and go up at once; each referrer manifest, and the
+ * layout's copies, wait for it.
  */
 export async function publishSboms(
   built: BuiltPackage,
   where: { push: boolean; layoutDir?: string },
   deps: SbomDeps,
+  published: Promise<unknown> = Promise.resolve(),
 ): Promise<{ platform: string; digest: string }[]> {
-  const repo = where.push ? deps.repository(built.plan.repository) : undefined;
-  const out: { platform: string; digest: string }[] = [];
-  for (const p of built.platforms) {
+  const made = built.platforms.map((p) => {
     const platform = formatPlatform(p.platform);
     const annotations = p.image.manifest.annotations ?? {};
     // The image's own created time (SPEC §3.2), so the SBOM is as reproducible as the image.
@@ -169,17 +186,29 @@ export async function publishSboms(
       created,
       tool: toolName(annotations[Key.Builder]),
     });
-    const r = sbomReferrer({ subject: descriptorOf(p.image), sbom: doc.bytes, created });
-    let how = 'not pushed';
-    if (repo) {
-      const via = await pushReferrer(repo, r);
-      how = via.kind === 'api' ? 'via the referrers API' : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
-    }
-    if (where.layoutDir) await writeReferrerBlobs(where.layoutDir, r);
-    deps.logger.info(
-      `SBOM ${platform}: SPDX 2.3, ${doc.document.packages.length} packages, ${built.plan.repository}@${r.digest} refers to ${p.image.digest} (${how})`,
-    );
-    out.push({ platform, digest: r.digest });
+    return { platform, image: p.image.digest, packages: doc.document.packages.length, r: sbomReferrer({ subject: descriptorOf(p.image), sbom: doc.bytes, created }) };
+  });
+  let vias: ReferrerVia[] | undefined;
+  if (where.push) {
+    const repo = deps.repository(built.plan.repository);
+    // Every platform's referrer at once; the blob they all share (the empty config) goes up once.
+    const blobs = new Map<string, Promise<void>>();
+    const putBlob = (blob: BytesBlob) => {
+      const d = blob.descriptor.digest;
+      if (!blobs.has(d)) blobs.set(d, putBlobIfMissing(repo, blob));
+      return blobs.get(d)!;
+    };
+    vias = await allDone(made.map((m) => pushReferrer(repo, m.r, { subject: published, putBlob })));
+  }
+  await published;
+  const out: { platform: string; digest: string }[] = [];
+  for (const [i, m] of made.entries()) {
+    // One platform at a time: the referrers share the empty config's file.
+    if (where.layoutDir) await writeReferrerBlobs(where.layoutDir, m.r);
+    const via = vias?.[i];
+    const how = !via ? 'not pushed' : via.kind === 'api' ? 'via the referrers API' : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
+    deps.logger.info(`SBOM ${m.platform}: SPDX 2.3, ${m.packages} packages, ${built.plan.repository}@${m.r.digest} refers to ${m.image} (${how})`);
+    out.push({ platform: m.platform, digest: m.r.digest });
   }
   return out;
 }
