@@ -16,6 +16,7 @@ import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
 import type { PreviousLayers } from './publish/previous.js';
 import type { Publisher } from './publish/publisher.js';
+import { allDone } from './util.js';
 
 /** The settings .ko.yaml and KO_* environment variables contribute (SPEC §1, ko's config). */
 export interface KoSettings {
@@ -81,10 +82,11 @@ export interface EngineDeps {
   /**
    * SPEC §3.5: make one SPDX document per platform image of `built` and, when `push`, publish
    * each as a referrer of its image in `built.plan.repository` (and into `layoutDir` when set).
-   * Returns one `{ platform, digest }` per platform image, in order. Called after the package's
-   * content is published and before any tag is written.
+   * Returns one `{ platform, digest }` per platform image, in order. Called as the package's
+   * content starts going up, with `published`, which settles once it is all there: a referrer
+   * manifest must wait for it (its subject must exist), its blobs need not. Before any tag.
    */
-  sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }): Promise<{ platform: string; digest: string }[]>;
+  sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }, published: Promise<void>): Promise<{ platform: string; digest: string }[]>;
   /**
    * The layers `repository` holds under `tags` now, from images this builder made (see
    * publish/previous.ts). Read while Go builds, outside the publish phase and its deadline;
@@ -161,9 +163,14 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     for (const [i, b] of built.entries()) {
       if (!req.push && !layout && !(req.inputs.sbom === 'spdx' && deps.sboms)) continue;
       await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
-        if (req.push) await targets[i].putContent(b.artifact);
-        if (layout) await layout.putContent(b.artifact);
-        if (req.inputs.sbom === 'spdx' && deps.sboms) sboms[i] = await deps.sboms(b, { push: req.push, layoutDir: layout?.dir });
+        const published = (async () => {
+          if (req.push) await targets[i].putContent(b.artifact);
+          if (layout) await layout.putContent(b.artifact);
+        })();
+        // The SBOMs' blobs go up alongside the images; their manifests wait for `published`.
+        const sbom = req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir }, published) : Promise.resolve(undefined);
+        // Both finish before a failure of either fails the run: nothing is left reading workDir.
+        [, sboms[i]] = await allDone([published, sbom]);
       });
     }
     const tags = await listing();

@@ -90,14 +90,19 @@ export function realDeps(o: WiringOptions): EngineDeps {
     },
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // SPEC §3.5: referrers go to the same publish-side registry client as the image.
-    sboms: (built, where) =>
-      publishSboms(built, where, {
-        logger: o.logger,
-        repository: (name) => {
-          const r = parseRepository(name);
-          return publishRegistry(r.registry).repository(r.repository, { access: 'push' });
+    sboms: (built, where, published) =>
+      publishSboms(
+        built,
+        where,
+        {
+          logger: o.logger,
+          repository: (name) => {
+            const r = parseRepository(name);
+            return publishRegistry(r.registry).repository(r.repository, { access: 'push' });
+          },
         },
-      }),
+        published,
+      ),
   };
 }
 
