@@ -146,6 +146,20 @@ describe('RegistryPublisher.putContent', () => {
     await expect(publisher.putTags(index, ['-bad'])).rejects.toThrow('"-bad" is not a valid tag');
   });
 
+  it('leaves a tag that already names the artifact as it is, and writes one that names something else', async () => {
+    const fake = await start();
+    const { registry, logger } = registryFor(fake);
+    const { index } = await multiPlatform();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
+    await publisher.putContent(index);
+    const before = fake.requests.length;
+    const other = `sha256:${'0'.repeat(64)}`;
+    await publisher.putTags(index, ['1.2.3', 'latest', 'main'], new Map([['1.2.3', index.digest], ['latest', other]]));
+    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.path}`).sort()).toEqual(['PUT /v2/o/app/manifests/latest', 'PUT /v2/o/app/manifests/main']);
+    expect(publisher.counters).toMatchObject({ tagsWritten: 2, tagsUnchanged: 1 });
+    expect(logger.lines).toContain(`${fake.host}/o/app:1.2.3 already names ${index.digest}`);
+  });
+
   it('uploads nothing the second time', async () => {
     const fake = await start();
     const { registry } = registryFor(fake);

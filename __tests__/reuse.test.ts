@@ -14,7 +14,7 @@ import { fromBuffer, reusedLayer, tarDigest, writeLayer, type TarEntry } from '.
 import { LayoutSource } from '../src/oci/layout.js';
 import { MediaType } from '../src/oci/spec.js';
 import { readAll } from '../src/oci/store.js';
-import { previousLayers } from '../src/publish/previous.js';
+import { previousImages } from '../src/publish/previous.js';
 import type { RegistryPublisher } from '../src/publish/registry.js';
 import { realDeps } from '../src/wiring.js';
 import { exampleRequest, layoutOnlyDeps, PROVENANCE } from './support/engine.js';
@@ -76,7 +76,7 @@ describe('layers', () => {
   });
 });
 
-describe('previousLayers', () => {
+describe('previousImages', () => {
   let layout: string;
   let result: RunResult;
   beforeAll(async () => {
@@ -84,8 +84,9 @@ describe('previousLayers', () => {
     result = await runEngine(exampleRequest({ ...RAW, 'oci-layout-path': layout }), layoutOnlyDeps());
   }, 240_000);
 
-  it('maps every layer of every platform image a tag names, by diff ID, for the same builder', async () => {
-    const found = await previousLayers(new LayoutSource(layout), ['1.2.3'], PROVENANCE.builder);
+  it('maps every layer of every platform image a tag names, by diff ID, for the same builder, and says what each tag names', async () => {
+    const { layers: found, tags } = await previousImages(new LayoutSource(layout), ['1.2.3', 'nope'], PROVENANCE.builder);
+    expect(tags).toEqual(new Map([['1.2.3', result.packages[0].digest]]));
     const images = imagesOf(result.packages[0].artifact);
     const layers = images.flatMap((i) => i.layers);
     expect(layers.length).toBe(4); // kodata and the binary, for two platforms
@@ -93,9 +94,13 @@ describe('previousLayers', () => {
     for (const l of layers) expect(found.get(l.diffId)).toEqual({ mediaType: l.mediaType, digest: l.digest, size: l.size });
   });
 
-  it('ignores images another builder (or version) made, and tags that are not there', async () => {
-    expect((await previousLayers(new LayoutSource(layout), ['1.2.3'], 'ko-annotate/0.0.1')).size).toBe(0);
-    expect((await previousLayers(new LayoutSource(layout), ['nope'], PROVENANCE.builder)).size).toBe(0);
+  it("ignores the layers of images another builder (or version) made, but not what their tags name; and tags that are not there", async () => {
+    const other = await previousImages(new LayoutSource(layout), ['1.2.3'], 'ko-annotate/0.0.1');
+    expect(other.layers.size).toBe(0);
+    expect(other.tags).toEqual(new Map([['1.2.3', result.packages[0].digest]]));
+    const none = await previousImages(new LayoutSource(layout), ['nope'], PROVENANCE.builder);
+    expect(none.layers.size).toBe(0);
+    expect(none.tags.size).toBe(0);
   });
 });
 
@@ -139,7 +144,8 @@ describe('a re-run against a real registry', () => {
     const second = await push(repo);
     expect(second.result.packages[0].digest).toBe(first.result.packages[0].digest);
     expect(reusedLines(second.logger)).toHaveLength(2);
-    expect(second.counters).toMatchObject({ blobsUploaded: 0, manifestsPushed: 0, manifestsSkipped: 1 });
+    expect(second.counters).toMatchObject({ blobsUploaded: 0, manifestsPushed: 0, manifestsSkipped: 1, tagsWritten: 0, tagsUnchanged: 1 });
+    expect(second.logger.lines).toContain(`${repo}:1.2.3 already names ${first.result.packages[0].digest}`);
   }, 240_000);
 
   it('uploads when publishing what could not go up while it was written', async () => {
@@ -246,5 +252,7 @@ describe('the end of a push, request by request', () => {
     const again = fake.requests.slice(before).map(rel);
     expect(again.filter((r) => r.startsWith('HEAD '))).toEqual([`HEAD manifests/${digest}`]);
     expect(again.filter((r) => r.startsWith('POST ') || r.startsWith('PATCH '))).toEqual([]);
+    // Nor a tag: 1.2.3 already names the index (read back while Go built).
+    expect(again.filter((r) => r.startsWith('PUT '))).toEqual([]);
   }, 240_000);
 });

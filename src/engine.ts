@@ -14,7 +14,7 @@ import { formatPlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
-import type { PreviousLayers } from './publish/previous.js';
+import type { PreviousImages } from './publish/previous.js';
 import type { Publisher } from './publish/publisher.js';
 import { allDone } from './util.js';
 
@@ -88,11 +88,12 @@ export interface EngineDeps {
    */
   sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }, published: Promise<void>): Promise<{ platform: string; digest: string }[]>;
   /**
-   * The layers `repository` holds under `tags` now, from images this builder made (see
-   * publish/previous.ts). Read while Go builds, outside the publish phase and its deadline;
-   * a failure only means every layer is compressed.
+   * What `repository` holds under `tags` now: the digests they name, and the layers of the
+   * images this builder made (see publish/previous.ts). Read while Go builds, outside the
+   * publish phase and its deadline; a failure only means every layer is compressed and every
+   * tag written.
    */
-  previousLayers?(repository: string, tags: readonly string[], builder: string): Promise<PreviousLayers>;
+  previousImages?(repository: string, tags: readonly string[], builder: string): Promise<PreviousImages>;
   /**
    * Upload a blob to `repository` while it is being made (Repository.uploadWhileWritten), during
    * the builds: one attempt, outside the publish phase and its deadline; what fails here is
@@ -140,12 +141,13 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     if (req.push) setImmediate(warmHttpClient);
     const plans = await planning;
     // A re-run names the layers it would write byte for byte the same by what the repository
-    // holds, read (pull access only) while Go builds, so that a layer seldom waits for it. Not
-    // with an OCI layout to write, which needs every layer's bytes.
+    // holds, read (pull access only) while Go builds, so that a layer seldom waits for it, and
+    // leaves a tag that already names its artifact as it is. Not with an OCI layout to write,
+    // which needs every layer's bytes.
     const previous =
-      req.push && !req.inputs.ociLayoutPath && deps.previousLayers
+      req.push && !req.inputs.ociLayoutPath && deps.previousImages
         ? plans.map((p) =>
-            within(PREVIOUS_LAYERS_MS, deps.previousLayers!(p.repository, req.tagsFor(undefined), req.provenance.builder)).catch((err: Error) => {
+            within(PREVIOUS_LAYERS_MS, deps.previousImages!(p.repository, req.tagsFor(undefined), req.provenance.builder)).catch((err: Error) => {
               deps.logger.debug(`not reusing layers from ${p.repository}: ${err.message}`);
               return undefined;
             }),
@@ -175,7 +177,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     }
     const tags = await listing();
     for (const [i, b] of built.entries()) {
-      if (req.push) await targets[i].putTags(b.artifact, tags[i]);
+      if (req.push) await targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags);
       if (layout) await layout.putTags(b.artifact, tags[i]);
     }
     return {

@@ -4,7 +4,7 @@ import { kodataEntries } from './build/kodata.js';
 import type { EngineDeps } from './engine.js';
 import type { Logger } from './log.js';
 import { LayoutSource } from './oci/layout.js';
-import { previousLayers } from './publish/previous.js';
+import { previousImages } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
 import { Registry, type RegistryOptions, type TokenRefusals } from './registry/client.js';
 import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
@@ -79,10 +79,10 @@ export function realDeps(o: WiringOptions): EngineDeps {
     },
     // Both run while Go builds, so not on the publish clients (their deadline has not started),
     // and without retries: what fails here is done (compressed, uploaded) the usual way.
-    previousLayers: (repository, tags, builder) => {
+    previousImages: (repository, tags, builder) => {
       const r = parseRepository(repository);
       // Pull access: this runs while Go builds, and a failed build must not have asked to push.
-      return previousLayers(buildPhase(r.registry).repository(r.repository), tags, builder);
+      return previousImages(buildPhase(r.registry).repository(r.repository), tags, builder);
     },
     uploadWhileWritten: (repository, bytes, digest) => {
       const r = parseRepository(repository);

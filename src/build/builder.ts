@@ -8,7 +8,7 @@ import { READ_CHUNK, reusedLayer, tarDigest, writeLayer, type Layer, type TarEnt
 import { formatPlatform, goEnv } from '../oci/platform.js';
 import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
 import type { Logger } from '../log.js';
-import type { PreviousLayers } from '../publish/previous.js';
+import type { PreviousImages } from '../publish/previous.js';
 import { parseRepository } from '../registry/reference.js';
 import { allDone, cpuCount, formatBytes, mapLimit } from '../util.js';
 import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
@@ -61,7 +61,7 @@ export interface BuilderDeps {
    * Per plan, the layers its repository already holds (see publish/previous.ts): a layer whose
    * diff ID is there is named by that descriptor instead of being compressed again.
    */
-  previous?: readonly (Promise<PreviousLayers | undefined> | undefined)[];
+  previous?: readonly (Promise<PreviousImages | undefined> | undefined)[];
   /**
    * Upload a layer to a plan's repository while it is compressed (see Repository.uploadWhileWritten):
    * given the compressed bytes as they are made and, once they are all made, their digest. A
@@ -191,7 +191,7 @@ async function layerFor(
   /** The repository to upload it to as it is written; none: publishing uploads it. */
   uploadTo?: string,
 ): Promise<Layer & { reused?: boolean }> {
-  const known = await deps.previous?.[pi];
+  const known = (await deps.previous?.[pi])?.layers;
   if (known?.size) {
     const diffId = await tarDigest(entries);
     const d = known.get(diffId);

@@ -9,20 +9,30 @@ import { readAll, type ContentSource } from '../oci/store.js';
  */
 export type PreviousLayers = ReadonlyMap<string, Descriptor>;
 
+/** What a repository's tags named when they were read back: the layers, and each tag's digest. */
+export interface PreviousImages {
+  layers: PreviousLayers;
+  /** Tag → the digest of the manifest or index it named (whoever made it). */
+  tags: ReadonlyMap<string, string>;
+}
+
 /** At most this many of the run's tags are read back; the first ones are the most specific. */
 const MAX_TAGS = 4;
 
 /**
- * Read the images that `tags` name in `source` now and collect their layers, but only from
- * images whose config says the same builder (`builder`, i.e. this ko-annotate version, whose
- * tar and gzip settings are fixed) made them: a layer another tool or version compressed has
- * the same diff ID but other bytes, and reusing it would make the result depend on what the
- * registry held. A tag that is missing or unreadable is skipped.
+ * Read the images that `tags` name in `source` now: which digest each tag names, and their
+ * layers, but only from images whose config says the same builder (`builder`, i.e. this
+ * ko-annotate version, whose tar and gzip settings are fixed) made them: a layer another tool
+ * or version compressed has the same diff ID but other bytes, and reusing it would make the
+ * result depend on what the registry held. A tag that is missing or unreadable is skipped.
  */
-export async function previousLayers(source: ContentSource, tags: readonly string[], builder: string): Promise<PreviousLayers> {
+export async function previousImages(source: ContentSource, tags: readonly string[], builder: string): Promise<PreviousImages> {
   const found = new Map<string, Descriptor>();
   const seen = new Set<string>();
-  const tops = await Promise.all(tags.slice(0, MAX_TAGS).map((t) => source.getManifest(t).catch(() => undefined)));
+  const read = tags.slice(0, MAX_TAGS);
+  const tops = await Promise.all(read.map((t) => source.getManifest(t).catch(() => undefined)));
+  const tagged = new Map<string, string>();
+  tops.forEach((top, i) => top && tagged.set(read[i], top.digest));
   const manifests: Promise<void>[] = [];
   const visit = (bytes: Buffer, mediaType: string) => {
     const digest = sha256(bytes);
@@ -46,7 +56,7 @@ export async function previousLayers(source: ContentSource, tags: readonly strin
   for (const top of tops) if (top) visit(top.bytes, top.mediaType);
   // `visit` adds the platform manifests' reads while the index reads settle.
   for (let i = 0; i < manifests.length; i++) await manifests[i];
-  return found;
+  return { layers: found, tags: tagged };
 }
 
 async function collect(source: ContentSource, manifest: Manifest, builder: string, into: Map<string, Descriptor>): Promise<void> {

@@ -11,6 +11,10 @@ export interface Publisher {
   readonly name: string;
   /** Write every blob, then every platform manifest, then the index, all by digest. */
   putContent(artifact: Artifact): Promise<void>;
-  /** Point each tag at the artifact. Called only after putContent succeeded for every package. */
-  putTags(artifact: Artifact, tags: readonly string[]): Promise<void>;
+  /**
+   * Point each tag at the artifact. Called only after putContent succeeded for every package.
+   * `named`: what tags were seen to name earlier in the run; one that names the artifact
+   * already is left as it is.
+   */
+  putTags(artifact: Artifact, tags: readonly string[], named?: ReadonlyMap<string, string>): Promise<void>;
 }

@@ -31,6 +31,9 @@ export interface PublishCounters {
   bytesUploaded: number;
   manifestsPushed: number;
   manifestsSkipped: number;
+  tagsWritten: number;
+  /** Tags left as they were: they already named the artifact (putTags' `named`). */
+  tagsUnchanged: number;
 }
 
 interface Blob {
@@ -77,7 +80,7 @@ const shortDigest = (digest: string) => digest.slice('sha256:'.length, 'sha256:'
  */
 export class RegistryPublisher implements Publisher {
   readonly name: string;
-  readonly counters: PublishCounters = { blobsUploaded: 0, blobsMounted: 0, blobsSkipped: 0, blobsUploadedInBuild: 0, bytesUploaded: 0, manifestsPushed: 0, manifestsSkipped: 0 };
+  readonly counters: PublishCounters = { blobsUploaded: 0, blobsMounted: 0, blobsSkipped: 0, blobsUploadedInBuild: 0, bytesUploaded: 0, manifestsPushed: 0, manifestsSkipped: 0, tagsWritten: 0, tagsUnchanged: 0 };
   private readonly repo: Repository;
   private readonly logger: Logger;
   private readonly concurrency: number;
@@ -157,13 +160,22 @@ export class RegistryPublisher implements Publisher {
     await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
   }
 
-  async putTags(artifact: Artifact, tags: readonly string[]): Promise<void> {
+  async putTags(artifact: Artifact, tags: readonly string[], named?: ReadonlyMap<string, string>): Promise<void> {
     for (const tag of tags) if (!isValidTag(tag)) throw new Error(`cannot tag ${this.name}: ${JSON.stringify(tag)} is not a valid tag`);
+    // A re-run pushes nothing new (SPEC §5): a tag read back naming this artifact stays.
+    const unchanged = tags.filter((tag) => named?.get(tag) === artifact.digest);
+    for (const tag of unchanged) this.logger.info(`${this.name}:${tag} already names ${artifact.digest}`);
+    this.counters.tagsUnchanged += unchanged.length;
     // The content is all there; the names can go up together.
-    await mapLimit(tags, this.concurrency, async (tag) => {
-      await this.repo.putManifest(tag, artifact.bytes, artifact.mediaType);
-      this.logger.info(`tagged ${this.name}:${tag} → ${artifact.digest}`);
-    });
+    await mapLimit(
+      tags.filter((tag) => !unchanged.includes(tag)),
+      this.concurrency,
+      async (tag) => {
+        await this.repo.putManifest(tag, artifact.bytes, artifact.mediaType);
+        this.counters.tagsWritten++;
+        this.logger.info(`tagged ${this.name}:${tag} → ${artifact.digest}`);
+      },
+    );
   }
 
   listTags(): Promise<string[]> {
