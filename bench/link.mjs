@@ -1,8 +1,10 @@
 // A TCP forwarder that makes a registry on 127.0.0.1 look like one across a network link: every
 // byte in either direction waits for its share of `mbit` megabits per second (one shared budget
-// per direction, as one uplink is shared by concurrent uploads) and each connection's first
-// byte waits `rttMs` (the round trip a new connection costs). Used by bench/run.mjs when
-// BENCH_LINK_MBIT is set, to compare tools when the upload, not the CPU, is the slow part.
+// per direction, as one uplink is shared by concurrent uploads) and then arrives half a round
+// trip (`rttMs` / 2) later, so that every request and its answer cost a round trip as they do
+// on a real network; a new connection's first byte also waits `rttMs` (its handshake). Used by
+// bench/run.mjs when BENCH_LINK_MBIT is set, to compare tools when the network, not the CPU,
+// is the slow part, as it is from a runner to GHCR.
 import { connect, createServer } from 'node:net';
 
 /** Start the link in front of `target` (`host:port`); resolves { host, close }. */
@@ -14,27 +16,27 @@ export async function startLink(target, { mbit, rttMs = 0 }) {
   const down = budget();
   const sockets = new Set();
 
-  /** Forward `from` → `to`, each chunk released when the direction's link has carried the ones before it. */
+  /**
+   * Forward `from` → `to`: the sender waits while the direction's link carries each chunk (after
+   * the ones before it), and the chunk arrives half a round trip after it was carried. Arrival
+   * times only grow, so chunks arrive in order.
+   */
   const pace = (from, to, dir) => {
-    let queue = Promise.resolve();
+    let last = Promise.resolve();
     from.on('data', (chunk) => {
       from.pause();
       const now = performance.now();
-      const start = Math.max(now, dir.freeAt);
-      dir.freeAt = start + chunk.length / bytesPerMs;
-      const wait = dir.freeAt - now;
-      queue = queue.then(
-        () =>
-          new Promise((resolve) =>
-            setTimeout(() => {
-              if (!to.destroyed) to.write(chunk);
-              from.resume();
-              resolve();
-            }, wait),
-          ),
+      dir.freeAt = Math.max(now, dir.freeAt) + chunk.length / bytesPerMs;
+      const sent = dir.freeAt - now;
+      setTimeout(() => from.resume(), sent);
+      last = new Promise((resolve) =>
+        setTimeout(() => {
+          if (!to.destroyed) to.write(chunk);
+          resolve();
+        }, sent + rttMs / 2),
       );
     });
-    from.on('end', () => void queue.then(() => to.end()));
+    from.on('end', () => void last.then(() => to.end()));
     from.on('error', () => to.destroy());
   };
 

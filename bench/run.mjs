@@ -30,7 +30,7 @@
 // from BENCH_NODE or `npx -y node@24`; start-up is also timed under the Node running the bench.
 //
 // Environment: BENCH_LINK_MBIT / BENCH_LINK_RTT_MS (put the registry behind a link of that many
-// Mbit/s each way and that round trip per connection, default 20 ms: bench/link.mjs), BENCH_RUNS (paired runs, default 5), BENCH_LEVEL_REPS (gzip level study reps,
+// Mbit/s each way and that round trip, default 20 ms, paid by every request and once more by a new connection: bench/link.mjs), BENCH_RUNS (paired runs, default 5), BENCH_LEVEL_REPS (gzip level study reps,
 // default 3; 0 skips it), BENCH_DIST (the bundles to measure, default dist), BENCH_BASELINE_DIST
 // (another ncc output, e.g. of an older commit, timed in the same rounds for a before/after). Writes .tmp/bench.json. Every process it starts is stopped before it
 // exits; every loop is bounded.
@@ -57,7 +57,7 @@ const DIST = resolve(root, process.env.BENCH_DIST ?? 'dist');
 const BASELINE = process.env.BENCH_BASELINE_DIST ? resolve(root, process.env.BENCH_BASELINE_DIST) : undefined;
 const CHILD_TIMEOUT_MS = 10 * 60_000;
 // Optionally a slower link to the registry (bench/link.mjs): megabits per second each way, and
-// a round trip per new connection. Unset: the registry is reached directly on loopback.
+// a round trip (every request pays it). Unset: the registry is reached directly on loopback.
 const LINK_MBIT = process.env.BENCH_LINK_MBIT ? bounded(process.env.BENCH_LINK_MBIT, 0, 1, 100_000) : undefined;
 const LINK_RTT_MS = bounded(process.env.BENCH_LINK_RTT_MS, 20, 0, 1000);
 
@@ -433,7 +433,7 @@ async function main() {
   const registryDir = await mkdtemp(join(tmp, 'registry-'));
   const registry = await startRegistry(registryDir);
   const link = LINK_MBIT ? await startLink(registry.host, { mbit: LINK_MBIT, rttMs: LINK_RTT_MS }) : undefined;
-  if (link) say(`the registry is behind a ${LINK_MBIT} Mbit/s link with ${LINK_RTT_MS} ms per new connection (skopeo's own registries are not)`);
+  if (link) say(`the registry is behind a ${LINK_MBIT} Mbit/s link with a ${LINK_RTT_MS} ms round trip (skopeo's own registries are not)`);
   const results = { rounds: [] };
   try {
     const host = link?.host ?? registry.host;
@@ -526,7 +526,7 @@ function report(s, results, levels, start, craneIndex) {
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   const out = [];
-  if (LINK_MBIT) out.push(`\nregistry behind a ${LINK_MBIT} Mbit/s link, ${LINK_RTT_MS} ms per new connection (bench/link.mjs)`);
+  if (LINK_MBIT) out.push(`\nregistry behind a ${LINK_MBIT} Mbit/s link, ${LINK_RTT_MS} ms round trip (bench/link.mjs)`);
   out.push(`\nko-annotate bench: ${RUNS} paired runs, medians; ko-annotate under Node ${start.node}; ${cpus().length} CPUs; load avg at start of rounds ${rounds.map((r) => r.load.toFixed(1)).join(', ')}`);
   out.push(`binaries: ${Object.entries(s.goBuild).map(([a, g]) => `${a} ${(g.bytes / 1e6).toFixed(1)} MB (go build ${ms(g.ms)})`).join(', ')}; layers ${rounds[0].layers.sizes.map((x) => `${(x / 1e6).toFixed(1)} MB`).join(', ')} at gzip level ${s.gzipLevel}`);
   out.push('');
