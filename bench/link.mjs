@@ -18,25 +18,33 @@ export async function startLink(target, { mbit, rttMs = 0 }) {
 
   /**
    * Forward `from` → `to`: the sender waits while the direction's link carries each chunk (after
-   * the ones before it), and the chunk arrives half a round trip after it was carried. Arrival
-   * times only grow, so chunks arrive in order.
+   * the ones before it), and the chunk arrives half a round trip after it was carried, in order.
    */
   const pace = (from, to, dir) => {
-    let last = Promise.resolve();
+    const inFlight = []; // { chunk, at }, in the order sent; `at` only grows
+    let timer;
+    let ended = false;
+    const deliver = () => {
+      timer = undefined;
+      while (inFlight.length && inFlight[0].at <= performance.now()) {
+        const { chunk } = inFlight.shift();
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (inFlight.length) timer = setTimeout(deliver, Math.max(0, inFlight[0].at - performance.now()));
+      else if (ended) to.end();
+    };
     from.on('data', (chunk) => {
       from.pause();
       const now = performance.now();
       dir.freeAt = Math.max(now, dir.freeAt) + chunk.length / bytesPerMs;
-      const sent = dir.freeAt - now;
-      setTimeout(() => from.resume(), sent);
-      last = new Promise((resolve) =>
-        setTimeout(() => {
-          if (!to.destroyed) to.write(chunk);
-          resolve();
-        }, sent + rttMs / 2),
-      );
+      setTimeout(() => from.resume(), dir.freeAt - now);
+      inFlight.push({ chunk, at: dir.freeAt + rttMs / 2 });
+      timer ??= setTimeout(deliver, inFlight[0].at - now);
     });
-    from.on('end', () => void last.then(() => to.end()));
+    from.on('end', () => {
+      ended = true;
+      if (!inFlight.length && !timer) to.end();
+    });
     from.on('error', () => to.destroy());
   };
 
