@@ -124,9 +124,30 @@ describe('pushReferrer', () => {
     const { fake, repo } = await setup();
     const listed: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [referrer.entry] };
     fake.inject({ method: 'GET', path: /\/referrers\//, respond: { status: 200, headers: { 'Content-Type': MediaType.OciIndex }, body: JSON.stringify(listed) } });
+    // The fallback tag is read alongside (it holds an HTML page here), but neither used nor written.
+    fake.addManifest(REPO, Buffer.from('<html></html>'), 'text/html', TAG);
     await expect(pushReferrer(repo, referrer)).resolves.toEqual({ kind: 'api' });
     expect(fake.seen('GET', /\/referrers\//).map((r) => r.path)).toEqual([`/v2/${REPO}/referrers/${SUBJECT.digest}`]);
-    expect(fake.seen(undefined, new RegExp(TAG))).toEqual([]);
+    expect(fake.seen(undefined, new RegExp(TAG)).map((r) => r.method)).toEqual(['GET']);
+  });
+
+  it('asks the referrers API and reads the fallback tag in the same round trip', async () => {
+    const { fake, repo } = await setup();
+    // The API's answer is held until the tag's read has arrived (or 2 s have passed).
+    let tagReadFirst = false;
+    fake.inject({
+      method: 'GET',
+      path: /\/referrers\//,
+      respond: async () => {
+        for (let waited = 0; waited < 2000 && !tagReadFirst; waited += 10) {
+          tagReadFirst = fake.seen('GET', new RegExp(TAG)).length > 0;
+          if (!tagReadFirst) await new Promise((r) => setTimeout(r, 10));
+        }
+        return { status: 404 };
+      },
+    });
+    await expect(pushReferrer(repo, referrer)).resolves.toEqual({ kind: 'tag', tag: TAG, added: true });
+    expect(tagReadFirst).toBe(true);
   });
 
   it('falls back to the tag schema when /referrers/ is 404, and a second push changes nothing', async () => {

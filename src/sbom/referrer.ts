@@ -103,8 +103,17 @@ export async function pushReferrer(repo: Repository, r: Referrer, o: PushReferre
   if (!present) subjectHeader = (await repo.pushManifest(r.digest, r.bytes, MediaType.OciManifest)).subject;
   // distribution spec: a registry that processed `subject` answers the PUT with OCI-Subject.
   if (subjectHeader === r.subject.digest) return { kind: 'api' };
+  // Otherwise ask the referrers API and read the fallback tag at once, one round trip instead of
+  // two (GHCR has no referrers API); the tag is used only when the API is missing.
+  const tag = referrersTag(r.subject.digest);
+  const current = readReferrersTag(repo, tag, r.subject.digest).then(
+    (index) => ({ index }),
+    (error: unknown) => ({ error }),
+  );
   if (await repo.referrers(r.subject.digest)) return { kind: 'api' };
-  return addToReferrersTag(repo, r);
+  const read = await current;
+  if ('error' in read) throw read.error;
+  return addToReferrersTag(repo, r, tag, read.index);
 }
 
 async function putBlobIfMissing(repo: Repository, blob: BytesBlob): Promise<void> {
@@ -112,20 +121,23 @@ async function putBlobIfMissing(repo: Repository, blob: BytesBlob): Promise<void
   if (!(await repo.hasBlob(d.digest))) await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
 }
 
-/** Fetch the subject's referrers index by tag (404 → empty), add ours if absent, PUT it back. */
-async function addToReferrersTag(repo: Repository, r: Referrer): Promise<ReferrerVia> {
-  const tag = referrersTag(r.subject.digest);
-  let index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+/** The subject's referrers index under the tag schema's `tag`; empty when the tag is not there (404). */
+async function readReferrersTag(repo: Repository, tag: string, subject: string): Promise<Index> {
   try {
     const raw = await repo.getManifest(tag);
     const doc = JSON.parse(raw.bytes.toString('utf8')) as Index;
     if (!isIndexMediaType(raw.mediaType) || !Array.isArray(doc.manifests)) {
-      throw new Error(`${repo.name}:${tag} should hold the referrers of ${r.subject.digest} but is not an image index`);
+      throw new Error(`${repo.name}:${tag} should hold the referrers of ${subject} but is not an image index`);
     }
-    index = doc;
+    return doc;
   } catch (err) {
     if (!(err instanceof RegistryError && err.status === 404)) throw err;
+    return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
   }
+}
+
+/** Add ours to the subject's referrers `index` (read from `tag`) if it is not there, and PUT it back. */
+async function addToReferrersTag(repo: Repository, r: Referrer, tag: string, index: Index): Promise<ReferrerVia> {
   if (index.manifests.some((d) => d.digest === r.digest)) return { kind: 'tag', tag, added: false };
   // Other tools' referrers stay as they are; ours is appended. Two writers at the same moment
   // could each drop the other's entry; the spec accepts that race for the tag schema.
