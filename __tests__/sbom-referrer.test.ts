@@ -162,6 +162,22 @@ describe('pushReferrer', () => {
     expect(storedIndex(fake)?.manifests).toHaveLength(1);
   });
 
+  it.each([
+    ['an index', MediaType.OciIndex, '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:' + 'a'.repeat(64) + '","size":9}]}'],
+    ['a manifest', MediaType.OciManifest, SUBJECT_BYTES.toString()],
+  ])('pushes the referrer but leaves the tag alone where the fallback tag answers with the subject itself (GitLab), for %s', async (_what, mediaType, text) => {
+    const { fake, repo } = await setup();
+    // GitLab's registry reads sha256-<hex> as the digest sha256:<hex>.
+    const subject = Buffer.from(text);
+    const subjectDigest = fake.addManifest(REPO, subject, mediaType);
+    const r = sbomReferrer({ subject: { mediaType, digest: subjectDigest, size: subject.length }, sbom: Buffer.from('{"spdxVersion":"SPDX-2.3"}'), created: '2026-01-02T03:04:05Z' });
+    const tag = referrersTag(subjectDigest);
+    fake.inject({ method: 'GET', path: new RegExp(`/manifests/${tag}$`), respond: { status: 200, headers: { 'Content-Type': mediaType }, body: text } });
+    await expect(pushReferrer(repo, r)).resolves.toEqual({ kind: 'unlisted', tag });
+    expect(fake.manifests.get(REPO)?.has(r.digest)).toBe(true);
+    expect(fake.seen('PUT', new RegExp(tag))).toEqual([]);
+  });
+
   it('treats a 200 from /referrers/ that is not an index as no support', async () => {
     const { fake, repo } = await setup();
     fake.inject({ method: 'GET', path: /\/referrers\//, respond: { status: 200, headers: { 'Content-Type': 'text/html' }, body: '<html>hi</html>' } });
@@ -179,7 +195,8 @@ describe('pushReferrer', () => {
 
   it('refuses to overwrite a sha256-<hex> tag that is not an index', async () => {
     const { fake, repo } = await setup();
-    fake.addManifest(REPO, SUBJECT_BYTES, MediaType.OciManifest, TAG);
+    // Some other image, not the subject (that is the GitLab case above), holds the tag.
+    fake.addManifest(REPO, Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[],"annotations":{"a":"b"}}'), MediaType.OciManifest, TAG);
     await expect(pushReferrer(repo, referrer)).rejects.toThrow(`${fake.host}/${REPO}:${TAG} should hold the referrers of ${SUBJECT.digest} but is not an image index`);
   });
 

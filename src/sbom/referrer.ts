@@ -78,7 +78,11 @@ export function sbomReferrer(o: { subject: Descriptor; sbom: Buffer; created: st
 export const referrersTag = (subjectDigest: string): string => `sha256-${digestHex(subjectDigest)}`;
 
 /** How the referrer was made findable: the registry's referrers API, or the fallback tag. */
-export type ReferrerVia = { kind: 'api' } | { kind: 'tag'; tag: string; added: boolean };
+export type ReferrerVia =
+  | { kind: 'api' }
+  | { kind: 'tag'; tag: string; added: boolean }
+  /** Pushed, but the registry has no referrers API and answers the fallback tag with the subject itself. */
+  | { kind: 'unlisted'; tag: string };
 
 /** What pushReferrer waits for, and how it sends a blob. */
 export interface PushReferrerOptions {
@@ -113,6 +117,7 @@ export async function pushReferrer(repo: Repository, r: Referrer, o: PushReferre
   if (await repo.referrers(r.subject.digest)) return { kind: 'api' };
   const read = await current;
   if ('error' in read) throw read.error;
+  if (read.index === 'subject') return { kind: 'unlisted', tag };
   return addToReferrersTag(repo, r, tag, read.index);
 }
 
@@ -121,10 +126,16 @@ async function putBlobIfMissing(repo: Repository, blob: BytesBlob): Promise<void
   if (!(await repo.hasBlob(d.digest))) await repo.uploadBlob(d.digest, d.size, async () => fromBuffer(blob.bytes));
 }
 
-/** The subject's referrers index under the tag schema's `tag`; empty when the tag is not there (404). */
-async function readReferrersTag(repo: Repository, tag: string, subject: string): Promise<Index> {
+/**
+ * The subject's referrers index under the tag schema's `tag`; empty when the tag is not there
+ * (404). 'subject' when the registry answered with the subject itself: GitLab's registry reads
+ * `sha256-<hex>` as the digest `sha256:<hex>`, so the tag schema cannot work there, and an index
+ * subject's own manifests must not be taken for its referrers.
+ */
+async function readReferrersTag(repo: Repository, tag: string, subject: string): Promise<Index | 'subject'> {
   try {
     const raw = await repo.getManifest(tag);
+    if (raw.digest === subject) return 'subject';
     const doc = JSON.parse(raw.bytes.toString('utf8')) as Index;
     if (!isIndexMediaType(raw.mediaType) || !Array.isArray(doc.manifests)) {
       throw new Error(`${repo.name}:${tag} should hold the referrers of ${subject} but is not an image index`);
@@ -218,8 +229,17 @@ export async function publishSboms(
     // One platform at a time: the referrers share the empty config's file.
     if (where.layoutDir) await writeReferrerBlobs(where.layoutDir, m.r);
     const via = vias?.[i];
-    const how = !via ? 'not pushed' : via.kind === 'api' ? 'via the referrers API' : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
-    deps.logger.info(`SBOM ${m.platform}: SPDX 2.3, ${m.packages} packages, ${built.plan.repository}@${m.r.digest} refers to ${m.image} (${how})`);
+    const how = !via
+      ? 'not pushed'
+      : via.kind === 'api'
+        ? 'via the referrers API'
+        : via.kind === 'unlisted'
+          ? `not listed: the registry has no referrers API and answers ${via.tag} with the image itself`
+          : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
+    const line = `SBOM ${m.platform}: SPDX 2.3, ${m.packages} packages, ${built.plan.repository}@${m.r.digest} refers to ${m.image} (${how})`;
+    // Pushed but not findable by its subject: say so where a run's warnings are seen.
+    if (via?.kind === 'unlisted') deps.logger.warning(line);
+    else deps.logger.info(line);
     out.push({ platform: m.platform, digest: m.r.digest });
   }
   return out;
