@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer, globalAgent as httpsGlobalAgent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { MemoryLogger } from '../src/log.js';
@@ -559,6 +565,48 @@ describe('authentication', () => {
     expect(fake.tokenRequests.map((t) => t.scopes)).toEqual([['repository:owner/app:pull,push'], ['repository:owner/app:pull']]);
     // First contact is anonymous; afterwards the token goes with the first request.
     expect(fake.seen('PUT').map((r) => r.headers.authorization?.split(' ')[0])).toEqual([undefined, 'Bearer', 'Bearer']);
+  });
+
+  it('gets its token from an HTTPS realm (as ghcr.io/token is), verifying the certificate', async () => {
+    // A TLS front for the fake's token endpoint, with a certificate for 127.0.0.1 that only this test trusts.
+    const dir = await mkdtemp(join(tmpdir(), 'ko-annotate-tls-'));
+    const run = promisify(execFile);
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    const cert = await readFile(join(dir, 'cert.pem'));
+    const seen: string[] = [];
+    let fake: FakeRegistry | undefined;
+    const front = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert }, (req, res) => {
+      seen.push(`${req.method} ${req.url?.split('?')[0]} over TLS, ${req.headers.authorization ? 'with' : 'without'} credentials`);
+      const upstream = httpRequest(`${fake!.url}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    servers.push({ close: () => new Promise<void>((resolve) => (front.closeAllConnections(), front.close(() => resolve()))) });
+    fake = await start({ auth: 'bearer', realm: `https://127.0.0.1:${(front.address() as AddressInfo).port}/token` });
+    const manifest = Buffer.from('{"schemaVersion":2}');
+    fake.addManifest('app', manifest, MediaType.OciManifest, 'v1');
+
+    // Not trusted: the certificate is refused, and nothing is retried.
+    const untrusted = client(fake);
+    const refused = (await untrusted.registry.repository('app').getManifest('v1').catch((e: Error) => e)) as Error;
+    expect(refused.message).toMatch(/self[- ]signed certificate/);
+    expect(untrusted.sleeps).toEqual([]);
+    expect(seen).toEqual([]);
+
+    // Trusted (as NODE_EXTRA_CA_CERTS would make it on a self-hosted runner).
+    const agent = httpsGlobalAgent as unknown as { options: { ca?: Buffer } };
+    agent.options.ca = cert;
+    try {
+      const got = await client(fake).registry.repository('app').getManifest('v1');
+      expect(got.bytes).toEqual(manifest);
+    } finally {
+      delete agent.options.ca;
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(seen).toEqual(['GET /token over TLS, with credentials']);
   });
 
   it('asks for push-scoped tokens for reads of a repository opened for push', async () => {

@@ -57,6 +57,8 @@ export interface FakeRegistryOptions {
   omitDigestHeader?: boolean;
   /** Refuse PATCH bodies with Content-Range above this, as GHCR does above 4 MiB (with a 416). */
   maxRangedPatchBytes?: number;
+  /** The bearer realm the challenge names, when the token endpoint is reached another way (e.g. a TLS proxy to `${url}/token`). */
+  realm?: string;
   /** Refuse any PATCH body above this, with `tooLargeStatus`: a registry with a per-request cap. */
   maxPatchBytes?: number;
   /** The status of a refusal for size; 416 by default, as GHCR answers. */
@@ -213,7 +215,7 @@ export class FakeRegistry {
     const header =
       mode === 'basic'
         ? 'Basic realm="fake-registry"'
-        : `Bearer realm="${this.url}/token",service="fake-registry"${repo ? `,scope="repository:${repo}:${action}"` : ''}`;
+        : `Bearer realm="${this.opts.realm ?? `${this.url}/token`}",service="fake-registry"${repo ? `,scope="repository:${repo}:${action}"` : ''}`;
     return errorReply(res, 401, 'UNAUTHORIZED', 'authentication required', { 'WWW-Authenticate': header });
   }
 
