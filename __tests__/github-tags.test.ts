@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { readContext, type GithubContext } from '../src/github/context.js';
-import { computeTags, sanitizeTag, type LatestMode } from '../src/github/tags.js';
+import { computeTags, sanitizeTag, tagsFollowExisting, type LatestMode } from '../src/github/tags.js';
 import { loadEvent } from './support/events.js';
 
 const ctxOf = (name: string, envOverride: Record<string, string> = {}, payload?: unknown) => {
@@ -9,6 +9,35 @@ const ctxOf = (name: string, envOverride: Record<string, string> = {}, payload?:
 };
 const tagsOf = (ctx: GithubContext, existingTags: string[] = [], latest: LatestMode = 'auto') =>
   computeTags({ ctx, latest, existingTags });
+
+describe('whether the tag list is needed (tagsFollowExisting)', () => {
+  // Versions above, below and beside every recorded one: if any existing list changes the tags,
+  // one of these does.
+  const existing = ['99.0.0', '2.5.0', '1.99.0', '1.2.99', '1.4.9', '0.99.0', '0.4.9', 'v1.2.2', 'latest'];
+  it.each([
+    ['push-tag-v1.2.3', true],
+    ['release-published-v1.2.3', true],
+    ['workflow-dispatch-tag-v1.4.0', true],
+    ['push-tag-v0.4.1', true],
+    ['push-tag-v2.0.0-rc.1', false],
+    ['push-tag-nightly-7', false],
+    ['push-branch-main', false],
+    ['workflow-dispatch-main', false],
+    ['schedule-main', false],
+    ['push-branch-feature-Foo_bar', false],
+    ['pull-request-42', false],
+  ])('%s: %s, and the tags differ with an existing list exactly when it is true', (name, follows) => {
+    const ctx = ctxOf(name);
+    expect(tagsFollowExisting({ ctx })).toBe(follows);
+    const changed = existing.some((t) => JSON.stringify(tagsOf(ctx, [t])) !== JSON.stringify(tagsOf(ctx)));
+    expect(changed).toBe(follows);
+  });
+
+  it('is false with explicit tags, which replace the computed ones', () => {
+    expect(tagsFollowExisting({ ctx: ctxOf('push-tag-v1.2.3'), explicitTags: ['stable'] })).toBe(false);
+    expect(tagsFollowExisting({ ctx: ctxOf('push-tag-v1.2.3'), explicitTags: [' '] })).toBe(true);
+  });
+});
 
 describe('SPEC §4, row by row, over the recorded runs', () => {
   it.each([

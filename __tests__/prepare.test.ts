@@ -80,6 +80,15 @@ describe('prepareRun and git', () => {
     expect(events.some((e) => e.includes('remote get-url'))).toBe(false);
   });
 
+  it('says whether the tags follow the repository\'s existing ones: a stable release\'s do, a branch\'s and explicit tags do not', async () => {
+    const env = (ref: string) => ({ GITHUB_REPOSITORY: 'Octo-Org/Hello-World', GITHUB_SHA: head, GITHUB_REF: ref, GITHUB_EVENT_NAME: 'push' });
+    expect((await prepareRun(inputs, env('refs/heads/main'), {}, repo, deps(realRun))).tagsFollowExisting).toBe(false);
+    expect((await prepareRun(inputs, env('refs/tags/v1.2.3'), {}, repo, deps(realRun))).tagsFollowExisting).toBe(true);
+    expect((await prepareRun(inputs, env('refs/tags/v1.3.0-rc.1'), {}, repo, deps(realRun))).tagsFollowExisting).toBe(false);
+    const explicit = parseInputs({ push: 'false', sbom: 'none', tags: 'stable' });
+    expect((await prepareRun(explicit, env('refs/tags/v1.2.3'), {}, repo, deps(realRun))).tagsFollowExisting).toBe(false);
+  });
+
   it('fails as before when the revision has no commit time', async () => {
     const env = { GITHUB_REPOSITORY: 'Octo-Org/Hello-World', GITHUB_SHA: 'f'.repeat(40), GITHUB_REF: 'refs/heads/main', GITHUB_EVENT_NAME: 'push' };
     await expect(prepareRun(inputs, env, {}, repo, deps(realRun))).rejects.toThrow(`no git commit time for ${'f'.repeat(40)}`);

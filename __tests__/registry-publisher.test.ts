@@ -146,6 +146,20 @@ describe('RegistryPublisher.putContent', () => {
     await expect(publisher.putTags(index, ['-bad'])).rejects.toThrow('"-bad" is not a valid tag');
   });
 
+  it('sends nothing for content a tag was read naming, and HEADs it when a tag named something else', async () => {
+    const fake = await start();
+    const { registry, logger } = registryFor(fake);
+    const { index } = await multiPlatform();
+    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
+    await publisher.putContent(index);
+    const before = fake.requests.length;
+    await publisher.putContent(index, new Map([['1.2.3', index.digest]]));
+    expect(fake.requests.length).toBe(before);
+    expect(logger.lines).toContain(`${fake.host}/o/app@${index.digest} is already there, with all its content (1.2.3 names it)`);
+    await publisher.putContent(index, new Map([['1.2.3', `sha256:${'0'.repeat(64)}`]]));
+    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`HEAD /v2/o/app/manifests/${index.digest}`]);
+  });
+
   it('leaves a tag that already names the artifact as it is, and writes one that names something else', async () => {
     const fake = await start();
     const { registry, logger } = registryFor(fake);

@@ -44,6 +44,8 @@ export interface RunRequest {
   provenance: Provenance;
   /** Tags for a repository whose existing tags are `existing` (undefined: not read). */
   tagsFor(existing: readonly string[] | undefined): string[];
+  /** False when tagsFor does not depend on `existing` (github/tags.ts tagsFollowExisting): the tag list is not read. */
+  tagsFollowExisting?: boolean;
   push: boolean;
   ko?: KoSettings;
   /** Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. */
@@ -158,15 +160,17 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
 
     const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;
-    // Tags are listed while the content goes up; they are needed only for the names.
-    const listing = settled(Promise.all(built.map(async (b, i) => req.tagsFor(req.push ? await targets[i].listTags() : undefined))));
+    // Tags are listed while the content goes up; they are needed only for the names, and only
+    // when they can change them (a release's floating tags).
+    const listTags = req.push && req.tagsFollowExisting !== false;
+    const listing = settled(Promise.all(built.map(async (b, i) => req.tagsFor(listTags ? await targets[i].listTags() : undefined))));
 
     const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
     for (const [i, b] of built.entries()) {
       if (!req.push && !layout && !(req.inputs.sbom === 'spdx' && deps.sboms)) continue;
       await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
         const published = (async () => {
-          if (req.push) await targets[i].putContent(b.artifact);
+          if (req.push) await targets[i].putContent(b.artifact, (await previous?.[i])?.tags);
           if (layout) await layout.putContent(b.artifact);
         })();
         // The SBOMs' blobs go up alongside the images; their manifests wait for `published`.

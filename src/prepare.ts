@@ -5,7 +5,7 @@ import { renderTemplate } from './config/template.js';
 import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
 import { createdTime } from './github/created.js';
 import { repoInfo, type RepoInfo } from './github/repo-info.js';
-import { computeTags } from './github/tags.js';
+import { computeTags, tagsFollowExisting } from './github/tags.js';
 import type { Inputs } from './inputs.js';
 import type { Logger } from './log.js';
 import type { RunRequest } from './engine.js';
@@ -80,6 +80,7 @@ export async function prepareRun(
     provenance,
     push,
     tagsFor: (existing) => plan(existing).tags,
+    tagsFollowExisting: tagsFollowExisting({ ctx, explicitTags: inputs.tags }),
     render: (text, where) => renderTemplate(text, { env: templateEnv, created: new Date(created), git }, where),
   };
 }

@@ -50,6 +50,8 @@ export function exampleRequest(raw: RawInputs, over: Partial<RunRequest> = {}): 
     env: {},
     provenance: PROVENANCE,
     tagsFor: () => ['1.2.3'],
+    // tagsFor above ignores the repository's tags, so they are not listed.
+    tagsFollowExisting: false,
     push: false,
     ...over,
   };

@@ -98,6 +98,18 @@ function computedTags(ctx: GithubContext, existingTags: readonly string[]): Comp
   return { version: short, tags: [short], latestAllowed: false };
 }
 
+/**
+ * Whether the repository's existing tags can change what computeTags gives: only a stable
+ * semver release's floating tags (`1.2`, `1`, and `latest` under `auto`) follow them. When they
+ * cannot, the registry's tag list need not be read.
+ */
+export function tagsFollowExisting({ ctx, explicitTags }: Pick<TagsInput, 'ctx' | 'explicitTags'>): boolean {
+  if ((explicitTags ?? []).some((t) => t.trim() !== '')) return false;
+  const tag = tagOf(ctx);
+  const v = tag === undefined ? null : parseSemver(tag);
+  return v !== null && v.prerelease.length === 0;
+}
+
 /** The git tag this run is about: a release's tag, or any event run on a tag ref (SPEC §4). */
 function tagOf(ctx: GithubContext): string | undefined {
   if (ctx.eventName === 'release' && ctx.releaseTag) return ctx.releaseTag;

@@ -9,8 +9,11 @@ import type { Artifact } from '../oci/image.js';
 export interface Publisher {
   /** `host/repo` or `oci:dir`, for logs and outputs. */
   readonly name: string;
-  /** Write every blob, then every platform manifest, then the index, all by digest. */
-  putContent(artifact: Artifact): Promise<void>;
+  /**
+   * Write every blob, then every platform manifest, then the index, all by digest. `named`: what
+   * tags were seen to name earlier in the run; one that names the artifact means it is there.
+   */
+  putContent(artifact: Artifact, named?: ReadonlyMap<string, string>): Promise<void>;
   /**
    * Point each tag at the artifact. Called only after putContent succeeded for every package.
    * `named`: what tags were seen to name earlier in the run; one that names the artifact

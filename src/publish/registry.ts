@@ -98,14 +98,15 @@ export class RegistryPublisher implements Publisher {
     this.progressEveryMs = opts.progressEveryMs ?? 5000;
   }
 
-  async putContent(artifact: Artifact): Promise<void> {
+  async putContent(artifact: Artifact, named?: ReadonlyMap<string, string>): Promise<void> {
     // A re-run of the same commit: registries (distribution, GHCR) refuse a manifest whose
     // blobs are missing and an index whose manifests are, and we never push a parent before
     // its children, so an artifact that is there by digest is there whole. One HEAD, not one
-    // per blob and manifest.
-    if (await this.repo.headManifest(artifact.digest)) {
+    // per blob and manifest; none when a tag was read naming it earlier in the run.
+    const tag = [...(named ?? [])].find(([, digest]) => digest === artifact.digest)?.[0];
+    if (tag !== undefined || (await this.repo.headManifest(artifact.digest))) {
       this.counters.manifestsSkipped++;
-      this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content`);
+      this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content${tag === undefined ? '' : ` (${tag} names it)`}`);
       return;
     }
     const images = [...new Map(imagesOf(artifact).map((img) => [img.digest, img])).values()];
