@@ -132,12 +132,18 @@ describe('RegistryPublisher.putContent', () => {
     await validateStored(registry.repository('o/app'), index.digest);
   });
 
-  it('tags last, pointing at the index, and lists them', async () => {
+  /** A fresh fake with the multi-platform index pushed to o/app; `before`: the requests so far. */
+  async function pushedIndex() {
     const fake = await start();
     const { registry, logger } = registryFor(fake);
     const { index } = await multiPlatform();
     const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
     await publisher.putContent(index);
+    return { fake, logger, index, publisher, before: fake.requests.length };
+  }
+
+  it('tags last, pointing at the index, and lists them', async () => {
+    const { fake, logger, index, publisher } = await pushedIndex();
     await publisher.putTags(index, ['1.2.3', 'latest']);
     expect(Object.fromEntries(fake.tags.get('o/app') ?? [])).toEqual({ '1.2.3': index.digest, latest: index.digest });
     expect((await publisher.listTags()).sort()).toEqual(['1.2.3', 'latest']);
@@ -147,12 +153,7 @@ describe('RegistryPublisher.putContent', () => {
   });
 
   it('sends nothing for content a tag was read naming, and HEADs it when a tag named something else', async () => {
-    const fake = await start();
-    const { registry, logger } = registryFor(fake);
-    const { index } = await multiPlatform();
-    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
-    await publisher.putContent(index);
-    const before = fake.requests.length;
+    const { fake, logger, index, publisher, before } = await pushedIndex();
     await publisher.putContent(index, new Map([['1.2.3', index.digest]]));
     expect(fake.requests.length).toBe(before);
     expect(logger.lines).toContain(`${fake.host}/o/app@${index.digest} is already there, with all its content (1.2.3 names it)`);
@@ -161,12 +162,7 @@ describe('RegistryPublisher.putContent', () => {
   });
 
   it('leaves a tag that already names the artifact as it is, and writes one that names something else', async () => {
-    const fake = await start();
-    const { registry, logger } = registryFor(fake);
-    const { index } = await multiPlatform();
-    const publisher = new RegistryPublisher(registry.repository('o/app'), { logger });
-    await publisher.putContent(index);
-    const before = fake.requests.length;
+    const { fake, logger, index, publisher, before } = await pushedIndex();
     const other = `sha256:${'0'.repeat(64)}`;
     await publisher.putTags(index, ['1.2.3', 'latest', 'main'], new Map([['1.2.3', index.digest], ['latest', other]]));
     expect(fake.requests.slice(before).map((r) => `${r.method} ${r.path}`).sort()).toEqual(['PUT /v2/o/app/manifests/latest', 'PUT /v2/o/app/manifests/main']);
