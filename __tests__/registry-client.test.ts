@@ -265,6 +265,20 @@ describe('uploads', () => {
     expect(sessionPosts(fake)).toHaveLength(2);
   });
 
+  it('keeps to the protocol fallen back to for the registry\'s later uploads', async () => {
+    const fake = await start();
+    // The first streamed PATCH is refused as too large; one more would not be.
+    fake.inject({ method: 'PATCH', times: 1, respond: { status: 413 } });
+    const { registry } = client(fake, { chunkSize: 1000 });
+    for (const n of [2500, 1500]) {
+      const data = randomBytes(n);
+      await registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+      expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+    }
+    // The first upload is refused once and then goes in ranges; the second starts with ranges.
+    expect(fake.seen('PATCH').map((p) => p.headers['content-range'] ?? 'whole')).toEqual(['whole', '0-999', '1000-1999', '2000-2499', '0-999', '1000-1499']);
+  });
+
   it('falls back from ranged PATCHes to the monolithic PUT when the first range is refused too', async () => {
     const fake = await start();
     // A streamed PATCH is too large; a ranged one is not allowed at all.

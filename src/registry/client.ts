@@ -113,6 +113,11 @@ export class Registry {
   readonly retry: RetryPolicy;
   readonly chunkSize: number;
   readonly smallBlob: number;
+  /**
+   * @internal The upload protocol a refusal made an upload fall back to (see uploadBlob): this
+   * registry's later uploads start with it rather than be refused the same way again.
+   */
+  uploadFallback?: UploadProtocol;
   private readonly requestTimeoutMs?: number;
   private readonly idleTimeoutMs: number;
   private readonly userAgent: string;
@@ -528,7 +533,8 @@ export class Repository implements ContentSource {
    * goes up with the PUT instead (SMALL_BLOB).
    *
    * When a registry refuses, the upload starts over in a new session (the refused one is
-   * cancelled), and later attempts of this upload keep to the protocol fallen back to:
+   * cancelled), and later attempts of this upload, and this registry's later uploads, keep to
+   * the protocol fallen back to:
    * - a streamed PATCH refused as too big for one request (413, or a 416 like GHCR's "exceeds the
    *   maximum permissible limit") → PATCHes of at most `chunkSize` (4 MiB) with Content-Range,
    *   the size GHCR is known to accept;
@@ -540,12 +546,12 @@ export class Repository implements ContentSource {
    */
   async uploadBlob(digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<void> {
     checkDigest(digest);
-    let protocol: UploadProtocol = size <= this.registry.smallBlob ? 'monolithic' : 'streamed';
+    let protocol: UploadProtocol = size <= this.registry.smallBlob ? 'monolithic' : (this.registry.uploadFallback ?? 'streamed');
     const attempt = async () => {
       let fallback: UploadProtocol | undefined;
       while ((fallback = await this.uploadOnce(protocol, digest, size, open, onProgress))) {
         this.registry.logger.debug(`${this.name} refused a ${protocol} upload of ${digest}; trying ${fallback}`);
-        protocol = fallback;
+        protocol = this.registry.uploadFallback = fallback;
       }
     };
     await this.registry.retry.run(`upload blob ${digest} to ${this.name}`, attempt, (e) => this.registry.logRetry(e));
