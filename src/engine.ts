@@ -6,7 +6,7 @@ import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from 
 import type { Provenance } from './build/assemble.js';
 import type { GoPackage, GoToolchain } from './build/go.js';
 import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, type Inputs, type Naming } from './inputs.js';
-import type { Logger } from './log.js';
+import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { imagesOf, scratch, type Artifact } from './oci/image.js';
 import type { TarEntry } from './oci/layer.js';
@@ -79,7 +79,8 @@ export interface EngineDeps {
   logger: Logger;
   /** Opens a base reference: `oci:<dir>[:<name>]` or a registry reference. */
   openBase(reference: string): Promise<{ source: ContentSource; reference: string }>;
-  registryTarget(repository: string): RegistryTarget;
+  /** The publisher for `repository`, logging to `logger` (the run's logger when not given). */
+  registryTarget(repository: string, logger?: Logger): RegistryTarget;
   kodata(packageDir: string, repoRoot: string): Promise<TarEntry[]>;
   /**
    * SPEC §3.5: make one SPDX document per platform image of `built` and, when `push`, publish
@@ -88,7 +89,7 @@ export interface EngineDeps {
    * content starts going up, with `published`, which settles once it is all there: a referrer
    * manifest must wait for it (its subject must exist), its blobs need not. Before any tag.
    */
-  sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }, published: Promise<void>): Promise<{ platform: string; digest: string }[]>;
+  sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }, published: Promise<void>, logger?: Logger): Promise<{ platform: string; digest: string }[]>;
   /**
    * What `repository` holds under `tags` now: the digests they name, and the layers of the
    * images this builder made (see publish/previous.ts). Read while Go builds, outside the
@@ -158,7 +159,11 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     const uploadWhileWritten = req.push ? deps.uploadWhileWritten?.bind(deps) : undefined;
     const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous, uploadWhileWritten });
 
-    const targets = req.push ? built.map((b) => deps.registryTarget(b.plan.repository)) : [];
+    // Several packages publish together, each one's lines held and then written as its own
+    // group (Actions groups do not nest or interleave); one package logs as it goes.
+    const held = built.length > 1 ? built.map(() => new DeferredLogger()) : undefined;
+    const logOf = (i: number): Logger => held?.[i] ?? deps.logger;
+    const targets = req.push ? built.map((b, i) => deps.registryTarget(b.plan.repository, logOf(i))) : [];
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;
     // Tags are listed while the content goes up; they are needed only for the names, and only
     // when they can change them (a release's floating tags).
@@ -166,24 +171,37 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     const listing = settled(Promise.all(built.map(async (b, i) => req.tagsFor(listTags ? await targets[i].listTags() : undefined))));
 
     const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
-    for (const [i, b] of built.entries()) {
-      if (!req.push && !layout && !(req.inputs.sbom === 'spdx' && deps.sboms)) continue;
-      await deps.logger.group(`Publish ${b.plan.repository}@${b.artifact.digest}`, async () => {
-        const published = (async () => {
-          if (req.push) await targets[i].putContent(b.artifact, (await previous?.[i])?.tags);
-          if (layout) await layout.putContent(b.artifact);
-        })();
-        // The SBOMs' blobs go up alongside the images; their manifests wait for `published`.
-        const sbom = req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir }, published) : Promise.resolve(undefined);
-        // Both finish before a failure of either fails the run: nothing is left reading workDir.
-        [, sboms[i]] = await allDone([published, sbom]);
-      });
+    const publish = async (b: BuiltPackage, i: number) => {
+      const published = (async () => {
+        if (req.push) await targets[i].putContent(b.artifact, (await previous?.[i])?.tags);
+        if (layout) await layout.putContent(b.artifact);
+      })();
+      // The SBOMs' blobs go up alongside the images; their manifests wait for `published`.
+      const sbom = req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir }, published, logOf(i)) : Promise.resolve(undefined);
+      // Both finish before a failure of either fails the run: nothing is left reading workDir.
+      [, sboms[i]] = await allDone([published, sbom]);
+    };
+    const title = (b: BuiltPackage) => `Publish ${b.plan.repository}@${b.artifact.digest}`;
+    if (req.push || layout || (req.inputs.sbom === 'spdx' && deps.sboms)) {
+      if (!held) {
+        await deps.logger.group(title(built[0]), () => publish(built[0], 0));
+      } else {
+        // Every package's content is up (or failed) before any tag is written.
+        await allDone(
+          built.map(async (b, i) => {
+            try {
+              await publish(b, i);
+            } finally {
+              await held[i].replay(deps.logger, title(b));
+            }
+          }),
+        );
+      }
     }
     const tags = await listing();
-    for (const [i, b] of built.entries()) {
-      if (req.push) await targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags);
-      if (layout) await layout.putTags(b.artifact, tags[i]);
-    }
+    if (req.push) await allDone(built.map(async (b, i) => targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags)));
+    // One after another: each rewrites the layout's index.json.
+    if (layout) for (const [i, b] of built.entries()) await layout.putTags(b.artifact, tags[i]);
     return {
       version: req.provenance.version,
       pushed: req.push,

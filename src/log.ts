@@ -36,3 +36,36 @@ export class MemoryLogger implements Logger {
     this.lines.push(`::group::${name}`, ...lines, '::endgroup::');
   }
 }
+
+/**
+ * A logger that holds what it is told until `replay`, then writes it to another logger as one
+ * group, and passes later calls straight on. Work that runs alongside other work logs into one,
+ * so that each one's lines land together (Actions groups do not nest or interleave).
+ */
+export class DeferredLogger implements Logger {
+  private held: ((into: Logger) => void)[] | undefined = [];
+  private target?: Logger;
+
+  info(m: string) { this.call((l) => l.info(m)); }
+  warning(m: string, where?: Annotation) { this.call((l) => l.warning(m, where)); }
+  error(m: string, where?: Annotation) { this.call((l) => l.error(m, where)); }
+  debug(m: string) { this.call((l) => l.debug(m)); }
+  /** Held work has no group of its own: its lines go into the replayed one. */
+  group<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.target ? this.target.group(name, fn) : fn();
+  }
+  section(name: string, lines: readonly string[]) { this.call((l) => l.section(name, lines)); }
+
+  /** Write what was held to `into` in a group named `name`; later calls go to `into` as they come. */
+  replay(into: Logger, name: string): Promise<void> {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.target = into;
+    return into.group(name, async () => held.forEach((call) => call(into)));
+  }
+
+  private call(f: (into: Logger) => void) {
+    if (this.held) this.held.push(f);
+    else f(this.target!);
+  }
+}

@@ -73,9 +73,9 @@ export function realDeps(o: WiringOptions): EngineDeps {
       const ref = parseReference(reference);
       return { source: registry(ref.registry).repository(ref.repository), reference: ref.digest ?? ref.tag ?? 'latest' };
     },
-    registryTarget(repository) {
+    registryTarget(repository, logger = o.logger) {
       const r = parseRepository(repository);
-      return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger: o.logger });
+      return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger });
     },
     // Both run while Go builds, so not on the publish clients (their deadline has not started),
     // and without retries: what fails here is done (compressed, uploaded) the usual way.
@@ -90,12 +90,12 @@ export function realDeps(o: WiringOptions): EngineDeps {
     },
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // SPEC §3.5: referrers go to the same publish-side registry client as the image.
-    sboms: (built, where, published) =>
+    sboms: (built, where, published, logger = o.logger) =>
       publishSboms(
         built,
         where,
         {
-          logger: o.logger,
+          logger,
           repository: (name) => {
             const r = parseRepository(name);
             return publishRegistry(r.registry).repository(r.repository, { access: 'push' });

@@ -117,7 +117,7 @@ export class LayoutWriter {
   private async putBlob(digest: string, open: () => Promise<NodeJS.ReadableStream>) {
     const path = this.blobPath(digest);
     if (await exists(path)) return;
-    const tmp = `${path}.partial-${process.pid}`;
+    const tmp = partialPath(path);
     const hash = createHash('sha256');
     await pipeline(await open(), tee(hash), createWriteStream(tmp));
     const got = `sha256:${hash.digest('hex')}`;
@@ -133,8 +133,17 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+let partials = 0;
+
+/**
+ * Where a file is written before it is renamed to `path`: unique to this process and write, so
+ * that two writes of the same blob at once (packages published together share base layers)
+ * never write into one temporary file. The rename makes either complete copy the blob.
+ */
+export const partialPath = (path: string): string => `${path}.partial-${process.pid}-${++partials}`;
+
 async function atomicWrite(path: string, bytes: Buffer) {
-  const tmp = `${path}.partial-${process.pid}`;
+  const tmp = partialPath(path);
   await writeFile(tmp, bytes);
   await rename(tmp, path);
 }

@@ -6,6 +6,7 @@ import { digestHex, sha256 } from '../oci/digest.js';
 import { descriptorOf } from '../oci/image.js';
 import { encodeJson } from '../oci/json.js';
 import { fromBuffer } from '../oci/layer.js';
+import { partialPath } from '../oci/layout.js';
 import { formatPlatform } from '../oci/platform.js';
 import { isIndexMediaType, Key, Layout, MediaType, type Descriptor, type Index, type Manifest } from '../oci/spec.js';
 import type { Repository } from '../registry/client.js';
@@ -168,7 +169,7 @@ export async function writeReferrerBlobs(dir: string, r: Referrer): Promise<void
   ] as const) {
     const path = join(blobs, digestHex(digest));
     if (await access(path).then(() => true, () => false)) continue;
-    const tmp = `${path}.partial-${process.pid}`;
+    const tmp = partialPath(path);
     await writeFile(tmp, bytes);
     await rename(tmp, path);
   }
