@@ -8,6 +8,7 @@ import { MemoryLogger } from '../src/log.js';
 import { resolveBase } from '../src/oci/base.js';
 import { makeIndex, mutate, scratch } from '../src/oci/image.js';
 import { writeLayer, type Layer } from '../src/oci/layer.js';
+import { LayoutSource, LayoutWriter } from '../src/oci/layout.js';
 import { MediaType } from '../src/oci/spec.js';
 import { readAll } from '../src/oci/store.js';
 import { validateStored } from '../src/oci/validate.js';
@@ -347,5 +348,16 @@ describe('helpers', () => {
     }).catch((e) => e);
     expect((err as Error).message).toBe('failed 2');
     expect(started.length).toBeLessThan(6);
+  });
+});
+
+describe('an OCI layout written twice at once (packages published together share blobs)', () => {
+  it('ends with every blob whole, and neither write fails', async () => {
+    const { index } = await multiPlatform();
+    const layout = join(dir, 'shared-layout');
+    const writer = new LayoutWriter(layout);
+    await Promise.all([writer.putContent(index), new LayoutWriter(layout).putContent(index)]);
+    await writer.putName(index, 'v1');
+    await validateStored(new LayoutSource(layout), index.digest);
   });
 });
