@@ -159,7 +159,9 @@ describe('RegistryPublisher.putContent', () => {
     expect(fake.requests.length).toBe(before);
     expect(logger.lines).toContain(`${fake.host}/o/app@${index.digest} is already there, with all its content (1.2.3 names it)`);
     await publisher.putContent(index, new Map([['1.2.3', `sha256:${'0'.repeat(64)}`]]));
-    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual([`HEAD /v2/o/app/manifests/${index.digest}`]);
+    const checked = fake.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    expect(checked[0]).toBe(`HEAD /v2/o/app/manifests/${index.digest}`);
+    expect(checked.filter((r) => !r.startsWith('HEAD '))).toEqual([]);
   });
 
   it('leaves a tag that already names the artifact as it is, and writes one that names something else', async () => {
@@ -169,6 +171,28 @@ describe('RegistryPublisher.putContent', () => {
     expect(fake.requests.slice(before).map((r) => `${r.method} ${r.path}`).sort()).toEqual(['PUT /v2/o/app/manifests/latest', 'PUT /v2/o/app/manifests/main']);
     expect(publisher.counters).toMatchObject({ tagsWritten: 2, tagsUnchanged: 1 });
     expect(logger.lines).toContain(`${fake.host}/o/app:1.2.3 already names ${index.digest}`);
+  });
+
+  it("checks the artifact's digest in the same round trip as its platform manifests and blobs", async () => {
+    const fake = await start();
+    const { registry } = registryFor(fake);
+    const { index } = await multiPlatform();
+    // The index's HEAD is answered only once another check has arrived (or after 2 s).
+    let together = false;
+    fake.inject({
+      method: 'HEAD',
+      path: new RegExp(`/manifests/${index.digest}$`),
+      respond: async () => {
+        for (let waited = 0; waited < 2000 && !together; waited += 10) {
+          together = fake.seen('HEAD').length > 1;
+          if (!together) await new Promise((r) => setTimeout(r, 10));
+        }
+        return { status: 404 };
+      },
+    });
+    await new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() }).putContent(index);
+    expect(together).toBe(true);
+    await validateStored(registry.repository('o/app'), index.digest);
   });
 
   it('uploads nothing the second time', async () => {
@@ -181,9 +205,12 @@ describe('RegistryPublisher.putContent', () => {
     const again = new RegistryPublisher(registry.repository('o/app'), { logger: new MemoryLogger() });
     await again.putContent(index);
     expect(again.counters).toMatchObject({ blobsUploaded: 0, blobsSkipped: 0, bytesUploaded: 0, manifestsPushed: 0, manifestsSkipped: 1 });
-    // The index is there by digest, so all it references is: one HEAD and nothing else.
-    const second = fake.requests.slice(before);
-    expect(second.map((r) => `${r.method} ${r.path}`)).toEqual([`HEAD /v2/o/app/manifests/${index.digest}`]);
+    // The index is there by digest, so all it references is. Its HEAD goes out first, with the
+    // other checks of the first round trip (the publisher's concurrency, 4); nothing follows.
+    const second = fake.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    expect(second[0]).toBe(`HEAD /v2/o/app/manifests/${index.digest}`);
+    expect(second.length).toBeLessThanOrEqual(4);
+    expect(second.filter((r) => !r.startsWith('HEAD '))).toEqual([]);
   });
 
   it('pushes only the index when its platform manifests are there, without checking their blobs', async () => {

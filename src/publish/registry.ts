@@ -48,7 +48,8 @@ interface Blob {
 }
 
 /** One request of putContent's check pass: a platform manifest's HEAD or a blob's. */
-type Check = { image: Image } | { blob: Blob };
+/** One check of putContent's batch: a manifest by digest (`top`: the artifact itself), or a blob. */
+type Check = { manifest: string; top?: boolean } | { blob: Blob };
 
 /** Each blob of `images` once, layers before configs. */
 function blobsOf(images: readonly Image[]): Map<string, Blob> {
@@ -101,14 +102,10 @@ export class RegistryPublisher implements Publisher {
   async putContent(artifact: Artifact, named?: ReadonlyMap<string, string>): Promise<void> {
     // A re-run of the same commit: registries (distribution, GHCR) refuse a manifest whose
     // blobs are missing and an index whose manifests are, and we never push a parent before
-    // its children, so an artifact that is there by digest is there whole. One HEAD, not one
-    // per blob and manifest; none when a tag was read naming it earlier in the run.
+    // its children, so an artifact that is there by digest is there whole: nothing else is
+    // checked or sent. A tag read naming it earlier in the run says so without a request.
     const tag = [...(named ?? [])].find(([, digest]) => digest === artifact.digest)?.[0];
-    if (tag !== undefined || (await this.repo.headManifest(artifact.digest))) {
-      this.counters.manifestsSkipped++;
-      this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content${tag === undefined ? '' : ` (${tag} names it)`}`);
-      return;
-    }
+    if (tag !== undefined) return this.alreadyThere(artifact, ` (${tag} names it)`);
     const images = [...new Map(imagesOf(artifact).map((img) => [img.digest, img])).values()];
     const blobs = blobsOf(images);
     // What this run stored here while building is known to be here: no request for it.
@@ -116,26 +113,34 @@ export class RegistryPublisher implements Publisher {
       const s = b.stored;
       return s !== undefined && canonicalRegistry(s.registry) === this.repo.registry.host && s.repository === this.repo.repository;
     };
-    // The artifact is missing. Its platform manifests (of an index) and its blobs are checked
-    // in one concurrent pass, not manifests after blobs: a platform manifest that is there is
-    // there whole (as above), so its blobs need nothing unless a missing manifest needs them
-    // too. A blob whose turn comes after all the manifests that need it answered "there" is
-    // not checked at all.
+    // The artifact's HEAD, its platform manifests' (of an index) and its blobs' go out at once,
+    // one round trip rather than the artifact's and then the rest: a fresh push needs them all,
+    // and a re-run, which needs only the first, has mostly been recognized by a tag above. A
+    // platform manifest that is there is there whole (as above), so its blobs need nothing
+    // unless a missing manifest needs them too. A blob whose turn comes after all the
+    // manifests that need it answered "there" is not checked at all, nor is anything once the
+    // artifact itself answered "there".
     const children = artifact.kind === 'index' ? images : [];
     const present = new Set<string>();
     const covered = (b: Blob) => b.neededBy.every((d) => present.has(d));
     const missing = new Set<Blob>();
+    let whole = false;
     const checks: Check[] = [
-      ...children.map((image) => ({ image })),
+      { manifest: artifact.digest, top: true },
+      ...children.map((image) => ({ manifest: image.digest })),
       ...[...blobs.values()].filter((b) => !storedHere(b)).map((blob) => ({ blob })),
     ];
     await mapLimit(checks, this.concurrency, async (c) => {
-      if ('image' in c) {
-        if (await this.repo.headManifest(c.image.digest)) present.add(c.image.digest);
+      if (whole) return;
+      if ('manifest' in c) {
+        if (!(await this.repo.headManifest(c.manifest))) return;
+        if (c.top) whole = true;
+        present.add(c.manifest);
       } else if (!covered(c.blob) && !(await this.repo.hasBlob(c.blob.digest))) {
         missing.add(c.blob);
       }
     });
+    if (whole) return this.alreadyThere(artifact, '');
     const toPush: Blob[] = [];
     for (const b of blobs.values()) {
       const short = shortDigest(b.digest);
@@ -159,6 +164,11 @@ export class RegistryPublisher implements Publisher {
       (image) => this.putManifestByDigest(image.digest, image.bytes, image.mediaType),
     );
     await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
+  }
+
+  private alreadyThere(artifact: Artifact, why: string): void {
+    this.counters.manifestsSkipped++;
+    this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content${why}`);
   }
 
   async putTags(artifact: Artifact, tags: readonly string[], named?: ReadonlyMap<string, string>): Promise<void> {
