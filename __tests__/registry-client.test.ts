@@ -13,7 +13,7 @@ import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 import { readAll } from '../src/oci/store.js';
-import { Registry, SMALL_BLOB, type RegistryOptions, type TokenRefusals } from '../src/registry/client.js';
+import { Registry, SMALL_BLOB, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from '../src/registry/client.js';
 import { anonymous, targetCredentials, type CredentialProvider } from '../src/registry/credentials.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { GaveUpError, RetryPolicy } from '../src/registry/retry.js';
@@ -368,6 +368,27 @@ describe('uploads', () => {
       const made = new Promise<string>((resolve) => source.on('end', () => resolve(digest)));
       return { source, made };
     };
+
+    it('remembers a refused streamed PATCH for every client sharing the fallbacks: later uploads start in ranges, and none is tried live', async () => {
+      const fake = await start();
+      const uploadFallbacks: UploadFallbacks = new Map();
+      const building = client(fake, { uploadFallbacks, chunkSize: 1000 }).registry.repository('app', { access: 'push' });
+      const publishing = client(fake, { uploadFallbacks, chunkSize: 1000 }).registry.repository('app', { access: 'push' });
+      fake.inject({ method: 'PATCH', times: 1, respond: { status: 413 } });
+      const first = live(randomBytes(3000));
+      await expect(building.uploadWhileWritten(first.source, first.made)).rejects.toThrow(/413/);
+      expect(uploadFallbacks.get(fake.host)).toBe('ranged');
+      // Another live upload is not even started.
+      const before = fake.requests.length;
+      const second = live(randomBytes(3000));
+      await expect(building.uploadWhileWritten(second.source, second.made)).rejects.toThrow('refused a streamed upload earlier in this run');
+      expect(fake.requests.length).toBe(before);
+      // The other client's upload goes in ranges from the start.
+      const data = randomBytes(2500);
+      await publishing.uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+      expect(fake.requests.slice(before).filter((r) => r.method === 'PATCH').map((r) => r.headers['content-range'])).toEqual(['0-999', '1000-1999', '2000-2499']);
+      expect(fake.blobs.get(sha256(data))?.equals(data)).toBe(true);
+    });
 
     it('POSTs, streams one PATCH of unknown length, and commits with the digest known at the end', async () => {
       const fake = await start({ auth: 'bearer' });

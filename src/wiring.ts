@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 import { LayoutSource } from './oci/layout.js';
 import { previousImages } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
-import { Registry, type RegistryOptions, type TokenRefusals } from './registry/client.js';
+import { Registry, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from './registry/client.js';
 import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
@@ -40,12 +40,14 @@ export function realDeps(o: WiringOptions): EngineDeps {
   // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
   // Credentials a token realm refused are not offered again for the same scopes by any client.
   const refusals: TokenRefusals = new Map();
+  // An upload protocol a registry refused is not tried again by any client either.
+  const uploadFallbacks: UploadFallbacks = new Map();
   /** One client per host, made on first use with `options()`. */
   const perHost = (options: () => Partial<RegistryOptions>) => {
     const clients = new Map<string, Registry>();
     return (host: string) => {
       let client = clients.get(host);
-      if (!client) clients.set(host, (client = new Registry(host, { credentials, logger: o.logger, refusals, ...options() })));
+      if (!client) clients.set(host, (client = new Registry(host, { credentials, logger: o.logger, refusals, uploadFallbacks, ...options() })));
       return client;
     };
   };

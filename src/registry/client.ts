@@ -36,10 +36,15 @@ export interface RegistryOptions {
    * sharing the map; the request fails at once with the same reason.
    */
   refusals?: TokenRefusals;
+  /** Upload protocols fallen back to (see Repository.uploadBlob), shared like `refusals`. */
+  uploadFallbacks?: UploadFallbacks;
 }
 
 /** See RegistryOptions.refusals: by host and scope set, what the realm answered. */
 export type TokenRefusals = Map<string, RegistryError['init']>;
+
+/** See RegistryOptions.uploadFallbacks: by host, the protocol a refused upload fell back to. */
+export type UploadFallbacks = Map<string, UploadProtocol>;
 
 /** Upload progress: bytes of the blob sent so far (read from the source for a streamed body). */
 export type ProgressListener = (sentBytes: number) => void;
@@ -113,11 +118,7 @@ export class Registry {
   readonly retry: RetryPolicy;
   readonly chunkSize: number;
   readonly smallBlob: number;
-  /**
-   * @internal The upload protocol a refusal made an upload fall back to (see uploadBlob): this
-   * registry's later uploads start with it rather than be refused the same way again.
-   */
-  uploadFallback?: UploadProtocol;
+  private readonly uploadFallbacks: UploadFallbacks;
   private readonly requestTimeoutMs?: number;
   private readonly idleTimeoutMs: number;
   private readonly userAgent: string;
@@ -139,6 +140,7 @@ export class Registry {
     this.requestTimeoutMs = opts.requestTimeoutMs;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.refusals = opts.refusals ?? new Map();
+    this.uploadFallbacks = opts.uploadFallbacks ?? new Map();
     this.userAgent = opts.userAgent ?? 'ko-annotate';
     this.now = opts.now ?? Date.now;
     const provider = opts.credentials;
@@ -187,6 +189,19 @@ export class Registry {
       stage,
       retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), this.now()),
     });
+  }
+
+  /**
+   * @internal The upload protocol a refusal made an upload to this registry fall back to (see
+   * uploadBlob), by any client of the run: later uploads start with it rather than be refused
+   * the same way again.
+   */
+  get uploadFallback(): UploadProtocol | undefined {
+    return this.uploadFallbacks.get(this.host);
+  }
+
+  set uploadFallback(protocol: UploadProtocol) {
+    this.uploadFallbacks.set(this.host, protocol);
   }
 
   /** @internal */
@@ -563,10 +578,17 @@ export class Repository implements ContentSource {
    * go-containerregistry's stream.Layer send theirs), then PUT `?digest=` with what `digest`
    * resolves to once the source has ended; the registry checks the bytes against it. A live
    * stream cannot be sent twice, so this is one attempt with no fallbacks: on any failure the
-   * session is cancelled and the error thrown, and the blob is left for uploadBlob.
+   * session is cancelled and the error thrown, and the blob is left for uploadBlob. A refusal
+   * of the streamed PATCH is remembered for the registry (uploadFallback), and once one is
+   * known nothing is tried here.
    */
   async uploadWhileWritten(source: Readable, digest: Promise<string>): Promise<void> {
     const op: Operation = { action: 'upload a blob while it is written', preposition: 'to' };
+    const known = this.registry.uploadFallback;
+    if (known) {
+      source.destroy();
+      throw new Error(`${this.name} refused a streamed upload earlier in this run; publishing uploads this blob (${known})`);
+    }
     let location = await this.startUpload(op);
     try {
       let opened = false;
@@ -577,6 +599,8 @@ export class Repository implements ContentSource {
         return source;
       };
       const res = await this.uploadStep(op, { method: 'PATCH', url: location, headers: { 'Content-Type': 'application/octet-stream' }, body });
+      const fallback = TOO_LARGE.has(res.status) ? 'ranged' : CHUNKING_REFUSED.has(res.status) ? 'monolithic' : undefined;
+      if (fallback) this.registry.uploadFallback = fallback;
       if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
       await discard(res);
       location = uploadLocation(res, location, op, this);
@@ -827,7 +851,7 @@ export class Repository implements ContentSource {
 }
 
 /** How a blob goes up; see Repository.uploadBlob. */
-type UploadProtocol = 'streamed' | 'ranged' | 'monolithic';
+export type UploadProtocol = 'streamed' | 'ranged' | 'monolithic';
 
 /** What an upload sent: its length and digest, to check against the descriptor before the commit. */
 interface Sent {
