@@ -39,9 +39,9 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  */
 export async function send(url: URL, { method, headers, body, signal, idleTimeoutMs }: HttpRequest): Promise<HttpResponse> {
   const h: OutgoingHttpHeaders = { ...headers };
-  const declared = Object.keys(h).some((k) => k.toLowerCase() === 'content-length');
-  if (!declared && Buffer.isBuffer(body)) h['Content-Length'] = body.length;
-  else if (!declared && body === undefined && BODY_METHODS.has(method)) h['Content-Length'] = 0;
+  const declared = Object.entries(headers).find(([k]) => k.toLowerCase() === 'content-length')?.[1];
+  if (declared === undefined && Buffer.isBuffer(body)) h['Content-Length'] = body.length;
+  else if (declared === undefined && body === undefined && BODY_METHODS.has(method)) h['Content-Length'] = 0;
   const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
   return new Promise<HttpResponse>((resolve, reject) => {
     let answered: IncomingMessage | undefined;
@@ -66,7 +66,7 @@ export async function send(url: URL, { method, headers, body, signal, idleTimeou
     });
     if (body === undefined) req.end();
     else if (Buffer.isBuffer(body)) req.end(body);
-    else pump(body, req, declared ? Number(Object.entries(h).find(([k]) => k.toLowerCase() === 'content-length')?.[1]) : undefined);
+    else pump(body, req, declared === undefined ? undefined : Number(declared));
   });
 }
 
