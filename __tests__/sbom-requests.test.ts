@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEngine, type RunResult } from '../src/engine.js';
 import { MemoryLogger } from '../src/log.js';
-import type { Manifest } from '../src/oci/spec.js';
+import { MediaType, type Manifest } from '../src/oci/spec.js';
 import { EMPTY_JSON, referrersTag } from '../src/sbom/referrer.js';
 import { realDeps } from '../src/wiring.js';
 import { exampleRequest } from './support/engine.js';
-import { FakeRegistry, sha256, type Recorded } from './support/fake-registry.js';
+import { FakeRegistry, sha256, type Canned, type Recorded } from './support/fake-registry.js';
 
 let tmp: string;
 let fake: FakeRegistry;
@@ -78,7 +78,7 @@ describe('SBOM referrers on the way up', () => {
     const content = [pkg.digest, ...referrers.flatMap((r) => [r.digest, referrersTag(r.subject)])].map(at.manifestPut);
     expect(content.every((i) => i > -1 && i < tag)).toBe(true);
 
-    // A re-run: the same SBOMs, already listed; no upload, and no PUT but the tag's.
+    // A re-run: the same SBOMs, already listed; no upload, and no PUT at all.
     const before = fake.requests.length;
     const logger = new MemoryLogger();
     const again = await push(path, logger);
@@ -90,6 +90,34 @@ describe('SBOM referrers on the way up', () => {
     expect(rerun.filter((r) => r.method === 'POST' || r.method === 'PATCH')).toEqual([]);
     // Not even the tag: it already names the index.
     expect(rerun.filter((r) => r.method === 'PUT').map((r) => r.path)).toEqual([]);
+  }, 240_000);
+
+  it('pushes each referrer manifest once its platform image is up, not waiting for the index', async () => {
+    const path = 'acme/sbom-early';
+    // A referrer manifest, stored: one with a subject.
+    const isReferrerPut = (r: Recorded) => {
+      if (r.method !== 'PUT' || !r.path.startsWith(`/v2/${path}/manifests/sha256:`)) return false;
+      const stored = fake.manifests.get(path)?.get(r.path.slice(`/v2/${path}/manifests/`.length));
+      return stored !== undefined && (JSON.parse(stored.bytes.toString('utf8')) as Manifest).subject !== undefined;
+    };
+    // The index's PUT is answered only once a referrer manifest's PUT has arrived (or after 2 s).
+    let referrerFirst = false;
+    fake.inject({
+      method: 'PUT',
+      path: new RegExp(`^/v2/${path}/manifests/sha256:`),
+      times: 100,
+      respond: async (r): Promise<Canned> => {
+        if (r.headers['content-type'] !== MediaType.OciIndex) return 'pass';
+        for (let waited = 0; waited < 2000 && !referrerFirst; waited += 10) {
+          referrerFirst = fake.requests.some(isReferrerPut);
+          if (!referrerFirst) await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        return 'pass';
+      },
+    });
+    const pkg = (await push(path)).packages[0];
+    expect(referrerFirst).toBe(true);
+    expect(pkg.sboms).toHaveLength(2);
   }, 240_000);
 
   it('a failing SBOM push fails the run with no tag written, once the image content is all up', async () => {

@@ -89,7 +89,13 @@ export interface EngineDeps {
    * content starts going up, with `published`, which settles once it is all there: a referrer
    * manifest must wait for it (its subject must exist), its blobs need not. Before any tag.
    */
-  sboms?(built: BuiltPackage, where: { push: boolean; layoutDir?: string }, published: Promise<void>, logger?: Logger): Promise<{ platform: string; digest: string }[]>;
+  sboms?(
+    built: BuiltPackage,
+    where: { push: boolean; layoutDir?: string },
+    published: Promise<void>,
+    logger?: Logger,
+    imagesUp?: Promise<unknown>,
+  ): Promise<{ platform: string; digest: string }[]>;
   /**
    * What `repository` holds under `tags` now: the digests they name, and the layers of the
    * images this builder made (see publish/previous.ts). Read while Go builds, outside the
@@ -172,12 +178,18 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
 
     const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
     const publish = async (b: BuiltPackage, i: number) => {
+      let imagesUp!: () => void;
+      const imagesThere = new Promise<void>((resolve) => (imagesUp = resolve));
       const published = (async () => {
-        if (req.push) await targets[i].putContent(b.artifact, (await previous?.[i])?.tags);
+        if (req.push) await targets[i].putContent(b.artifact, (await previous?.[i])?.tags, imagesUp);
         if (layout) await layout.putContent(b.artifact);
       })();
-      // The SBOMs' blobs go up alongside the images; their manifests wait for `published`.
-      const sbom = req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir }, published, logOf(i)) : Promise.resolve(undefined);
+      // The SBOMs' blobs go up alongside the images; the referrer manifests wait for their
+      // subjects, the platform images (not the index), and the rest for `published`.
+      const subjects = Promise.race([imagesThere, published]);
+      subjects.catch(() => undefined); // `published` carries the failure to the caller
+      const sbom =
+        req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir }, published, logOf(i), subjects) : Promise.resolve(undefined);
       // Both finish before a failure of either fails the run: nothing is left reading workDir.
       [, sboms[i]] = await allDone([published, sbom]);
     };

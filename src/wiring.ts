@@ -92,7 +92,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
     },
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // SPEC §3.5: referrers go to the same publish-side registry client as the image.
-    sboms: (built, where, published, logger = o.logger) =>
+    sboms: (built, where, published, logger = o.logger, imagesUp) =>
       publishSboms(
         built,
         where,
@@ -104,6 +104,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
           },
         },
         published,
+        imagesUp,
       ),
   };
 }

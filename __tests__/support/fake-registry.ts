@@ -15,8 +15,11 @@ export interface Recorded {
   bodyLength: number;
 }
 
-/** A response, or `reset` (the connection is cut) or `hang` (no answer until the fake closes). */
-export type Canned = { status: number; headers?: Record<string, string>; body?: string } | 'reset' | 'hang';
+/**
+ * A response, or `reset` (the connection is cut), `hang` (no answer until the fake closes) or
+ * `pass` (the fake's own answer: with a function that resolves later, a delayed request).
+ */
+export type Canned = { status: number; headers?: Record<string, string>; body?: string } | 'reset' | 'hang' | 'pass';
 
 /** A response to give instead of the real one, to the next `times` matching requests. */
 export interface Injection {
@@ -173,7 +176,7 @@ export class FakeRegistry {
         return;
       }
       if (canned === 'hang') return;
-      return send(res, canned.status, canned.headers ?? {}, canned.body ?? '');
+      if (canned !== 'pass') return send(res, canned.status, canned.headers ?? {}, canned.body ?? '');
     }
 
     if (url.pathname.startsWith('/_storage/')) {

@@ -12,8 +12,10 @@ export interface Publisher {
   /**
    * Write every blob, then every platform manifest, then the index, all by digest. `named`: what
    * tags were seen to name earlier in the run; one that names the artifact means it is there.
+   * `imagesUp` is called once every platform image's manifest is there, before the index goes
+   * up: what refers to the images (SBOMs) need not wait for the index.
    */
-  putContent(artifact: Artifact, named?: ReadonlyMap<string, string>): Promise<void>;
+  putContent(artifact: Artifact, named?: ReadonlyMap<string, string>, imagesUp?: () => void): Promise<void>;
   /**
    * Point each tag at the artifact. Called only after putContent succeeded for every package.
    * `named`: what tags were seen to name earlier in the run; one that names the artifact

@@ -99,13 +99,13 @@ export class RegistryPublisher implements Publisher {
     this.progressEveryMs = opts.progressEveryMs ?? 5000;
   }
 
-  async putContent(artifact: Artifact, named?: ReadonlyMap<string, string>): Promise<void> {
+  async putContent(artifact: Artifact, named?: ReadonlyMap<string, string>, imagesUp?: () => void): Promise<void> {
     // A re-run of the same commit: registries (distribution, GHCR) refuse a manifest whose
     // blobs are missing and an index whose manifests are, and we never push a parent before
     // its children, so an artifact that is there by digest is there whole: nothing else is
     // checked or sent. A tag read naming it earlier in the run says so without a request.
     const tag = [...(named ?? [])].find(([, digest]) => digest === artifact.digest)?.[0];
-    if (tag !== undefined) return this.alreadyThere(artifact, ` (${tag} names it)`);
+    if (tag !== undefined) return this.alreadyThere(artifact, ` (${tag} names it)`, imagesUp);
     const images = [...new Map(imagesOf(artifact).map((img) => [img.digest, img])).values()];
     const blobs = blobsOf(images);
     // What this run stored here while building is known to be here: no request for it.
@@ -140,7 +140,7 @@ export class RegistryPublisher implements Publisher {
         missing.add(c.blob);
       }
     });
-    if (whole) return this.alreadyThere(artifact, '');
+    if (whole) return this.alreadyThere(artifact, '', imagesUp);
     const toPush: Blob[] = [];
     for (const b of blobs.values()) {
       const short = shortDigest(b.digest);
@@ -163,10 +163,13 @@ export class RegistryPublisher implements Publisher {
       this.concurrency,
       (image) => this.putManifestByDigest(image.digest, image.bytes, image.mediaType),
     );
+    if (artifact.kind === 'index') imagesUp?.();
     await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
+    imagesUp?.();
   }
 
-  private alreadyThere(artifact: Artifact, why: string): void {
+  private alreadyThere(artifact: Artifact, why: string, imagesUp: (() => void) | undefined): void {
+    imagesUp?.();
     this.counters.manifestsSkipped++;
     this.logger.info(`${this.name}@${artifact.digest} is already there, with all its content${why}`);
   }

@@ -186,15 +186,18 @@ export interface SbomDeps {
  * image, pushed when `push` and written into the layout when there is one. Returns the
  * referrer manifests' digests, one per platform in order.
  *
- * `published` settles once the package's images are published (registry and layout). The
- * referrers' blobs need nothing from them and go up at once; each referrer manifest, and the
- * layout's copies, wait for it.
+ * `published` settles once the package's images are published (registry and layout), and
+ * `imagesUp` once its platform images are in the repository, before the index. The referrers'
+ * blobs need nothing from them and go up at once; each referrer manifest waits for `imagesUp`
+ * (its subject is a platform image), the layout's copies for `published`.
  */
 export async function publishSboms(
   built: BuiltPackage,
   where: { push: boolean; layoutDir?: string },
   deps: SbomDeps,
   published: Promise<unknown> = Promise.resolve(),
+  /** Settles once the platform images are in the repository (before the index); defaults to `published`. */
+  imagesUp: Promise<unknown> = published,
 ): Promise<{ platform: string; digest: string }[]> {
   const made = built.platforms.map((p) => {
     const platform = formatPlatform(p.platform);
@@ -222,7 +225,7 @@ export async function publishSboms(
       if (!blobs.has(d)) blobs.set(d, putBlobIfMissing(repo, blob));
       return blobs.get(d)!;
     };
-    vias = await allDone(made.map((m) => pushReferrer(repo, m.r, { subject: published, putBlob })));
+    vias = await allDone(made.map((m) => pushReferrer(repo, m.r, { subject: imagesUp, putBlob })));
   }
   await published;
   const out: { platform: string; digest: string }[] = [];
