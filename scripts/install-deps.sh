@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs and is missing, and only that; safe to run again.
-#   Go >= 1.23, docker-registry (distribution 2.8), skopeo, umoci, openssl, htpasswd, git.
+#   Go >= 1.23, docker-registry (distribution 2.8), skopeo, umoci, openssl, htpasswd, git, and
+#   qemu-user with arm64's libc and libstdc++ (scripts/deflate-cpus.sh runs Node on other CPUs).
 # Runs as root in CI (sudo only when not root). apt-get update runs once, and only when
 # something must be installed. The packaged registry service is never left running: tests
 # start their own registries on loopback, and the packaged one listens on all interfaces.
@@ -50,6 +51,9 @@ want umoci umoci
 want openssl openssl
 want htpasswd apache2-utils # htpasswd -B: distribution's htpasswd auth accepts bcrypt only
 want git git
+want qemu-x86_64 qemu-user
+[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || packages+=(libc6-arm64-cross)
+[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || packages+=(libstdc++6-arm64-cross)
 
 need_go=false
 have_go || need_go=true
