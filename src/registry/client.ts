@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { Logger } from '../log.js';
 import { isDigest, once, sha256 } from '../oci/digest.js';
-import type { BlobOrigin } from '../oci/layer.js';
+import { tee, type BlobOrigin } from '../oci/layer.js';
 import { isIndexMediaType, isManifestMediaType, manifestAccept, MediaType, type Descriptor, type Index } from '../oci/spec.js';
 import type { ContentSource, RawManifest } from '../oci/store.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
@@ -599,7 +599,7 @@ export class Repository implements ContentSource {
         return source;
       };
       const res = await this.uploadStep(op, { method: 'PATCH', url: location, headers: { 'Content-Type': 'application/octet-stream' }, body });
-      const fallback = TOO_LARGE.has(res.status) ? 'ranged' : CHUNKING_REFUSED.has(res.status) ? 'monolithic' : undefined;
+      const fallback = streamedFallback(res.status);
       if (fallback) this.registry.uploadFallback = fallback;
       if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
       await discard(res);
@@ -756,7 +756,7 @@ export class Repository implements ContentSource {
     if (size === 0) return body.sent();
     try {
       const res = await this.uploadStep(op, { method: 'PATCH', url: session.location, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) }, body: body.open });
-      const fallback = TOO_LARGE.has(res.status) ? 'ranged' : CHUNKING_REFUSED.has(res.status) ? 'monolithic' : undefined;
+      const fallback = streamedFallback(res.status);
       if (fallback) {
         await discard(res);
         return fallback;
@@ -872,6 +872,10 @@ const TOO_LARGE = new Set([413, 416]);
  */
 const CHUNKING_REFUSED = new Set([405, 416, 501]);
 
+/** What a streamed PATCH answered with `status` falls back to; undefined when it was not refused. */
+const streamedFallback = (status: number): UploadProtocol | undefined =>
+  TOO_LARGE.has(status) ? 'ranged' : CHUNKING_REFUSED.has(status) ? 'monolithic' : undefined;
+
 /**
  * `open` as a request body whose bytes are counted and hashed as the request reads them from
  * the source, with progress reported. Each send opens the source afresh (an auth challenge or a
@@ -885,13 +889,9 @@ function countingBody(open: () => Promise<Readable>, onProgress?: ProgressListen
       source?.destroy();
       const tally = (last = { bytes: 0, hash: createHash('sha256') });
       source = await open();
-      const count = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          tally.hash.update(chunk);
-          tally.bytes += chunk.length;
-          onProgress?.(tally.bytes);
-          cb(null, chunk);
-        },
+      const count = tee(tally.hash, (n) => {
+        tally.bytes += n;
+        onProgress?.(tally.bytes);
       });
       // pipeline destroys the source when the request stops reading early, and passes its errors on.
       return pipeline(source, count, () => {});
