@@ -97,7 +97,7 @@ export async function writeLayer(entries: readonly TarEntry[], file: string, med
         tee(diffHash),
         createGzip({ level: GZIP_LEVEL, windowBits: GZIP_WINDOW_BITS, memLevel: GZIP_MEM_LEVEL, chunkSize: GZIP_CHUNK }),
         fixGzipHeader(),
-        copy ? copyTo(copy, blobHash, (n) => (size += n)) : tee(blobHash, (n) => (size += n)),
+        tee(blobHash, (n) => (size += n), copy),
         createWriteStream(file),
       ),
     ]);
@@ -175,40 +175,30 @@ async function feedEntries(pack: tar.Pack, entries: readonly TarEntry[]): Promis
 const addEntry = (pack: tar.Pack, header: Parameters<tar.Pack["entry"]>[0]): Promise<void> =>
   new Promise((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
 
-/** A pass-through that feeds every chunk to a hash (and an optional byte counter). */
-export function tee(hash: Hash, count?: (n: number) => void): Transform {
+/**
+ * A pass-through that feeds every chunk to a hash (and an optional byte counter), and with
+ * `sink` also writes it there, waiting while the sink is full. A sink that fails or closes
+ * early is let go: the main stream goes on without it. The sink is ended with the stream.
+ */
+export function tee(hash: Hash, count?: (n: number) => void, sink?: Writable): Transform {
+  let alive = sink !== undefined;
+  sink?.on('error', () => (alive = false));
+  sink?.on('close', () => (alive = false));
   return new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
       hash.update(chunk);
       count?.(chunk.length);
-      cb(null, chunk);
-    },
-  });
-}
-
-/**
- * tee(hash, count), that also writes every chunk to `sink`, waiting while the sink is full. A
- * sink that fails or closes early is let go: the main stream goes on without it.
- */
-function copyTo(sink: Writable, hash: Hash, count: (n: number) => void): Transform {
-  let alive = true;
-  sink.on('error', () => (alive = false));
-  sink.on('close', () => (alive = false));
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      count(chunk.length);
-      if (!alive || sink.write(chunk)) return cb(null, chunk);
+      if (!alive || sink!.write(chunk)) return cb(null, chunk);
       const go = () => {
-        sink.off('drain', go);
-        sink.off('close', go);
+        sink!.off('drain', go);
+        sink!.off('close', go);
         cb(null, chunk);
       };
-      sink.on('drain', go);
-      sink.on('close', go);
+      sink!.on('drain', go);
+      sink!.on('close', go);
     },
     flush(cb) {
-      if (alive) sink.end();
+      if (alive) sink!.end();
       cb();
     },
   });
