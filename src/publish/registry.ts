@@ -47,7 +47,6 @@ interface Blob {
   neededBy: string[];
 }
 
-/** One request of putContent's check pass: a platform manifest's HEAD or a blob's. */
 /** One check of putContent's batch: a manifest by digest (`top`: the artifact itself), or a blob. */
 type Check = { manifest: string; top?: boolean } | { blob: Blob };
 
@@ -163,9 +162,10 @@ export class RegistryPublisher implements Publisher {
       this.concurrency,
       (image) => this.putManifestByDigest(image.digest, image.bytes, image.mediaType),
     );
+    // An index's platform images are up now; a single image is once it is put.
     if (artifact.kind === 'index') imagesUp?.();
     await this.putManifestByDigest(artifact.digest, artifact.bytes, artifact.mediaType);
-    imagesUp?.();
+    if (artifact.kind !== 'index') imagesUp?.();
   }
 
   private alreadyThere(artifact: Artifact, why: string, imagesUp: (() => void) | undefined): void {
