@@ -59,6 +59,11 @@ export function realDeps(o: WiringOptions): EngineDeps {
   // Registry clients for the build phase: one attempt per request, and a request that moves
   // no bytes for 5 s is given up.
   const buildPhase = perHost(() => ({ retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
+  /** `host/path` as a repository on `clients`' client for its host. */
+  const repositoryOn = (clients: (host: string) => Registry, name: string, access?: 'push') => {
+    const r = parseRepository(name);
+    return clients(r.registry).repository(r.repository, { access });
+  };
   return {
     go,
     logger: o.logger,
@@ -75,34 +80,19 @@ export function realDeps(o: WiringOptions): EngineDeps {
       const ref = parseReference(reference);
       return { source: registry(ref.registry).repository(ref.repository), reference: ref.digest ?? ref.tag ?? 'latest' };
     },
-    registryTarget(repository, logger = o.logger) {
-      const r = parseRepository(repository);
-      return new RegistryPublisher(publishRegistry(r.registry).repository(r.repository, { access: 'push' }), { logger });
-    },
+    registryTarget: (repository, logger = o.logger) => new RegistryPublisher(repositoryOn(publishRegistry, repository, 'push'), { logger }),
     // Both run while Go builds, so not on the publish clients (their deadline has not started),
     // and without retries: what fails here is done (compressed, uploaded) the usual way.
-    previousImages: (repository, tags, builder) => {
-      const r = parseRepository(repository);
-      // Pull access: this runs while Go builds, and a failed build must not have asked to push.
-      return previousImages(buildPhase(r.registry).repository(r.repository), tags, builder);
-    },
-    uploadWhileWritten: (repository, bytes, digest) => {
-      const r = parseRepository(repository);
-      return buildPhase(r.registry).repository(r.repository, { access: 'push' }).uploadWhileWritten(bytes, digest);
-    },
+    // Pull access: this runs while Go builds, and a failed build must not have asked to push.
+    previousImages: (repository, tags, builder) => previousImages(repositoryOn(buildPhase, repository), tags, builder),
+    uploadWhileWritten: (repository, bytes, digest) => repositoryOn(buildPhase, repository, 'push').uploadWhileWritten(bytes, digest),
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // SPEC §3.5: referrers go to the same publish-side registry client as the image.
     sboms: (built, where, published, logger = o.logger, imagesUp) =>
       publishSboms(
         built,
         where,
-        {
-          logger,
-          repository: (name) => {
-            const r = parseRepository(name);
-            return publishRegistry(r.registry).repository(r.repository, { access: 'push' });
-          },
-        },
+        { logger, repository: (name) => repositoryOn(publishRegistry, name, 'push') },
         published,
         imagesUp,
       ),
