@@ -108,7 +108,8 @@ export class LayoutWriter {
     return join(this.dir, Layout.BlobsDir, 'sha256', digestHex(digest));
   }
 
-  private async putBytes(digest: string, bytes: Buffer) {
+  /** Store `bytes` as the blob `digest`, unless the layout has it (its blobs directory must exist). */
+  async putBytes(digest: string, bytes: Buffer): Promise<void> {
     const path = this.blobPath(digest);
     if (await exists(path)) return;
     await atomicWrite(path, bytes);
@@ -140,7 +141,7 @@ let partials = 0;
  * that two writes of the same blob at once (packages published together share base layers)
  * never write into one temporary file. The rename makes either complete copy the blob.
  */
-export const partialPath = (path: string): string => `${path}.partial-${process.pid}-${++partials}`;
+const partialPath = (path: string): string => `${path}.partial-${process.pid}-${++partials}`;
 
 async function atomicWrite(path: string, bytes: Buffer) {
   const tmp = partialPath(path);

@@ -1,4 +1,4 @@
-import { access, mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BuiltPackage } from '../build/builder.js';
 import type { Logger } from '../log.js';
@@ -6,7 +6,7 @@ import { digestHex, sha256 } from '../oci/digest.js';
 import { descriptorOf } from '../oci/image.js';
 import { encodeJson } from '../oci/json.js';
 import { fromBuffer } from '../oci/layer.js';
-import { partialPath } from '../oci/layout.js';
+import { LayoutWriter } from '../oci/layout.js';
 import { formatPlatform } from '../oci/platform.js';
 import { isIndexMediaType, Key, Layout, MediaType, type Descriptor, type Index, type Manifest } from '../oci/spec.js';
 import type { Repository } from '../registry/client.js';
@@ -160,18 +160,14 @@ async function addToReferrersTag(repo: Repository, r: Referrer, tag: string, ind
 
 /** Write the referrer's blobs (config, document, manifest) into an OCI layout's blob store. */
 export async function writeReferrerBlobs(dir: string, r: Referrer): Promise<void> {
-  const blobs = join(dir, Layout.BlobsDir, 'sha256');
-  await mkdir(blobs, { recursive: true });
+  await mkdir(join(dir, Layout.BlobsDir, 'sha256'), { recursive: true });
+  const layout = new LayoutWriter(dir);
   for (const [digest, bytes] of [
     [r.config.descriptor.digest, r.config.bytes],
     [r.layer.descriptor.digest, r.layer.bytes],
     [r.digest, r.bytes],
   ] as const) {
-    const path = join(blobs, digestHex(digest));
-    if (await access(path).then(() => true, () => false)) continue;
-    const tmp = partialPath(path);
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
+    await layout.putBytes(digest, bytes);
   }
 }
 
