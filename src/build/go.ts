@@ -165,10 +165,14 @@ export function parseDiagnostics(output: string, cwd: string, workspace: string)
   return out;
 }
 
-/** Parse `go version -m` text: a header line, then tab-separated `path`, `mod`, `dep`, `=>`, `build` rows. */
+/**
+ * Parse `go version -m` text: a header line, then tab-separated `path`, `mod`, `dep`, `=>`, `build` rows.
+ * With a GOEXPERIMENT the header's version is followed by the experiments (`go1.23.5 X:aliastypeparams`);
+ * the toolchain is the first word.
+ */
 export function parseBuildInfo(text: string): BuildInfo {
   const lines = text.split(/\r?\n/);
-  const header = /:\s+(go\S+)\s*$/.exec(lines[0] ?? '');
+  const header = /:\s+(go\S+)(?:\s+X:\S+)?\s*$/.exec(lines[0] ?? '');
   if (!header) throw new Error(`unexpected go version -m output: ${JSON.stringify(lines[0])}`);
   const info: BuildInfo = { goVersion: header[1], path: '', main: { path: '', version: '' }, deps: [], settings: {} };
   for (const line of lines.slice(1)) {

@@ -1,0 +1,37 @@
+// SPEC §3.1 and §3.3 on real Go builds: what the image says about its binary must hold for
+// every `go build` the inputs allow.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseBuildInfo } from '../src/build/go.js';
+import { runEngine } from '../src/engine.js';
+import { imagesOf } from '../src/oci/image.js';
+import { Key } from '../src/oci/spec.js';
+import { exampleRequest, layoutOnlyDeps } from './support/engine.js';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'audit-image-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const buildScratch = (raw: Record<string, string>) =>
+  runEngine(exampleRequest({ 'base-image': 'scratch', platforms: 'linux/amd64', ...raw }), layoutOnlyDeps());
+
+describe('go.version (SPEC §3.3) of a binary built with a GOEXPERIMENT', () => {
+  it('reads the toolchain from a `go version -m` header that lists experiments', () => {
+    const info = parseBuildInfo('/tmp/app: go1.23.5 X:aliastypeparams\n\tpath\texample.com/app\n\tmod\texample.com/app\t(devel)\t\n');
+    expect(info.goVersion).toBe('go1.23.5');
+    expect(info.path).toBe('example.com/app');
+  });
+
+  it('builds, and labels and annotates the toolchain that built it', async () => {
+    const result = await buildScratch({ env: 'GOEXPERIMENT=aliastypeparams' });
+    const img = imagesOf(result.packages[0].artifact)[0];
+    expect(img.config.config?.Labels?.[Key.GoVersion]).toMatch(/^go1\.\d+(\.\d+)?$/);
+    expect(img.manifest.annotations?.[Key.GoVersion]).toBe(img.config.config?.Labels?.[Key.GoVersion]);
+  });
+});
