@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseBuildInfo } from '../src/build/go.js';
+import { GoToolchain, parseBuildInfo } from '../src/build/go.js';
 import { runEngine } from '../src/engine.js';
 import { imagesOf } from '../src/oci/image.js';
 import { Key } from '../src/oci/spec.js';
@@ -33,5 +33,20 @@ describe('go.version (SPEC §3.3) of a binary built with a GOEXPERIMENT', () => 
     const img = imagesOf(result.packages[0].artifact)[0];
     expect(img.config.config?.Labels?.[Key.GoVersion]).toMatch(/^go1\.\d+(\.\d+)?$/);
     expect(img.manifest.annotations?.[Key.GoVersion]).toBe(img.config.config?.Labels?.[Key.GoVersion]);
+  });
+});
+
+describe('-trimpath (SPEC §3.1)', () => {
+  const go = new GoToolchain(async () => ({ code: 0, stdout: '', stderr: '' }), {});
+  const command = (flags: string[]) =>
+    go.buildCommand({ target: './cmd/app', output: '/o/app', cwd: '/src', flags, ldflags: [], env: {}, platformEnv: { GOOS: 'linux', GOARCH: 'amd64' } });
+
+  it.each([['-trimpath=false'], ['--trimpath=false'], ['-trimpath=0'], ['--trimpath']])('is not turned off or repeated by flags %j', (flag) => {
+    expect(command(['-v', flag]).args).toEqual(['build', '-trimpath', '-o', '/o/app', '-v', './cmd/app']);
+  });
+
+  it('stays on in the binary when the flags input says -trimpath=false', async () => {
+    const result = await buildScratch({ flags: '-buildvcs=false -trimpath=false' });
+    expect(result.packages[0].built.platforms[0].buildInfo.settings['-trimpath']).toBe('true');
   });
 });

@@ -75,7 +75,9 @@ export class GoToolchain {
   /** The `go build` command line for one platform, as data. */
   buildCommand(opts: BuildOptions): Command {
     const args = ['build', '-trimpath', '-o', opts.output];
-    const flags = opts.flags.filter((f) => f !== '-trimpath');
+    // SPEC §3.1: always -trimpath. A later `-trimpath=false` in the flags would turn it off again
+    // (Go's flag package takes the last value), and with it the build's reproducibility.
+    const flags = opts.flags.filter((f) => !/^--?trimpath(=|$)/.test(f));
     args.push(...flags);
     if (opts.ldflags.length) args.push(`-ldflags=${opts.ldflags.join(' ')}`);
     args.push(opts.target);
