@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { GoToolchain, parseBuildInfo } from '../src/build/go.js';
 import { runEngine } from '../src/engine.js';
 import { imagesOf } from '../src/oci/image.js';
+import { goEnv, parsePlatform } from '../src/oci/platform.js';
 import { Key } from '../src/oci/spec.js';
 import { exampleRequest, layoutOnlyDeps } from './support/engine.js';
 
@@ -48,5 +49,22 @@ describe('-trimpath (SPEC §3.1)', () => {
   it('stays on in the binary when the flags input says -trimpath=false', async () => {
     const result = await buildScratch({ flags: '-buildvcs=false -trimpath=false' });
     expect(result.packages[0].built.platforms[0].buildInfo.settings['-trimpath']).toBe('true');
+  });
+});
+
+describe('arm64 variants (SPEC §3.1: the Go environment follows the platform)', () => {
+  it('linux/arm64/v9 sets GOARM64=v9.0, a value Go accepts (it refuses v9)', () => {
+    expect(goEnv(parsePlatform('linux/arm64/v9')).GOARM64).toBe('v9.0');
+  });
+
+  it('passes a variant with its minor version (a base index may list arm64 v8.2) as it is', () => {
+    expect(goEnv({ os: 'linux', architecture: 'arm64', variant: 'v8.2' }).GOARM64).toBe('v8.2');
+  });
+
+  it('builds linux/arm64/v9 on scratch', async () => {
+    const result = await buildScratch({ platforms: 'linux/arm64/v9' });
+    const built = result.packages[0].built.platforms[0];
+    expect(built.buildInfo.settings.GOARM64).toBe('v9.0');
+    expect(built.image.platform).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v9' });
   });
 });

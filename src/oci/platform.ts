@@ -52,6 +52,7 @@ export function goEnv(p: Platform): Record<string, string> {
   const env: Record<string, string> = { GOOS: p.os, GOARCH: p.architecture };
   if (p.architecture === 'arm' && p.variant) env.GOARM = p.variant.slice(1);
   if (p.architecture === 'amd64' && p.variant) env.GOAMD64 = p.variant;
-  if (p.architecture === 'arm64' && p.variant && p.variant !== 'v8') env.GOARM64 = p.variant;
+  // Go wants GOARM64 with a minor version (v9.0); platforms name the major alone (v9), as containerd does.
+  if (p.architecture === 'arm64' && p.variant && p.variant !== 'v8') env.GOARM64 = /^v\d+$/.test(p.variant) ? `${p.variant}.0` : p.variant;
   return env;
 }
