@@ -76,7 +76,9 @@ export async function prepareRun(
     inputs,
     workspace,
     env,
-    defaultRepository: env.GITHUB_REPOSITORY ? defaultRepository(ctx) : undefined,
+    // Outside Actions a GitHub-style origin remote names the repository as GITHUB_REPOSITORY
+    // would (SPEC §6: the CLI's example gives no repository); `local/<dir>` names none.
+    defaultRepository: !local || local.fromRemote ? defaultRepository(ctx) : undefined,
     provenance,
     push,
     tagsFor: (existing) => plan(existing).tags,

@@ -1,0 +1,76 @@
+// SPEC §1 (inputs), §2 (outputs) and §6 (the command line), checked end to end on a small Go
+// module with a GitHub-style origin remote: real Go, scratch bases, no registry.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from '../src/cli.js';
+import { realRun } from '../src/config/git.js';
+import { runEngine, type RunResult } from '../src/engine.js';
+import { parseInputs, type RawInputs } from '../src/inputs.js';
+import { loadKoSettings } from '../src/kosettings.js';
+import { MemoryLogger } from '../src/log.js';
+import { prepareRun } from '../src/prepare.js';
+import { gitIn } from './support/git.js';
+import { layoutOnlyDeps } from './support/engine.js';
+
+let tmp: string;
+let ws: string;
+
+const MAIN_GO = 'package main\n\nfunc main() {}\n';
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'ko-audit-inputs-'));
+  ws = join(tmp, 'repo');
+  const files: Record<string, string> = {
+    'go.mod': 'module example.com/app\n\ngo 1.23\n',
+    'cmd/app/main.go': MAIN_GO,
+    'cmd/MyTool/main.go': MAIN_GO,
+    'cmd/a/server/main.go': MAIN_GO,
+    'cmd/b/server/main.go': MAIN_GO,
+    '.gitignore': 'out*/\n',
+  };
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(join(ws, path, '..'), { recursive: true });
+    await writeFile(join(ws, path), text);
+  }
+  execFileSync('git', ['init', '-q', '-b', 'main', ws]);
+  const git = (args: string[]) => gitIn(ws, args, '2026-01-02T03:04:05Z');
+  git(['add', '.']);
+  git(['commit', '-q', '-m', 'init']);
+  git(['remote', 'add', 'origin', 'https://github.com/Octo-Org/Hello-World.git']);
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** Outside Actions: no GITHUB_* variables, Go on PATH. */
+const localEnv = (): Record<string, string | undefined> => ({ PATH: process.env.PATH, HOME: process.env.HOME });
+
+/** The action's path from raw inputs (prepare, .ko.yaml, engine), never pushing. */
+async function build(raw: RawInputs): Promise<RunResult> {
+  const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', 'base-image': 'scratch', platforms: 'linux/amd64', ...raw });
+  const logger = new MemoryLogger();
+  const env = localEnv();
+  const prepared = await prepareRun(inputs, env, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
+  const ko = await loadKoSettings(inputs, env, ws, prepared.render!);
+  return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
+}
+
+describe('SPEC §6: the command line', () => {
+  it('runs its own example (build ./cmd/app --push=false --oci-layout-path out) with no repository given', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await cli(
+      ['build', './cmd/app', '--push=false', '--oci-layout-path', 'out-cli', '--base-image=scratch', '--platforms=linux/amd64', '--sbom=none'],
+      localEnv(),
+      { out: (s) => out.push(s), err: (s) => err.push(s), cwd: ws },
+    );
+    expect(err.join('')).not.toContain('ko-annotate: ');
+    expect(code).toBe(0);
+    // As in the action: ghcr.io/<owner>/<repo> lower-cased, here from the origin remote.
+    expect(out.join('')).toMatch(/^ghcr\.io\/octo-org\/hello-world@sha256:[0-9a-f]{64}\n$/);
+    expect(JSON.parse(await readFile(join(ws, 'out-cli', 'index.json'), 'utf8')).manifests).toHaveLength(1);
+  });
+});
