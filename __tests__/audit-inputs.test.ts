@@ -74,3 +74,11 @@ describe('SPEC §6: the command line', () => {
     expect(JSON.parse(await readFile(join(ws, 'out-cli', 'index.json'), 'utf8')).manifests).toHaveLength(1);
   });
 });
+
+describe('SPEC §1 naming', () => {
+  it('base: a package whose last element has upper case still gets a valid (lower-case) repository, as ko names it', async () => {
+    const result = await build({ packages: './cmd/app,./cmd/MyTool', 'oci-layout-path': join(tmp, 'out-base') });
+    expect(result.packages.map((p) => p.repository)).toEqual(['registry.example/acme/app', 'registry.example/acme/mytool']);
+    expect(result.packages[1].ref).toMatch(/^registry\.example\/acme\/mytool@sha256:/);
+  });
+});

@@ -261,8 +261,9 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
     throw new Error('input "repository" is empty and there is no GITHUB_REPOSITORY or KO_DOCKER_REPO to derive it from');
   }
   const naming: Exclude<Naming, 'auto'> = inputs.naming === 'auto' ? (pkgs.length === 1 ? 'bare' : 'base') : inputs.naming;
+  // Repository names are lower-case; ko lower-cases the import path for every naming mode.
   const repoFor = (p: GoPackage) =>
-    naming === 'bare' ? repository : naming === 'base' ? `${repository}/${lastElement(p.importPath)}` : `${repository}/${p.importPath.toLowerCase()}`;
+    naming === 'bare' ? repository : `${repository}/${(naming === 'base' ? lastElement(p.importPath) : p.importPath).toLowerCase()}`;
   if (naming === 'bare' && pkgs.length > 1) {
     throw new Error(`input "naming": "bare" gives ${pkgs.length} packages the same repository ${repository}; use base or preserve`);
   }
