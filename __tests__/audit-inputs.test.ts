@@ -82,3 +82,19 @@ describe('SPEC §1 naming', () => {
     expect(result.packages[1].ref).toMatch(/^registry\.example\/acme\/mytool@sha256:/);
   });
 });
+
+describe('SPEC §1 naming: one image per package', () => {
+  it('base: two packages with the same last element are refused before building, like bare for several', async () => {
+    const same = 'example.com/app/cmd/a/server and example.com/app/cmd/b/server the same repository registry.example/acme/server; use preserve';
+    await expect(build({ packages: './cmd/a/server,./cmd/b/server', naming: 'base' })).rejects.toThrow(`input "naming": "base" gives ${same}`);
+    await expect(build({ packages: './cmd/a/server,./cmd/b/server' })).rejects.toThrow(`input "naming": "auto" (base for several packages) gives ${same}`);
+    // preserve tells them apart.
+    const result = await build({ packages: './cmd/a/server,./cmd/b/server', naming: 'preserve', 'oci-layout-path': join(tmp, 'out-preserve') });
+    expect(result.packages.map((p) => p.repository)).toEqual(['registry.example/acme/example.com/app/cmd/a/server', 'registry.example/acme/example.com/app/cmd/b/server']);
+  });
+
+  it('a package named twice is refused, naming the input', async () => {
+    expect(() => parseInputs({ packages: './cmd/app\n./cmd/app' })).toThrow('input "packages": "./cmd/app" is listed twice');
+    await expect(build({ packages: './cmd/app,./cmd/app/' })).rejects.toThrow('input "packages": "./cmd/app" and "./cmd/app/" are the same package example.com/app/cmd/app');
+  });
+});

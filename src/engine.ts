@@ -267,6 +267,17 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   if (naming === 'bare' && pkgs.length > 1) {
     throw new Error(`input "naming": "bare" gives ${pkgs.length} packages the same repository ${repository}; use base or preserve`);
   }
+  // One image per package: two in one repository would race for the same tags.
+  const byRepository = new Map<string, ListedPackage>();
+  for (const p of pkgs) {
+    const other = byRepository.get(repoFor(p));
+    if (other?.importPath === p.importPath) throw new Error(`input "packages": ${JSON.stringify(other.spec)} and ${JSON.stringify(p.spec)} are the same package ${p.importPath}`);
+    if (other) {
+      const how = inputs.naming === 'auto' ? `"auto" (base for several packages)` : `"${naming}"`;
+      throw new Error(`input "naming": ${how} gives ${other.importPath} and ${p.importPath} the same repository ${repoFor(p)}${naming === 'base' ? '; use preserve' : ''}`);
+    }
+    byRepository.set(repoFor(p), p);
+  }
 
   const platformSpec =
     inputs.platforms ??

@@ -89,7 +89,9 @@ export function parseInputs(raw: RawInputs): Inputs {
   const get = (name: InputName) => (raw[name] ?? '').trim();
 
   const packages = list(get('packages') || '.', 'packages');
-  for (const p of packages) {
+  for (const [i, p] of packages.entries()) {
+    // One image per package (SPEC §1): a second image of it would take the first one's tags.
+    if (packages.indexOf(p) < i) fail('packages', p, 'is listed twice');
     if (/\s/.test(p)) fail('packages', p, 'contains white space');
     if (hasDotDot(p)) fail('packages', p, 'leaves the working directory (".." is not allowed)');
     if (p.includes('...')) fail('packages', p, 'is a pattern; name each main package');
