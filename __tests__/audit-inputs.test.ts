@@ -49,10 +49,10 @@ afterAll(async () => {
 const localEnv = (): Record<string, string | undefined> => ({ PATH: process.env.PATH, HOME: process.env.HOME });
 
 /** The action's path from raw inputs (prepare, .ko.yaml, engine), never pushing. */
-async function build(raw: RawInputs): Promise<RunResult> {
+async function build(raw: RawInputs, extraEnv: Record<string, string> = {}): Promise<RunResult> {
   const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', 'base-image': 'scratch', platforms: 'linux/amd64', ...raw });
   const logger = new MemoryLogger();
-  const env = localEnv();
+  const env = { ...localEnv(), ...extraEnv };
   const prepared = await prepareRun(inputs, env, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
   const ko = await loadKoSettings(inputs, env, ws, prepared.render!);
   return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
@@ -96,5 +96,25 @@ describe('SPEC §1 naming: one image per package', () => {
   it('a package named twice is refused, naming the input', async () => {
     expect(() => parseInputs({ packages: './cmd/app\n./cmd/app' })).toThrow('input "packages": "./cmd/app" is listed twice');
     await expect(build({ packages: './cmd/app,./cmd/app/' })).rejects.toThrow('input "packages": "./cmd/app" and "./cmd/app/" are the same package example.com/app/cmd/app');
+  });
+});
+
+describe('SPEC §1 env: templates as in .ko.yaml', () => {
+  it('renders a template in an env value before Go sees it, go list included', async () => {
+    // go list refuses an unrendered -mod ("-mod={{.Env.MODE}} not supported").
+    const env = 'GOFLAGS=-mod={{.Env.MODE}} -tags={{.Env.TAGS}}';
+    const result = await build({ packages: './cmd/app', env, 'oci-layout-path': join(tmp, 'out-env') }, { MODE: 'mod', TAGS: 'audit' });
+    expect(result.packages[0].built.platforms[0].buildInfo.settings['-tags']).toBe('audit');
+  });
+
+  it('does so on the job’s path too (the action and the command line)', async () => {
+    const err: string[] = [];
+    const code = await cli(
+      ['build', './cmd/app', '--env=GOFLAGS=-mod={{.Env.MODE}}', '--push=false', '--base-image=scratch', '--platforms=linux/amd64', '--sbom=none', '--repository=registry.example/acme'],
+      { ...localEnv(), MODE: 'mod' },
+      { out: () => undefined, err: (s) => err.push(s), cwd: ws },
+    );
+    expect(err.join('')).not.toContain('ko-annotate: ');
+    expect(code).toBe(0);
   });
 });

@@ -57,17 +57,25 @@ export interface RunRequest {
 /** A package as `go list` resolved it, with the name the user gave it. */
 export type ListedPackage = GoPackage & { spec: string };
 
-/** `go list` every package the inputs name, where `.ko.yaml` says to run it for each. */
-export function listPackages(inputs: Inputs, workspace: string, ko: KoSettings | undefined, go: GoToolchain): Promise<ListedPackage[]> {
+/**
+ * `go list` every package the inputs name, where `.ko.yaml` says to run it for each, with the
+ * `env` input rendered by `render` (needed only when a value holds a template).
+ */
+export function listPackages(inputs: Inputs, workspace: string, ko: KoSettings | undefined, go: GoToolchain, render?: RunRequest['render']): Promise<ListedPackage[]> {
   const workDir = resolve(workspace, inputs.workingDirectory);
+  const env = render ? inputEnv(inputs, render) : inputs.env;
   return Promise.all(
     inputs.packages.map(async (spec) => {
       const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
-      const [pkg] = await go.list([at.target], at.dir, inputs.env);
+      const [pkg] = await go.list([at.target], at.dir, env);
       return { ...pkg, spec };
     }),
   );
 }
+
+/** The `env` input with its templates rendered. */
+const inputEnv = (inputs: Inputs, render: (text: string, where: string) => string): Record<string, string> =>
+  Object.fromEntries(Object.entries(inputs.env).map(([k, v]) => [k, render(v, 'input "env"')]));
 
 /** A registry repository we can publish to and read tags from. */
 export interface RegistryTarget extends Publisher {
@@ -252,7 +260,7 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
-  const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go));
+  const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go, render));
   const repoRoot = resolve(req.workspace);
 
   const koEnv = parseKoEnvironment(env);
@@ -319,7 +327,7 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
         // .ko.yaml's lists come rendered; the inputs are appended after them, so they win.
         flags: [...(fromKo?.flags ?? []), ...inputs.flags.map((f) => render(f, 'input "flags"'))],
         ldflags: [...(fromKo?.ldflags ?? []), ...inputs.ldflags.map((f) => render(f, 'input "ldflags"'))],
-        env: { ...(fromKo?.env ?? {}), ...Object.fromEntries(Object.entries(inputs.env).map(([k, v]) => [k, render(v, 'input "env"')])) },
+        env: { ...(fromKo?.env ?? {}), ...inputEnv(inputs, render) },
         user: inputs.user,
         labels: inputs.labels,
         annotations: inputs.annotations,

@@ -45,8 +45,9 @@ export async function runJob(
     timeoutMs: inputs.timeoutMs,
   });
   const used = seams.wrap ? seams.wrap(deps) : deps;
-  // go list runs while git does.
-  const listed = listPackages(inputs, workspace, ko, used.go);
+  // go list runs while git does, unless an `env` value is a template: Go must see it rendered.
+  const templated = Object.values(inputs.env).some((v) => v.includes('{{'));
+  const listed = templated ? preparing.then((p) => listPackages(inputs, workspace, ko, used.go, p.render)) : listPackages(inputs, workspace, ko, used.go);
   listed.catch(() => undefined); // the engine awaits it
   prepared = await preparing;
   return runEngine({ ...prepared, ko, listed }, used);
