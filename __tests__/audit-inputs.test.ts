@@ -118,3 +118,11 @@ describe('SPEC §1 env: templates as in .ko.yaml', () => {
     expect(code).toBe(0);
   });
 });
+
+describe('SPEC §1 flags: templates as in .ko.yaml', () => {
+  it('keeps a template with spaces inside its braces ({{ .Env.TAGS }}) as one flag', async () => {
+    expect(parseInputs({ flags: '-v -tags={{ .Env.TAGS }}\n-trimpath' }).flags).toEqual(['-v', '-tags={{ .Env.TAGS }}', '-trimpath']);
+    const result = await build({ packages: './cmd/app', flags: '-tags={{ .Env.TAGS }}', 'oci-layout-path': join(tmp, 'out-flags') }, { TAGS: 'audit' });
+    expect(result.packages[0].built.platforms[0].buildInfo.settings['-tags']).toBe('audit');
+  });
+});

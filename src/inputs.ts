@@ -141,7 +141,8 @@ export function parseInputs(raw: RawInputs): Inputs {
     username,
     token,
     ldflags: lines(raw.ldflags ?? ''),
-    flags: lines(raw.flags ?? '').flatMap((l) => l.split(/\s+/)),
+    // Split at white space, but not inside a template's braces: `-tags={{ .Env.TAGS }}` is one flag.
+    flags: lines(raw.flags ?? '').flatMap((l) => l.match(/(?:\{\{.*?\}\}|\S)+/g) ?? []),
     env: keyValues('env', raw.env ?? '', ENV_KEY),
     user,
     timeoutMs: parseDuration(get('timeout') || Defaults.timeout),
