@@ -126,3 +126,22 @@ describe('SPEC §1 flags: templates as in .ko.yaml', () => {
     expect(result.packages[0].built.platforms[0].buildInfo.settings['-tags']).toBe('audit');
   });
 });
+
+describe('-toolexec is refused (README: flags), also when a template produces it', () => {
+  const F = { F: '-toolexec=/bin/echo' };
+  it.each([
+    ['input "flags"', { flags: '{{.Env.F}}' }],
+    ['input "env"', { env: 'GOFLAGS={{.Env.F}}' }],
+  ])('%s', async (where, raw) => {
+    await expect(build({ packages: './cmd/app', ...raw }, F)).rejects.toThrow(new RegExp(`^${where}.*toolexec.*not allowed`));
+  });
+
+  it('in .ko.yaml flags', async () => {
+    await writeFile(join(ws, '.ko.yaml'), 'defaultFlags:\n  - "{{.Env.F}}"\n');
+    try {
+      await expect(build({ packages: './cmd/app' }, F)).rejects.toThrow(/defaultFlags.*toolexec.*not allowed/);
+    } finally {
+      await rm(join(ws, '.ko.yaml'));
+    }
+  });
+});

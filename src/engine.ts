@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
 import type { Provenance } from './build/assemble.js';
 import type { GoPackage, GoToolchain } from './build/go.js';
+import { refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
 import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, type Inputs, type Naming } from './inputs.js';
 import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
@@ -73,9 +74,19 @@ export function listPackages(inputs: Inputs, workspace: string, ko: KoSettings |
   );
 }
 
-/** The `env` input with its templates rendered. */
-const inputEnv = (inputs: Inputs, render: (text: string, where: string) => string): Record<string, string> =>
-  Object.fromEntries(Object.entries(inputs.env).map(([k, v]) => [k, render(v, 'input "env"')]));
+/** The `env` input with its templates rendered; a template that yields -toolexec is refused as a literal one is. */
+function inputEnv(inputs: Inputs, render: (text: string, where: string) => string): Record<string, string> {
+  const env = Object.fromEntries(Object.entries(inputs.env).map(([k, v]) => [k, render(v, 'input "env"')]));
+  refuseToolexecInEnv(Object.entries(env).map(([k, v]) => `${k}=${v}`), 'input "env"');
+  return env;
+}
+
+/** The `flags` input with its templates rendered, checked again as inputEnv is. */
+function inputFlags(inputs: Inputs, render: (text: string, where: string) => string): string[] {
+  const flags = inputs.flags.map((f) => render(f, 'input "flags"'));
+  refuseToolexec(flags, 'input "flags"');
+  return flags;
+}
 
 /** A registry repository we can publish to and read tags from. */
 export interface RegistryTarget extends Publisher {
@@ -325,7 +336,7 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
         buildDir,
         buildTarget: fromKo?.target ?? pkg.importPath,
         // .ko.yaml's lists come rendered; the inputs are appended after them, so they win.
-        flags: [...(fromKo?.flags ?? []), ...inputs.flags.map((f) => render(f, 'input "flags"'))],
+        flags: [...(fromKo?.flags ?? []), ...inputFlags(inputs, render)],
         ldflags: [...(fromKo?.ldflags ?? []), ...inputs.ldflags.map((f) => render(f, 'input "ldflags"'))],
         env: { ...(fromKo?.env ?? {}), ...inputEnv(inputs, render) },
         user: inputs.user,

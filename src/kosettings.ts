@@ -43,12 +43,16 @@ export async function loadKoSettings(
         if (eq <= 0) throw new Error(`${b.where.env}: ${JSON.stringify(line)} is not KEY=VALUE`);
         env[line.slice(0, eq)] = render(line.slice(eq + 1), b.where.env);
       }
+      // Again once rendered, as ko does: a template can produce the flag.
+      refuseToolexecInEnv(Object.entries(env).map(([k, v]) => `${k}=${v}`), b.where.env);
+      const flags = b.flags.map((f) => render(f, b.where.flags));
+      refuseToolexec(flags, b.where.flags);
       const dir = resolve(workingDirectory, b.dir);
       return {
         dir,
         // go build runs in `dir`; the package is named relative to it, as ko does.
         target: asTarget(dir, pkg.dir),
-        flags: b.flags.map((f) => render(f, b.where.flags)),
+        flags,
         ldflags: b.ldflags.map((f) => render(f, b.where.ldflags)),
         env,
       };
