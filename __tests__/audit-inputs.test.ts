@@ -73,6 +73,17 @@ describe('SPEC §6: the command line', () => {
     expect(out.join('')).toMatch(/^ghcr\.io\/octo-org\/hello-world@sha256:[0-9a-f]{64}\n$/);
     expect(JSON.parse(await readFile(join(ws, 'out-cli', 'index.json'), 'utf8')).manifests).toHaveLength(1);
   });
+
+  it('does not push to a repository it derived: a pushing run names one, as ko wants KO_DOCKER_REPO', async () => {
+    const err: string[] = [];
+    const code = await cli(
+      ['build', './cmd/app', '--base-image=scratch', '--platforms=linux/amd64', '--sbom=none'],
+      localEnv(),
+      { out: () => undefined, err: (s) => err.push(s), cwd: ws },
+    );
+    expect(code).not.toBe(0);
+    expect(err.join('')).toContain('input "repository" is empty and there is no GITHUB_REPOSITORY or KO_DOCKER_REPO');
+  });
 });
 
 describe('SPEC §1 naming', () => {

@@ -77,8 +77,9 @@ export async function prepareRun(
     workspace,
     env,
     // Outside Actions a GitHub-style origin remote names the repository as GITHUB_REPOSITORY
-    // would (SPEC §6: the CLI's example gives no repository); `local/<dir>` names none.
-    defaultRepository: !local || local.fromRemote ? defaultRepository(ctx) : undefined,
+    // would (SPEC §6: the CLI's example gives no repository), for a run that pushes nothing:
+    // as with ko, nothing is pushed to a registry the user did not name. `local/<dir>` names none.
+    defaultRepository: !local || (local.fromRemote && !push) ? defaultRepository(ctx) : undefined,
     provenance,
     push,
     tagsFor: (existing) => plan(existing).tags,
