@@ -51,8 +51,11 @@ export function realDeps(o: WiringOptions): EngineDeps {
       return client;
     };
   };
-  const registry = perHost(() => ({}));
   let publishRetry: RetryPolicy | undefined;
+  // Base images' clients read manifests before the builds and stream base layers into the
+  // uploads while publishing: those reads are bounded by the publish deadline once it has
+  // started, or a base registry that stops answering would hold the run past its `timeout`.
+  const registry = perHost(() => ({ retry: new RetryPolicy({ deadline: () => publishRetry?.deadline }) }));
   const publishRegistry = perHost(() => ({
     retry: (publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs })),
   }));

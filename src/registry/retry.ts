@@ -11,8 +11,11 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** A longer `Retry-After` is shortened to this. */
   maxRetryAfterMs?: number;
-  /** Milliseconds since the epoch after which nothing more is attempted. */
-  deadline?: number;
+  /**
+   * Milliseconds since the epoch after which nothing more is attempted; a function for a
+   * deadline that is set only later (undefined until then).
+   */
+  deadline?: number | (() => number | undefined);
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   /** In [0, 1). */
@@ -42,7 +45,7 @@ export class GaveUpError extends Error {
 
 export class RetryPolicy {
   readonly maxAttempts: number;
-  readonly deadline?: number;
+  private readonly deadlineOf: () => number | undefined;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly maxRetryAfterMs: number;
@@ -55,15 +58,21 @@ export class RetryPolicy {
     this.baseDelayMs = opts.baseDelayMs ?? 1000;
     this.maxDelayMs = opts.maxDelayMs ?? 30_000;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 60_000;
-    this.deadline = opts.deadline;
+    const deadline = opts.deadline;
+    this.deadlineOf = typeof deadline === 'function' ? deadline : () => deadline;
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = opts.random ?? Math.random;
   }
 
+  get deadline(): number | undefined {
+    return this.deadlineOf();
+  }
+
   /** Milliseconds left before the deadline, or undefined without one. */
   remainingMs(): number | undefined {
-    return this.deadline === undefined ? undefined : this.deadline - this.now();
+    const deadline = this.deadline;
+    return deadline === undefined ? undefined : deadline - this.now();
   }
 
   /** Run `fn` until it succeeds, fails for good, or attempts or time run out. */
