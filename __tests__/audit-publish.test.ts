@@ -3,9 +3,11 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseInputs } from '../src/inputs.js';
 import { MemoryLogger } from '../src/log.js';
 import { resolveBase } from '../src/oci/base.js';
 import { MediaType } from '../src/oci/spec.js';
+import { prepareRun } from '../src/prepare.js';
 import { realDeps } from '../src/wiring.js';
 import { FakeRegistry, sha256 } from './support/fake-registry.js';
 
@@ -75,4 +77,49 @@ describe('the publish time budget (SPEC §1 timeout, §5.2)', () => {
     // Nothing names incomplete content.
     expect(target.seen('PUT', /\/manifests\//)).toEqual([]);
   }, 20_000);
+});
+
+describe('the token goes to the repository host only (SPEC §5.1)', () => {
+  const SECRET = 'dckr_pat_meant-for-docker-hub-only';
+
+  /** The GitHub API requests prepareRun makes on a schedule run (no repository in the payload). */
+  async function apiRequests(repository: string | undefined, env: Record<string, string> = {}) {
+    const calls: { url: string; authorization: string | null }[] = [];
+    const fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      calls.push({ url: String(url), authorization: new Headers(init?.headers).get('authorization') });
+      return new Response(JSON.stringify({ description: 'hello', license: { spdx_id: 'MIT' } }), { status: 200, headers: { 'Content-Type': 'application/json' } });
+    }) as typeof globalThis.fetch;
+    const inputs = parseInputs({ push: 'false', sbom: 'none', token: SECRET, username: 'me', ...(repository && { repository }) });
+    const runnerEnv = {
+      GITHUB_ACTIONS: 'true',
+      GITHUB_REPOSITORY: 'octo-org/hello',
+      GITHUB_SHA: 'a'.repeat(40),
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_EVENT_NAME: 'schedule',
+      SOURCE_DATE_EPOCH: '1767225600',
+      ...env,
+    };
+    const prepared = await prepareRun(inputs, runnerEnv, {}, tmpdir(), { logger: new MemoryLogger(), fetch, run: async () => ({ code: 1, stdout: '' }) });
+    return { calls, prepared };
+  }
+
+  it.each([
+    ['docker.io/me/app', {}],
+    ['registry.example.com/me/app', {}],
+    [undefined, { KO_DOCKER_REPO: 'quay.io/me/app' }],
+    // A ghcr.io token is a GitHub.com one: a GHES API is another host.
+    ['ghcr.io/octo-org/hello', { GITHUB_API_URL: 'https://ghes.example.com/api/v3', GITHUB_SERVER_URL: 'https://ghes.example.com' }],
+  ])('not to the GitHub API when the repository is %s %j: the lookup is anonymous', async (repository, env) => {
+    const { calls, prepared } = await apiRequests(repository, env);
+    expect(calls).toHaveLength(1);
+    expect(calls[0].authorization).toBeNull();
+    expect(prepared.provenance.description).toBe('hello');
+  });
+
+  it('to GitHub.com’s API with a ghcr.io token, the registry’s own service (and by default)', async () => {
+    for (const repository of ['ghcr.io/octo-org/hello', undefined]) {
+      const { calls } = await apiRequests(repository);
+      expect(calls).toEqual([{ url: 'https://api.github.com/repos/octo-org/hello', authorization: `Bearer ${SECRET}` }]);
+    }
+  });
 });

@@ -4,7 +4,7 @@ import { gitInfo, type GitInfo, type RunCommand } from './config/git.js';
 import { renderTemplate } from './config/template.js';
 import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
 import { createdTime } from './github/created.js';
-import { repoInfo, type RepoInfo } from './github/repo-info.js';
+import { apiToken, repoInfo, type RepoInfo } from './github/repo-info.js';
 import { computeTags, tagsFollowExisting } from './github/tags.js';
 import type { Inputs } from './inputs.js';
 import type { Logger } from './log.js';
@@ -39,8 +39,12 @@ export async function prepareRun(
   const runnerCtx = env.GITHUB_REPOSITORY ? readContext(env, payload) : undefined;
   // Outside Actions there is no token and often no network: the description and license are
   // only looked up for a run in Actions.
+  // The token is the target registry's: the engine's order picks the target.
+  const registryHost = (ctx: GithubContext) => (inputs.repository ?? (env.KO_DOCKER_REPO?.trim() || defaultRepository(ctx))).split('/')[0];
   const lookUp = (ctx: GithubContext): Promise<RepoInfo> =>
-    env.GITHUB_ACTIONS === 'true' ? repoInfo(ctx, { token: inputs.token ?? '', fetch: deps.fetch, logger: deps.logger }) : Promise.resolve({});
+    env.GITHUB_ACTIONS === 'true'
+      ? repoInfo(ctx, { token: apiToken(ctx, registryHost(ctx), inputs.token), fetch: deps.fetch, logger: deps.logger })
+      : Promise.resolve({});
   const [git, remote, runnerInfo] = await Promise.all([
     gitInfo({ dir: workspace, run: deps.run, env }),
     runnerCtx ? undefined : deps.run(['git', 'remote', 'get-url', 'origin'], workspace),

@@ -10,7 +10,7 @@ export interface RepoInfo {
 }
 
 export interface RepoInfoDeps {
-  /** The GitHub token; sent only to `ctx.apiUrl`. Empty means an anonymous request. */
+  /** A GitHub token (see apiToken); sent only to `ctx.apiUrl`. Empty means an anonymous request. */
   token: string;
   fetch: typeof globalThis.fetch;
   logger: Logger;
@@ -19,6 +19,18 @@ export interface RepoInfoDeps {
 }
 
 export const maxDescriptionLength = 512;
+
+const githubApiUrl = 'https://api.github.com';
+
+/**
+ * The token for the repository lookup, given the `token` input and the registry host it is
+ * for. That input belongs to `repository`'s host alone (SPEC §5.1): a Docker Hub or cloud
+ * registry token must not reach GitHub. Only a ghcr.io token, which is GitHub.com's own (the
+ * default is `github.token`), goes to GitHub.com's API; otherwise the lookup is anonymous.
+ */
+export function apiToken(ctx: GithubContext, registryHost: string, token: string | undefined): string {
+  return registryHost.toLowerCase() === 'ghcr.io' && ctx.apiUrl === githubApiUrl ? (token ?? '') : '';
+}
 
 /**
  * Description and license of the repository: from the event payload when it carries a
