@@ -21,7 +21,7 @@ let ws: string;
 const MAIN_GO = 'package main\n\nfunc main() {}\n';
 
 beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'ko-audit-inputs-'));
+  tmp = await mkdtemp(join(tmpdir(), 'inputs-contract-'));
   ws = join(tmp, 'repo');
   const files: Record<string, string> = {
     'go.mod': 'module example.com/app\n\ngo 1.23\n',

@@ -13,7 +13,7 @@ import { exampleRequest, layoutOnlyDeps } from './support/engine.js';
 
 let tmp: string;
 beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'audit-image-'));
+  tmp = await mkdtemp(join(tmpdir(), 'go-build-settings-'));
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });

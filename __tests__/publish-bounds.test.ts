@@ -24,7 +24,7 @@ async function start() {
 
 /** An empty Docker config, so that the developer's own logins play no part. */
 async function emptyDockerConfig() {
-  const dir = await mkdtemp(join(tmpdir(), 'audit-publish-'));
+  const dir = await mkdtemp(join(tmpdir(), 'publish-bounds-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
