@@ -6,6 +6,7 @@ import {
   anonymous,
   chainCredentials,
   dockerConfigCredentials,
+  repositoryCredentials,
   spawnHelper,
   targetCredentials,
   type HelperResult,
@@ -172,5 +173,31 @@ describe('targetCredentials and chainCredentials', () => {
     expect(await chain('ghcr.io')).toEqual({ username: 'octocat', password: 'input-token' });
     expect(await chain('cgr.dev')).toEqual({ username: 'c', password: 'd' });
     expect(await chain('quay.io')).toBeUndefined();
+  });
+});
+
+describe('repositoryCredentials (SPEC §5.1: the inputs, else the Docker config)', () => {
+  const config = () =>
+    configDir({ auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:dckr_pat') }, 'ghcr.io': { auth: b64('file:ghcr') } } }).then((dir) =>
+      dockerConfigCredentials({ configDir: dir, env: {}, runHelper: noHelper }),
+    );
+
+  it('gives a token the user chose to the target before the Docker config', async () => {
+    const creds = repositoryCredentials('docker.io', 'me', 'dckr_pat_input', await config());
+    expect(await creds('registry-1.docker.io')).toEqual({ username: 'me', password: 'dckr_pat_input' });
+  });
+
+  it('lets docker/login-action’s entry for another registry win over the default github.token', async () => {
+    const creds = repositoryCredentials('docker.io', 'octocat', 'ghs_default', await config());
+    expect(await creds('registry-1.docker.io')).toEqual({ username: 'hubuser', password: 'dckr_pat' });
+    // Without an entry for that registry the inputs are still offered, as before.
+    expect(await repositoryCredentials('quay.io', 'octocat', 'ghs_default', await config())('quay.io')).toEqual({ username: 'octocat', password: 'ghs_default' });
+  });
+
+  it('keeps the default github.token first for ghcr.io, whose token it is', async () => {
+    const creds = repositoryCredentials('ghcr.io', 'octocat', 'ghs_default', await config());
+    expect(await creds('ghcr.io')).toEqual({ username: 'octocat', password: 'ghs_default' });
+    // Other hosts get the Docker config only, never the inputs.
+    expect(await creds('registry-1.docker.io')).toEqual({ username: 'hubuser', password: 'dckr_pat' });
   });
 });

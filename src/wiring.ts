@@ -7,7 +7,7 @@ import { LayoutSource } from './oci/layout.js';
 import { previousImages } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
 import { Registry, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from './registry/client.js';
-import { chainCredentials, dockerConfigCredentials, spawnHelper, targetCredentials, type CredentialProvider } from './registry/credentials.js';
+import { dockerConfigCredentials, repositoryCredentials, spawnHelper, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
 import { publishSboms } from './sbom/referrer.js';
@@ -33,7 +33,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
   const credentials: CredentialProvider = (host) => {
     const repository = typeof o.targetRepository === 'function' ? o.targetRepository() : o.targetRepository;
     const target = repository ? parseRepository(repository).registry : undefined;
-    return (target && (o.username || o.token) ? chainCredentials(targetCredentials(target, o.username, o.token), dockerConfig) : dockerConfig)(host);
+    return (target && (o.username || o.token) ? repositoryCredentials(target, o.username, o.token, dockerConfig) : dockerConfig)(host);
   };
   // Base images are read with the default bounded retries; publishing gets its own registry
   // clients whose retry policy carries the deadline, which starts when the first target is

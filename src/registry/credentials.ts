@@ -36,6 +36,23 @@ export function targetCredentials(host: string, username: string | undefined, to
   return async (h) => (token && canonicalRegistry(h) === target ? { username: username || undefined, password: token } : undefined);
 }
 
+/**
+ * Credentials for the target repository's host and the others (SPEC §5.1): the inputs, else the
+ * Docker config. In Actions the `token` input defaults to `github.token`, an installation token
+ * (`ghs_…`) that only GitHub's registry takes: for another registry it is not a token the user
+ * chose, so what docker/login-action wrote for that host comes first, and the inputs only after.
+ */
+export function repositoryCredentials(
+  target: string,
+  username: string | undefined,
+  token: string | undefined,
+  dockerConfig: CredentialProvider,
+): CredentialProvider {
+  const inputs = targetCredentials(target, username, token);
+  const githubDefault = token?.startsWith('ghs_') === true && canonicalRegistry(target) !== 'ghcr.io';
+  return githubDefault ? chainCredentials(dockerConfig, inputs) : chainCredentials(inputs, dockerConfig);
+}
+
 /** The first provider that has credentials for a host wins. */
 export function chainCredentials(...providers: readonly CredentialProvider[]): CredentialProvider {
   return async (host) => {
