@@ -9,6 +9,7 @@ import { runEngine, type RunResult } from '../src/engine.js';
 import { parseInputs } from '../src/inputs.js';
 import { loadKoSettings } from '../src/kosettings.js';
 import { resolveBase } from '../src/oci/base.js';
+import { makeIndex, scratch } from '../src/oci/image.js';
 import { LayoutSource, LayoutWriter } from '../src/oci/layout.js';
 import { validateStored } from '../src/oci/validate.js';
 import { prepareRun } from '../src/prepare.js';
@@ -97,9 +98,8 @@ afterAll(async () => {
 });
 
 /** The action's path from raw inputs: prepare (context, templates), .ko.yaml, engine. */
-async function build(raw: Record<string, string>, env: Record<string, string> = {}): Promise<RunResult> {
+async function build(raw: Record<string, string>, env: Record<string, string> = {}, logger = new MemoryLogger()): Promise<RunResult> {
   const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', ...raw });
-  const logger = new MemoryLogger();
   const environment = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
   const prepared = await prepareRun(inputs, environment, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
   const ko = await loadKoSettings(inputs, environment, ws, prepared.render!);
@@ -190,6 +190,27 @@ describe('naming several packages', () => {
   it('bare for several packages is refused before building: they would share one repository', async () => {
     await expect(build({ packages: './cmd/api,./cmd/cli', naming: 'bare' }, { FLAVOUR: 'x' })).rejects.toThrow(
       'input "naming": "bare" gives 2 packages the same repository registry.example/acme',
+    );
+  });
+});
+
+describe('platforms: all against a base index with a Windows image', () => {
+  it('builds its Linux platforms, says which it left out, and refuses a base with none', async () => {
+    const dir = join(tmp, 'base-windows');
+    const writer = new LayoutWriter(dir);
+    const mixed = makeIndex('oci', [scratch({ os: 'linux', architecture: 'amd64' }), scratch({ os: 'windows', architecture: 'amd64' })]);
+    await writer.putContent(mixed);
+    await writer.putName(mixed, 'mixed');
+    const windows = scratch({ os: 'windows', architecture: 'amd64' });
+    await writer.putContent(windows);
+    await writer.putName(windows, 'windows');
+
+    const logger = new MemoryLogger();
+    const result = await build({ packages: './cmd/api', platforms: 'all', 'base-image': `oci:${dir}:mixed` }, { FLAVOUR: 'x' }, logger);
+    expect(result.packages[0].platforms.map((p) => p.platform)).toEqual(['linux/amd64']);
+    expect(logger.lines).toContain(`platforms "all" of oci:${dir}:mixed: linux/amd64 (not windows/amd64: images are built for linux only)`);
+    await expect(build({ packages: './cmd/api', platforms: 'all', 'base-image': `oci:${dir}:windows` }, { FLAVOUR: 'x' })).rejects.toThrow(
+      'is a single windows/amd64 image; images are built for linux only',
     );
   });
 });

@@ -352,7 +352,12 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
   if (ref === 'scratch') return 'scratch';
   const { source, reference } = await deps.openBase(ref);
   try {
-    return await resolveBase(source, ref, reference, platforms);
+    const base = await resolveBase(source, ref, reference, platforms);
+    if (base.skipped) {
+      const built = base.images.map((i) => formatPlatform(i.platform)).join(', ');
+      deps.logger.info(`platforms "all" of ${ref}: ${built} (not ${base.skipped.map(formatPlatform).join(', ')}: images are built for linux only)`);
+    }
+    return base;
   } catch (err) {
     throw new Error(`base image ${ref}: ${(err as Error).message}`, { cause: err });
   }

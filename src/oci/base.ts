@@ -15,6 +15,8 @@ export interface ResolvedBase {
   readonly family: MediaFamily;
   /** One image per requested platform, in the requested order. */
   readonly images: readonly Image[];
+  /** With `platforms: all`: the base's platforms left out because they are not Linux. */
+  readonly skipped?: readonly Platform[];
 }
 
 /** Platforms selectable from a base: every index entry except `unknown/unknown` attestations. */
@@ -24,7 +26,8 @@ export function basePlatforms(index: Index): Platform[] {
 
 /**
  * Resolve `reference` in `source` and pick one image per platform. `platforms: 'all'` takes
- * every platform of an index (SPEC §1) or the single image's own platform.
+ * every platform of an index (SPEC §1) or the single image's own platform, Linux ones only:
+ * images are laid out for Linux (`/ko-app`, `PATH`), as the platforms input allows no other OS.
  */
 export async function resolveBase(
   source: ContentSource,
@@ -37,7 +40,8 @@ export async function resolveBase(
   if (isIndexMediaType(top.mediaType)) {
     const index = JSON.parse(top.bytes.toString('utf8')) as Index;
     const available = basePlatforms(index);
-    const wanted = platforms === 'all' ? available : platforms;
+    const wanted = platforms === 'all' ? available.filter(isLinux) : platforms;
+    if (!wanted.length) throw new Error(`base image ${name} has no Linux platform to build (it has ${available.map(formatPlatform).join(', ') || 'none'})`);
     const images: Image[] = [];
     for (const p of wanted) {
       const d = index.manifests.find((m) => isManifestMediaType(m.mediaType) && platformMatches(p, m.platform));
@@ -48,12 +52,16 @@ export async function resolveBase(
       }
       images.push(await loadImage(source, d.digest, d.platform!));
     }
-    return { name, digest: top.digest, isIndex: true, family, images };
+    const skipped = platforms === 'all' ? available.filter((p) => !isLinux(p)) : [];
+    return { name, digest: top.digest, isIndex: true, family, images, ...(skipped.length ? { skipped } : {}) };
   }
   if (!isManifestMediaType(top.mediaType)) {
     throw new Error(`base image ${name}: unsupported media type ${top.mediaType}`);
   }
   const image = await imageFromRaw(source, top.bytes, top.mediaType);
+  if (platforms === 'all' && !isLinux(image.platform)) {
+    throw new Error(`base image ${name} is a single ${formatPlatform(image.platform)} image; images are built for linux only`);
+  }
   if (platforms !== 'all') {
     const other = platforms.find((p) => !platformMatches(p, image.platform));
     if (other) {
@@ -63,6 +71,8 @@ export async function resolveBase(
   const count = platforms === 'all' ? 1 : platforms.length;
   return { name, digest: top.digest, isIndex: false, family, images: Array(count).fill(image) };
 }
+
+const isLinux = (p: Platform) => p.os === 'linux';
 
 async function loadImage(source: ContentSource, digest: string, platform: Platform): Promise<Image> {
   const raw = await source.getManifest(digest);
