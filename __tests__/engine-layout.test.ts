@@ -187,6 +187,20 @@ describe('metadata on a base that carries its own labels', () => {
     }
   });
 
+  it('puts the index-level annotations on the manifest when one platform makes no index', async () => {
+    const single = await runEngine(
+      exampleRequest({
+        'base-image': 'scratch',
+        platforms: 'linux/amd64',
+        annotations: 'index:com.example.only-index=yes\nindex:com.example.level=index\nmanifest:com.example.level=manifest',
+      }),
+      layoutOnlyDeps(),
+    );
+    const [img] = imagesOf(single.packages[0].artifact);
+    expect(single.packages[0].artifact).toBe(img);
+    expect(img.manifest.annotations).toMatchObject({ 'com.example.only-index': 'yes', 'com.example.level': 'manifest' });
+  });
+
   it('annotates the index with the keys, the base index digest and the user index annotations', () => {
     const index = (result.packages[0].artifact as ImageIndex).index;
     expect(index.annotations).toEqual({

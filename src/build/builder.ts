@@ -164,7 +164,9 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         created: provenance.created,
         user: plan.user,
         labels: { ...keys, ...plan.labels },
-        annotations: { ...keys, ...baseKeys(baseImage.digest), ...plan.annotations.manifest },
+        // One platform makes no index: the manifest is what tags name, so the index-level
+        // annotations go on it too (the manifest-level ones win).
+        annotations: { ...keys, ...baseKeys(baseImage.digest), ...(mine.length === 1 ? plan.annotations.index : {}), ...plan.annotations.manifest },
       });
       return { platform: j.platform, image, binary: b.binary, buildInfo: b.info };
     });
