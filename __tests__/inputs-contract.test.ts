@@ -94,6 +94,24 @@ describe('SPEC §1 naming', () => {
   });
 });
 
+describe('SPEC §1 repository: derived names are checked as the input is', () => {
+  const actions = { GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'a'.repeat(40), GITHUB_EVENT_NAME: 'push', SOURCE_DATE_EPOCH: '1767322800' };
+
+  it('refuses a default repository that is no image name (a GitHub repository called .github) before building', async () => {
+    await expect(build({ repository: '', packages: './cmd/app' }, { ...actions, GITHUB_REPOSITORY: 'octo/.github' })).rejects.toThrow(
+      'the default repository ghcr.io/<owner>/<repo> for example.com/app/cmd/app (naming "bare"); set "repository": "ghcr.io/octo/.github" is not a valid repository path',
+    );
+  });
+
+  it('refuses a package name that makes no repository path under base', async () => {
+    await mkdir(join(ws, 'cmd', 'tool_'), { recursive: true });
+    await writeFile(join(ws, 'cmd', 'tool_', 'main.go'), MAIN_GO);
+    await expect(build({ packages: './cmd/app,./cmd/tool_' })).rejects.toThrow(
+      'the repository for example.com/app/cmd/tool_ (naming "base"): "registry.example/acme/tool_" is not a valid repository path',
+    );
+  });
+});
+
 describe('SPEC §1 naming: one image per package', () => {
   it('base: two packages with the same last element are refused before building, like bare for several', async () => {
     const same = 'example.com/app/cmd/a/server and example.com/app/cmd/b/server the same repository registry.example/acme/server; use preserve';

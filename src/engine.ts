@@ -6,7 +6,7 @@ import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from 
 import type { Provenance } from './build/assemble.js';
 import type { GoPackage, GoToolchain } from './build/go.js';
 import { refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
-import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, type Inputs, type Naming } from './inputs.js';
+import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, validateRepository, type Inputs, type Naming } from './inputs.js';
 import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { imagesOf, scratch, type Artifact } from './oci/image.js';
@@ -296,6 +296,13 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
       throw new Error(`input "naming": ${how} gives ${other.importPath} and ${p.importPath} the same repository ${repoFor(p)}${naming === 'base' ? '; use preserve' : ''}`);
     }
     byRepository.set(repoFor(p), p);
+    // The derived names were never an input: a repository called `.github`, or a package path
+    // element like `My_Tool_`, must fail here, naming where the name came from, not at a push.
+    const where =
+      inputs.repository !== undefined || koEnv.repository !== undefined
+        ? `the repository for ${p.importPath} (naming "${naming}")`
+        : `the default repository ghcr.io/<owner>/<repo> for ${p.importPath} (naming "${naming}"); set "repository"`;
+    validateRepository(repoFor(p), where);
   }
 
   const platformSpec =
