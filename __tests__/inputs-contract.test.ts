@@ -86,6 +86,35 @@ describe('SPEC §6: the command line', () => {
   });
 });
 
+describe('SPEC §6 in a workflow step', () => {
+  it('reads the event payload as the action does: a pull request builds and labels its head', async () => {
+    const head = 'b'.repeat(40);
+    const event = join(tmp, 'pr-event.json');
+    await writeFile(event, JSON.stringify({ pull_request: { number: 7, head: { sha: head } } }));
+    const out: string[] = [];
+    const env = {
+      ...localEnv(),
+      GITHUB_REPOSITORY: 'octo-org/hello-world',
+      GITHUB_EVENT_NAME: 'pull_request',
+      GITHUB_EVENT_PATH: event,
+      GITHUB_REF: 'refs/pull/7/merge',
+      GITHUB_SHA: 'c'.repeat(40),
+      SOURCE_DATE_EPOCH: '1767322800',
+      KO_ANNOTATE_OUTPUTS_JSON: 'true',
+    };
+    const code = await cli(['build', './cmd/app', '--base-image=scratch', '--platforms=linux/amd64', '--sbom=none'], env, {
+      out: (s) => out.push(s),
+      err: () => undefined,
+      cwd: ws,
+    });
+    expect(code).toBe(0);
+    const metadata = JSON.parse(out.join(''));
+    expect(metadata.labels['org.opencontainers.image.revision']).toBe(head);
+    expect(metadata.tags).toEqual(['ghcr.io/octo-org/hello-world:pr-7']);
+    expect(metadata.pushed).toBe(false);
+  });
+});
+
 describe('SPEC §1 naming', () => {
   it('base: a package whose last element has upper case still gets a valid (lower-case) repository, as ko names it', async () => {
     const result = await build({ packages: './cmd/app,./cmd/MyTool', 'oci-layout-path': join(tmp, 'out-base') });

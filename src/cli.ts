@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { GoBuildError } from './build/go.js';
 import { explainFailure } from './explain.js';
@@ -75,7 +76,10 @@ export async function cli(
     const workspace = io.cwd;
     // Evaluated only for a build: --help and a bad command line need none of it ("eager": see job.ts).
     const { runJob } = await import(/* webpackMode: "eager" */ './job.js');
-    const result = await runJob(inputs, env, {}, workspace, logger);
+    // Run from a workflow step, the CLI reads the event as the action does (a pull request's
+    // revision is its head, not GITHUB_SHA's merge commit).
+    const payload = env.GITHUB_REPOSITORY && env.GITHUB_EVENT_PATH ? JSON.parse(await readFile(env.GITHUB_EVENT_PATH, 'utf8')) : {};
+    const result = await runJob(inputs, env, payload, workspace, logger);
     io.err(`\n${summaryMarkdown(result)}\n`);
     if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);
     else for (const p of result.packages) io.out(`${p.ref}\n`);
