@@ -121,6 +121,10 @@ export function parseInputs(raw: RawInputs): Inputs {
   const token = (raw.token ?? '').trim() || undefined;
   if (token !== undefined && /[\s\p{Cc}]/u.test(token)) fail('token', token, 'contains white space or a control character (a line break?); paste the token alone');
 
+  const latest = oneOf('latest', get('latest') || 'auto', ['auto', 'true', 'false'] as const);
+  // SPEC §4: `false` never sets latest; explicit tags that name it say the opposite.
+  if (latest === 'false' && tags?.includes('latest')) fail('latest', 'false', 'contradicts input "tags", which lists latest; drop one of them');
+
   const ociLayoutPath = get('oci-layout-path') || undefined;
   if (ociLayoutPath !== undefined && hasDotDot(ociLayoutPath)) fail('oci-layout-path', ociLayoutPath, 'must not contain ".."');
 
@@ -132,7 +136,7 @@ export function parseInputs(raw: RawInputs): Inputs {
     baseImage,
     platforms,
     tags,
-    latest: oneOf('latest', get('latest') || 'auto', ['auto', 'true', 'false'] as const),
+    latest,
     labels: keyValues('labels', raw.labels ?? ''),
     annotations: userAnnotations(raw.annotations ?? ''),
     push: oneOf('push', get('push') || 'auto', ['auto', 'true', 'false'] as const),
