@@ -49,8 +49,11 @@ export interface RunRequest {
   tagsFollowExisting?: boolean;
   push: boolean;
   ko?: KoSettings;
-  /** Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. */
-  render?(text: string, where: string): string;
+  /**
+   * Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. `buildEnv` (a
+   * `.ko.yaml` build's env) is what `{{.Env.NAME}}` sees on top of the process environment.
+   */
+  render?(text: string, where: string, buildEnv?: Readonly<Record<string, string>>): string;
   /** listPackages of these inputs, when the caller started it earlier (the job does, while git runs). */
   listed?: Promise<ListedPackage[]>;
 }

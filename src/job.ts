@@ -35,7 +35,7 @@ export async function runJob(
   ]);
   let prepared: Awaited<typeof preparing> | undefined;
   // .ko.yaml needs nothing from git but its templates, which are rendered only after go list.
-  const ko = await loadKoSettings(inputs, env, workspace, (text, where) => prepared!.render!(text, where));
+  const ko = await loadKoSettings(inputs, env, workspace, (text, where, buildEnv) => prepared!.render!(text, where, buildEnv));
   const deps = realDeps({
     logger,
     env,

@@ -11,7 +11,7 @@ export async function loadKoSettings(
   inputs: Inputs,
   env: Record<string, string | undefined>,
   workspace: string,
-  render: (text: string, where: string) => string,
+  render: (text: string, where: string, buildEnv?: Readonly<Record<string, string>>) => string,
 ): Promise<KoSettings> {
   refuseToolexec(inputs.flags, 'input "flags"');
   refuseToolexecInEnv(Object.entries(inputs.env).map(([k, v]) => `${k}=${v}`), 'input "env"');
@@ -45,7 +45,8 @@ export async function loadKoSettings(
       }
       // Again once rendered, as ko does: a template can produce the flag.
       refuseToolexecInEnv(Object.entries(env).map(([k, v]) => `${k}=${v}`), b.where.env);
-      const flags = b.flags.map((f) => render(f, b.where.flags));
+      // ko renders flags and ldflags with the build's env in {{.Env}}.
+      const flags = b.flags.map((f) => render(f, b.where.flags, env));
       refuseToolexec(flags, b.where.flags);
       const dir = resolve(workingDirectory, b.dir);
       return {
@@ -53,7 +54,7 @@ export async function loadKoSettings(
         // go build runs in `dir`; the package is named relative to it, as ko does.
         target: asTarget(dir, pkg.dir),
         flags,
-        ldflags: b.ldflags.map((f) => render(f, b.where.ldflags)),
+        ldflags: b.ldflags.map((f) => render(f, b.where.ldflags, env)),
         env,
       };
     },

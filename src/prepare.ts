@@ -88,7 +88,10 @@ export async function prepareRun(
     push,
     tagsFor: (existing) => plan(existing).tags,
     tagsFollowExisting: tagsFollowExisting({ ctx, explicitTags: inputs.tags }),
-    render: (text, where) => renderTemplate(text, { env: templateEnv, created: new Date(created), git }, where),
+    // {{.Env.NAME}} sees the environment go build gets: a `.ko.yaml` build's env over the
+    // process environment (ko's createTemplateData), the env input over both.
+    render: (text, where, buildEnv) =>
+      renderTemplate(text, { env: buildEnv ? { ...env, ...buildEnv, ...inputs.env } : templateEnv, created: new Date(created), git }, where),
   };
 }
 

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { realRun } from '../src/config/git.js';
+import { runEngine, type RunResult } from '../src/engine.js';
+import { parseInputs } from '../src/inputs.js';
+import { loadKoSettings } from '../src/kosettings.js';
+import { MemoryLogger } from '../src/log.js';
+import { prepareRun } from '../src/prepare.js';
+import { layoutOnlyDeps } from './support/engine.js';
+
+// What a project moving from ko brings along, checked against what ko does with it
+// (ko-build/ko pkg/build/gobuild.go, pkg/commands/config.go).
+
+const run = promisify(execFile);
+let tmp: string;
+
+const MAIN_GO = 'package main\n\nvar flavour = "unset"\n\nfunc main() { println(flavour) }\n';
+
+/** A git repository holding `files`, committed, at a fresh directory. */
+async function project(name: string, files: Record<string, string>): Promise<string> {
+  const ws = join(tmp, name);
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(join(ws, path, '..'), { recursive: true });
+    await writeFile(join(ws, path), text);
+  }
+  const git = (...args: string[]) =>
+    run('git', ['-c', 'user.email=t@example.invalid', '-c', 'user.name=t', ...args], {
+      cwd: ws,
+      env: { ...process.env, GIT_AUTHOR_DATE: '2026-01-02T03:04:05Z', GIT_COMMITTER_DATE: '2026-01-02T03:04:05Z' },
+    });
+  await git('init', '-q', '-b', 'main');
+  await git('add', '.');
+  await git('commit', '-q', '-m', 'init');
+  return ws;
+}
+
+/** The action's path from raw inputs: prepare (context, templates), .ko.yaml, engine; no push. */
+async function build(ws: string, raw: Record<string, string>, env: Record<string, string> = {}): Promise<RunResult> {
+  const logger = new MemoryLogger();
+  const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', ...raw });
+  const environment = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
+  const prepared = await prepareRun(inputs, environment, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
+  const ko = await loadKoSettings(inputs, environment, ws, prepared.render!);
+  return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'ko-migration-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('{{.Env.NAME}} in .ko.yaml ldflags', () => {
+  // ko renders flags and ldflags with the build's own environment: the process environment
+  // with the entry's `env` (or `defaultEnv`) on top (createTemplateData over buildEnv).
+  let ws: string;
+  beforeAll(async () => {
+    ws = await project('env-template', {
+      'go.mod': 'module example.com/envtpl\n\ngo 1.23\n',
+      'cmd/app/main.go': MAIN_GO,
+      'cmd/other/main.go': MAIN_GO,
+      '.ko.yaml': `defaultBaseImage: scratch
+defaultPlatforms: [linux/amd64]
+defaultEnv: [FLAVOUR=from-default-env]
+defaultLdflags: ["-X main.flavour={{.Env.FLAVOUR}}"]
+builds:
+  - id: app
+    main: ./cmd/app
+    env: [FLAVOUR=from-build-env]
+    ldflags: ["-X main.flavour={{.Env.FLAVOUR}}"]
+`,
+    });
+  });
+
+  it("sees the build entry's env", async () => {
+    const result = await build(ws, { packages: './cmd/app' });
+    // plan.ldflags is what go build is given (GoToolchain.buildCommand).
+    expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-build-env']);
+  });
+
+  it('sees defaultEnv for a package without an entry', async () => {
+    const result = await build(ws, { packages: './cmd/other' });
+    expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-default-env']);
+  });
+
+  it("the build's env wins over the process environment, as in the go build itself", async () => {
+    const result = await build(ws, { packages: './cmd/app' }, { FLAVOUR: 'from-process' });
+    expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-build-env']);
+  });
+});
