@@ -8,6 +8,8 @@ import { realRun } from '../src/config/git.js';
 import { runEngine, type RunResult } from '../src/engine.js';
 import { parseInputs } from '../src/inputs.js';
 import { loadKoSettings } from '../src/kosettings.js';
+import { scratch } from '../src/oci/image.js';
+import { LayoutWriter } from '../src/oci/layout.js';
 import { MemoryLogger } from '../src/log.js';
 import { prepareRun } from '../src/prepare.js';
 import { layoutOnlyDeps } from './support/engine.js';
@@ -91,5 +93,33 @@ builds:
   it("the build's env wins over the process environment, as in the go build itself", async () => {
     const result = await build(ws, { packages: './cmd/app' }, { FLAVOUR: 'from-process' });
     expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-build-env']);
+  });
+});
+
+describe('baseImageOverrides', () => {
+  // Viper lower-cases the keys of .ko.yaml's maps, and ko looks overrides up by the lower-cased
+  // import path, so an override matches an import path whatever the case of either.
+  it('applies to a mixed-case import path whatever the case of its key', async () => {
+    const base = join(tmp, 'base-layout');
+    const writer = new LayoutWriter(base);
+    const image = scratch({ os: 'linux', architecture: 'amd64' });
+    await writer.putContent(image);
+    await writer.putName(image, 'v1');
+    const ws = await project('override-case', {
+      'go.mod': 'module example.com/Acme/Shop\n\ngo 1.23\n',
+      'cmd/api/main.go': MAIN_GO,
+      'cmd/web/main.go': MAIN_GO,
+      '.ko.yaml': `defaultBaseImage: oci:${base}:v1
+defaultPlatforms: [linux/amd64]
+baseImageOverrides:
+  example.com/acme/shop/cmd/api: scratch
+  example.com/Acme/Shop/cmd/web: scratch
+`,
+    });
+    const result = await build(ws, { packages: './cmd/api,./cmd/web' });
+    expect(result.packages.map((p) => [p.package, p.built.plan.base === 'scratch' ? 'scratch' : p.built.plan.base.name])).toEqual([
+      ['example.com/Acme/Shop/cmd/api', 'scratch'],
+      ['example.com/Acme/Shop/cmd/web', 'scratch'],
+    ]);
   });
 });

@@ -171,6 +171,11 @@ describe('resolveBuild', () => {
     });
   });
 
+  it('matches baseImageOverrides keys to import paths whatever the case, as ko (through viper) does', () => {
+    const c = parseKoConfig('baseImageOverrides:\n  example.com/shop/cmd/API: alpine\n', '.ko.yaml');
+    expect(resolveBuild(c, 'example.com/Shop/cmd/api', 'cmd/api').baseImage).toBe('alpine');
+  });
+
   it('joins dir and main, and runs go in dir (a second module)', () => {
     expect(resolveBuild(config, 'example.com/tools/cmd/tool', './tools/cmd/tool/')).toMatchObject({
       id: 'tool',

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
 import type { Provenance } from './build/assemble.js';
 import type { GoPackage, GoToolchain } from './build/go.js';
-import { refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
+import { baseImageOverride, refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
 import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, validateRepository, type Inputs, type Naming } from './inputs.js';
 import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
@@ -22,6 +22,7 @@ import { allDone } from './util.js';
 /** The settings .ko.yaml and KO_* environment variables contribute (SPEC §1, ko's config). */
 export interface KoSettings {
   defaultBaseImage?: string;
+  /** Keyed by lower-cased import path (koyaml.ts baseImageOverride). */
   baseImageOverrides?: Record<string, string>;
   defaultPlatforms?: string[];
   /**
@@ -322,9 +323,10 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   return Promise.all(
     pkgs.map(async (pkg) => {
       // Inputs win, then ko's order: a per-package override, KO_DEFAULTBASEIMAGE, the file's default.
+      const override = baseImageOverride(ko?.baseImageOverrides, pkg.importPath);
       const [baseRef, where] =
         inputs.baseImage !== undefined ? [inputs.baseImage, 'input "base-image"']
-        : ko?.baseImageOverrides?.[pkg.importPath] !== undefined ? [ko.baseImageOverrides[pkg.importPath], `.ko.yaml baseImageOverrides[${pkg.importPath}]`]
+        : override !== undefined ? [override, `.ko.yaml baseImageOverrides[${pkg.importPath}]`]
         : koEnv.baseImage !== undefined ? [koEnv.baseImage, 'KO_DEFAULTBASEIMAGE']
         : ko?.defaultBaseImage !== undefined ? [ko.defaultBaseImage, '.ko.yaml defaultBaseImage']
         : [Defaults.baseImage, 'the default base image'];

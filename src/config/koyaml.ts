@@ -22,7 +22,7 @@ export interface KoConfig {
   /** The file it was read from, as named in messages; absent when only `KO_*` variables set it. */
   file?: string;
   defaultBaseImage?: string;
-  /** Import path → base image reference. */
+  /** Lower-cased import path → base image reference; look entries up with baseImageOverride. */
   baseImageOverrides: Record<string, string>;
   defaultPlatforms?: string[];
   defaultEnv?: string[];
@@ -165,7 +165,10 @@ export function parseKoConfig(text: string, fileName: string): KoConfig {
         break;
       case 'baseImageOverrides':
         for (const [importPath, { value: ref }] of r.mapping(value, key)) {
-          config.baseImageOverrides[importPath] = r.imageRef(ref, `${key}.${importPath}`);
+          // viper lower-cases the keys of a map, and ko looks an override up by the lower-cased
+          // import path (pkg/commands/config.go): a key matches whatever the case of either.
+          // (mapping already refuses two keys that differ only in case.)
+          config.baseImageOverrides[importPath.toLowerCase()] = r.imageRef(ref, `${key}.${importPath}`);
         }
         break;
       case 'defaultPlatforms':
@@ -224,10 +227,16 @@ export function resolveBuild(config: KoConfig | undefined, importPath: string, p
     where: { env: env.where, flags: flags.where, ldflags: ldflags.where },
   };
   if (build) resolved.id = build.id ?? `builds[${build.index}]`;
-  const baseImage = config?.baseImageOverrides[importPath] ?? config?.defaultBaseImage;
+  const baseImage = baseImageOverride(config?.baseImageOverrides, importPath) ?? config?.defaultBaseImage;
   if (baseImage !== undefined) resolved.baseImage = baseImage;
   if (config?.defaultPlatforms?.length) resolved.platforms = [...config.defaultPlatforms];
   return resolved;
+}
+
+/** The `baseImageOverrides` entry for `importPath`, matched without regard to case as ko does. */
+export function baseImageOverride(overrides: Readonly<Record<string, string>> | undefined, importPath: string): string | undefined {
+  const key = importPath.toLowerCase();
+  return overrides && Object.hasOwn(overrides, key) ? overrides[key] : undefined;
 }
 
 /**
