@@ -152,7 +152,7 @@ describe('a ko project with several builds in .ko.yaml', () => {
     const [api, , worker] = result.packages;
     expect(api.built.platforms[0].buildInfo.settings['-tags']).toBeUndefined();
     expect(worker.built.platforms[0].buildInfo.settings['-tags']).toBe('netgo');
-    expect(api.built.plan.flags).toEqual(['-v', '-v']);
+    expect(api.built.plan.args[0].flags).toEqual(['-v', '-v']);
   });
 
   it('refuses -toolexec in the flags input, before building', async () => {

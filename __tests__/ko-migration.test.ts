@@ -4,13 +4,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { BuildOptions } from '../src/build/go.js';
 import { realRun } from '../src/config/git.js';
 import { runEngine, type RunResult } from '../src/engine.js';
 import { parseInputs } from '../src/inputs.js';
 import { loadKoSettings } from '../src/kosettings.js';
 import { scratch } from '../src/oci/image.js';
 import { LayoutWriter } from '../src/oci/layout.js';
-import { MemoryLogger } from '../src/log.js';
 import { prepareRun } from '../src/prepare.js';
 import { layoutOnlyDeps } from './support/engine.js';
 
@@ -41,13 +41,13 @@ async function project(name: string, files: Record<string, string>): Promise<str
 }
 
 /** The action's path from raw inputs: prepare (context, templates), .ko.yaml, engine; no push. */
-async function build(ws: string, raw: Record<string, string>, env: Record<string, string> = {}): Promise<RunResult> {
-  const logger = new MemoryLogger();
+async function build(ws: string, raw: Record<string, string>, env: Record<string, string> = {}, deps = layoutOnlyDeps()): Promise<RunResult> {
+  const logger = deps.logger;
   const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', ...raw });
   const environment = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
   const prepared = await prepareRun(inputs, environment, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
   const ko = await loadKoSettings(inputs, environment, ws, prepared.render!);
-  return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
+  return runEngine({ ...prepared, ko }, deps);
 }
 
 beforeAll(async () => {
@@ -81,18 +81,18 @@ builds:
 
   it("sees the build entry's env", async () => {
     const result = await build(ws, { packages: './cmd/app' });
-    // plan.ldflags is what go build is given (GoToolchain.buildCommand).
-    expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-build-env']);
+    // plan.args are what go build is given (GoToolchain.buildCommand).
+    expect(result.packages[0].built.plan.args[0].ldflags).toEqual(['-X main.flavour=from-build-env']);
   });
 
   it('sees defaultEnv for a package without an entry', async () => {
     const result = await build(ws, { packages: './cmd/other' });
-    expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-default-env']);
+    expect(result.packages[0].built.plan.args[0].ldflags).toEqual(['-X main.flavour=from-default-env']);
   });
 
   it("the build's env wins over the process environment, as in the go build itself", async () => {
     const result = await build(ws, { packages: './cmd/app' }, { FLAVOUR: 'from-process' });
-    expect(result.packages[0].built.plan.ldflags).toEqual(['-X main.flavour=from-build-env']);
+    expect(result.packages[0].built.plan.args[0].ldflags).toEqual(['-X main.flavour=from-build-env']);
   });
 });
 
@@ -121,5 +121,37 @@ baseImageOverrides:
       ['example.com/Acme/Shop/cmd/api', 'scratch'],
       ['example.com/Acme/Shop/cmd/web', 'scratch'],
     ]);
+  });
+});
+
+describe('{{.Env.GOOS}} and {{.Env.GOARCH}} in ldflags', () => {
+  // ko's template Env is the environment of that platform's go build, which starts with
+  // CGO_ENABLED=0, GOOS, GOARCH (and GOARM or GOAMD64 for a variant): `-X main.arch={{.Env.GOARCH}}`
+  // gives each platform's binary its own architecture.
+  it("render each platform's build with that platform's values", async () => {
+    const ws = await project('platform-template', {
+      'go.mod': 'module example.com/plat\n\ngo 1.23\n',
+      'cmd/app/main.go': MAIN_GO,
+      '.ko.yaml': `defaultBaseImage: scratch
+builds:
+  - main: ./cmd/app
+    ldflags: ["-X main.flavour={{.Env.GOOS}}/{{.Env.GOARCH}}/cgo={{.Env.CGO_ENABLED}}"]
+`,
+    });
+    const seen: Record<string, string[]> = {};
+    const deps = layoutOnlyDeps();
+    const go = deps.go;
+    deps.go = Object.assign(Object.create(go) as typeof go, {
+      build: (o: BuildOptions) => {
+        seen[`${o.platformEnv.GOARCH}${o.platformEnv.GOARM ?? ''}`] = o.ldflags;
+        return go.build(o);
+      },
+    });
+    const result = await build(ws, { packages: './cmd/app', platforms: 'linux/amd64,linux/arm/v7', ldflags: '-X main.arch={{.Env.GOARCH}}' }, {}, deps);
+    expect(result.packages[0].platforms.map((p) => p.platform)).toEqual(['linux/amd64', 'linux/arm/v7']);
+    expect(seen).toEqual({
+      amd64: ['-X main.flavour=linux/amd64/cgo=0', '-X main.arch=amd64'],
+      arm7: ['-X main.flavour=linux/arm/cgo=0', '-X main.arch=arm'],
+    });
   });
 });

@@ -11,7 +11,7 @@ import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { imagesOf, scratch, type Artifact } from './oci/image.js';
 import type { TarEntry } from './oci/layer.js';
-import { formatPlatform } from './oci/platform.js';
+import { formatPlatform, goEnv } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
@@ -31,8 +31,12 @@ export interface KoSettings {
    * working directory and the name as given.
    */
   locate?(spec: string): { dir: string; target: string } | undefined;
-  /** Per-package build settings (templates already rendered): where to run `go build`, flags, ldflags, env. */
-  buildFor?(pkg: GoPackage): { dir?: string; target?: string; flags: string[]; ldflags: string[]; env: Record<string, string> } | undefined;
+  /**
+   * Per-package build settings (templates already rendered): where to run `go build`, flags,
+   * ldflags, env. `over` is the rest of one platform's build environment (the env input,
+   * CGO_ENABLED, GOOS, GOARCH…), which templates see over the build's own env.
+   */
+  buildFor?(pkg: GoPackage, over?: Readonly<Record<string, string>>): { dir?: string; target?: string; flags: string[]; ldflags: string[]; env: Record<string, string> } | undefined;
 }
 
 /** Everything a run needs to know besides the inputs. */
@@ -51,8 +55,8 @@ export interface RunRequest {
   push: boolean;
   ko?: KoSettings;
   /**
-   * Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. `buildEnv` (a
-   * `.ko.yaml` build's env) is what `{{.Env.NAME}}` sees on top of the process environment.
+   * Renders `{{.Git.ShortCommit}}`-style templates in ldflags/flags/env values. `buildEnv` (the
+   * environment go build gets besides the process's) is what `{{.Env.NAME}}` sees over it.
    */
   render?(text: string, where: string, buildEnv?: Readonly<Record<string, string>>): string;
   /** listPackages of these inputs, when the caller started it earlier (the job does, while git runs). */
@@ -86,8 +90,8 @@ function inputEnv(inputs: Inputs, render: (text: string, where: string) => strin
 }
 
 /** The `flags` input with its templates rendered, checked again as inputEnv is. */
-function inputFlags(inputs: Inputs, render: (text: string, where: string) => string): string[] {
-  const flags = inputs.flags.map((f) => render(f, 'input "flags"'));
+function inputFlags(inputs: Inputs, render: NonNullable<RunRequest['render']>, buildEnv: Readonly<Record<string, string>>): string[] {
+  const flags = inputs.flags.map((f) => render(f, 'input "flags"', buildEnv));
   refuseToolexec(flags, 'input "flags"');
   return flags;
 }
@@ -338,7 +342,12 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
             ? fail('input "platforms": "all" needs a base image index to list platforms; base is scratch')
             : platformSpec
           : base.images.map((i) => i.platform);
-      const fromKo = ko?.buildFor?.(pkg);
+      const withInputs = inputEnv(inputs, render);
+      // Templates see each platform's build environment, as ko's do: CGO_ENABLED, GOOS, GOARCH
+      // (GOARM, GOAMD64) win over the env input, which wins over .ko.yaml's (GoToolchain.buildCommand).
+      const platformEnv = (p: Platform) => ({ ...withInputs, CGO_ENABLED: '0', ...goEnv(p) });
+      const perPlatform = platforms.map((p) => ko?.buildFor?.(pkg, platformEnv(p)));
+      const fromKo = perPlatform[0];
       const buildDir = fromKo?.dir ? resolve(workDir, fromKo.dir) : workDir;
       return {
         pkg,
@@ -348,9 +357,14 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
         buildDir,
         buildTarget: fromKo?.target ?? pkg.importPath,
         // .ko.yaml's lists come rendered; the inputs are appended after them, so they win.
-        flags: [...(fromKo?.flags ?? []), ...inputFlags(inputs, render)],
-        ldflags: [...(fromKo?.ldflags ?? []), ...inputs.ldflags.map((f) => render(f, 'input "ldflags"'))],
-        env: { ...(fromKo?.env ?? {}), ...inputEnv(inputs, render) },
+        args: platforms.map((p, i) => {
+          const buildEnv = { ...perPlatform[i]?.env, ...platformEnv(p) };
+          return {
+            flags: [...(perPlatform[i]?.flags ?? []), ...inputFlags(inputs, render, buildEnv)],
+            ldflags: [...(perPlatform[i]?.ldflags ?? []), ...inputs.ldflags.map((f) => render(f, 'input "ldflags"', buildEnv))],
+          };
+        }),
+        env: { ...(fromKo?.env ?? {}), ...withInputs },
         user: inputs.user,
         labels: inputs.labels,
         annotations: inputs.annotations,

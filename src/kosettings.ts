@@ -34,7 +34,7 @@ export async function loadKoSettings(
     },
     baseImageOverrides: config?.baseImageOverrides,
     defaultPlatforms: config?.defaultPlatforms,
-    buildFor(pkg) {
+    buildFor(pkg, over) {
       const b = resolveBuild(config, pkg.importPath, relative(workingDirectory, pkg.dir) || '.');
       refuseToolexecInEnv(b.env, b.where.env);
       const env: Record<string, string> = {};
@@ -45,8 +45,9 @@ export async function loadKoSettings(
       }
       // Again once rendered, as ko does: a template can produce the flag.
       refuseToolexecInEnv(Object.entries(env).map(([k, v]) => `${k}=${v}`), b.where.env);
-      // ko renders flags and ldflags with the build's env in {{.Env}}.
-      const flags = b.flags.map((f) => render(f, b.where.flags, env));
+      // ko renders flags and ldflags with the whole build environment in {{.Env}}.
+      const buildEnv = { ...env, ...over };
+      const flags = b.flags.map((f) => render(f, b.where.flags, buildEnv));
       refuseToolexec(flags, b.where.flags);
       const dir = resolve(workingDirectory, b.dir);
       return {
@@ -54,7 +55,7 @@ export async function loadKoSettings(
         // go build runs in `dir`; the package is named relative to it, as ko does.
         target: asTarget(dir, pkg.dir),
         flags,
-        ldflags: b.ldflags.map((f) => render(f, b.where.ldflags, env)),
+        ldflags: b.ldflags.map((f) => render(f, b.where.ldflags, buildEnv)),
         env,
       };
     },

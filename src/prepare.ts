@@ -88,10 +88,9 @@ export async function prepareRun(
     push,
     tagsFor: (existing) => plan(existing).tags,
     tagsFollowExisting: tagsFollowExisting({ ctx, explicitTags: inputs.tags }),
-    // {{.Env.NAME}} sees the environment go build gets: a `.ko.yaml` build's env over the
-    // process environment (ko's createTemplateData), the env input over both.
-    render: (text, where, buildEnv) =>
-      renderTemplate(text, { env: buildEnv ? { ...env, ...buildEnv, ...inputs.env } : templateEnv, created: new Date(created), git }, where),
+    // {{.Env.NAME}} sees the environment go build gets, as in ko's createTemplateData: the
+    // build's own (a `.ko.yaml` build's env, the platform's GOOS/GOARCH) over the process's.
+    render: (text, where, buildEnv) => renderTemplate(text, { env: { ...templateEnv, ...buildEnv }, created: new Date(created), git }, where),
   };
 }
 

@@ -24,8 +24,11 @@ export interface PackagePlan {
   /** Directory `go build` runs in, and the target it is given there. */
   buildDir: string;
   buildTarget: string;
-  flags: string[];
-  ldflags: string[];
+  /**
+   * `go build` flags and ldflags for each of `platforms`, in order: templates are rendered per
+   * platform, since `{{.Env.GOARCH}}` (as in ko) is that platform's.
+   */
+  args: readonly { flags: string[]; ldflags: string[] }[];
   env: Record<string, string>;
   user?: string;
   labels: Record<string, string>;
@@ -91,7 +94,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi);
     }),
   );
-  const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform }) => {
+  const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform, i }) => {
     const dir = join(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
     await mkdir(dir, { recursive: true });
     const binary = join(dir, 'app');
@@ -102,8 +105,8 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         target: plan.buildTarget,
         output: binary,
         cwd: plan.buildDir,
-        flags: plan.flags,
-        ldflags: plan.ldflags,
+        flags: plan.args[i]!.flags,
+        ldflags: plan.args[i]!.ldflags,
         env: plan.env,
         platformEnv: goEnv(platform),
         workspace: deps.workspace,
