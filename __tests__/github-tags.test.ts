@@ -78,6 +78,15 @@ describe('SPEC §4, row by row, over the recorded runs', () => {
     expect(tagsOf(ctx)).toEqual({ tags: ['pr-42'], version: 'pr-42' });
   });
 
+  it.each(['pull_request_review', 'pull_request_review_comment'])(
+    'names a %s run, on the pull request merge ref, pr-<number> as docker/metadata-action does',
+    (eventName) => {
+      const ctx = ctxOf('pull-request-42', { GITHUB_EVENT_NAME: eventName });
+      expect(ctx.ref).toBe('refs/pull/42/merge');
+      expect(tagsOf(ctx)).toEqual({ tags: ['pr-42'], version: 'pr-42' });
+    },
+  );
+
   it('takes sha-<7 hex> from the revision', () => {
     expect(tagsOf(ctxOf('push-branch-main')).tags[1]).toMatch(/^sha-[0-9a-f]{7}$/);
   });

@@ -84,6 +84,12 @@ function computedTags(ctx: GithubContext, existingTags: readonly string[]): Comp
     return { version: pr, tags: [pr], latestAllowed: false };
   }
 
+  // Other events on a pull request (pull_request_review, pull_request_review_comment) run on its
+  // merge ref, refs/pull/<n>/merge, and build that commit: they are the pull request's build too,
+  // named as docker/metadata-action's `type=ref,event=pr` names any refs/pull/ ref.
+  const pull = /^refs\/pull\/(\d+)\//.exec(ctx.ref);
+  if (pull) return { version: `pr-${pull[1]}`, tags: [`pr-${pull[1]}`], latestAllowed: false };
+
   const short = `sha-${ctx.revision.slice(0, 7)}`;
   if (ctx.ref.startsWith('refs/heads/')) {
     // Branches never get `latest` under `auto`, the default branch included: SPEC §4 gives a
