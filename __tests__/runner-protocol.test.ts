@@ -85,3 +85,19 @@ describe('the event payload', () => {
     expect(r.outputs.version).toBe('main');
   });
 });
+
+describe('the step summary', () => {
+  it('is best effort: a summary that cannot be written is a warning, and the run still ends with its references', async () => {
+    const summary = join(tmp, 'no-such-dir', 'step_summary');
+    const r = await runInProcess('push-branch-main', { GITHUB_STEP_SUMMARY: summary });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^::warning::.*step summary/m);
+    expect(r.stdout).not.toContain('::error::');
+    expect(r.outputs.version).toBe('main');
+    expect(r.stdout.trimEnd().split('\n').slice(-3)).toEqual([
+      `built ${r.outputs.image}`,
+      '  ghcr.io/octo-org/hello-world:main',
+      expect.stringMatching(/^ {2}ghcr\.io\/octo-org\/hello-world:sha-[0-9a-f]{7}$/),
+    ]);
+  });
+});

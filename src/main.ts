@@ -40,7 +40,14 @@ export async function run(env: Record<string, string | undefined> = process.env,
     const result = await runJob(inputs, env, payload, workspace, actions);
 
     for (const [name, value] of Object.entries(outputsOf(result))) actions.setOutput(name, value);
-    if (env.GITHUB_STEP_SUMMARY) await appendFile(env.GITHUB_STEP_SUMMARY, summaryMarkdown(result));
+    // Everything is published and the outputs are set: a summary that cannot be written costs
+    // the summary, not the step (docker/build-push-action treats its summary the same way).
+    const summary = env.GITHUB_STEP_SUMMARY;
+    if (summary) {
+      await appendFile(summary, summaryMarkdown(result)).catch((err: Error) =>
+        actions.warning(`could not write the step summary to ${summary}: ${err.message}`),
+      );
+    }
     for (const p of result.packages) {
       actions.info(`${result.pushed ? 'published' : 'built'} ${p.ref}`);
       for (const t of p.tags) actions.info(`  ${p.repository}:${t}`);
