@@ -115,6 +115,28 @@ describe('SPEC §6 in a workflow step', () => {
   });
 });
 
+describe('SPEC §6 in a workflow step without its event file', () => {
+  it('warns and runs without the payload, as the action does', async () => {
+    const err: string[] = [];
+    const env = {
+      ...localEnv(),
+      GITHUB_REPOSITORY: 'octo-org/hello-world',
+      GITHUB_EVENT_NAME: 'push',
+      GITHUB_EVENT_PATH: join(tmp, 'no-such-event.json'),
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_SHA: 'c'.repeat(40),
+      SOURCE_DATE_EPOCH: '1767322800',
+    };
+    const code = await cli(['build', './cmd/app', '--push=false', '--base-image=scratch', '--platforms=linux/amd64', '--sbom=none'], env, {
+      out: () => undefined,
+      err: (s) => err.push(s),
+      cwd: ws,
+    });
+    expect(code).toBe(0);
+    expect(err.join('')).toContain(`GITHUB_EVENT_PATH ${join(tmp, 'no-such-event.json')} does not exist; running without the event payload`);
+  });
+});
+
 describe('SPEC §1 naming', () => {
   it('base: a package whose last element has upper case still gets a valid (lower-case) repository, as ko names it', async () => {
     const result = await build({ packages: './cmd/app,./cmd/MyTool', 'oci-layout-path': join(tmp, 'out-base') });

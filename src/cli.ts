@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { GoBuildError } from './build/go.js';
 import { explainFailure } from './explain.js';
+import { readPayload } from './github/payload.js';
 import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';
 import type { Logger } from './log.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
@@ -78,7 +78,7 @@ export async function cli(
     const { runJob } = await import(/* webpackMode: "eager" */ './job.js');
     // Run from a workflow step, the CLI reads the event as the action does (a pull request's
     // revision is its head, not GITHUB_SHA's merge commit).
-    const payload = env.GITHUB_REPOSITORY && env.GITHUB_EVENT_PATH ? JSON.parse(await readFile(env.GITHUB_EVENT_PATH, 'utf8')) : {};
+    const payload = env.GITHUB_REPOSITORY ? readPayload(env, (m) => logger.warning(m)) : {};
     const result = await runJob(inputs, env, payload, workspace, logger);
     io.err(`\n${summaryMarkdown(result)}\n`);
     if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);

@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { GoBuildError } from './build/go.js';
 import { explainFailure } from './explain.js';
 import { getInput, workflow, type Workflow } from './github/commands.js';
+import { readPayload } from './github/payload.js';
 import { runJob } from './job.js';
 import { INPUT_NAMES, parseInputs, type RawInputs } from './inputs.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
@@ -16,27 +16,12 @@ export function readActionInputs(env: Record<string, string | undefined>, action
   return raw;
 }
 
-/**
- * The event payload, or `{}` without one. A GITHUB_EVENT_PATH that names no file (a local runner
- * such as act, a hand-made environment) is reported and read as no payload, as @actions/github's
- * context reads it, instead of failing on ENOENT.
- */
-export function readPayload(env: Record<string, string | undefined>, actions: Workflow): unknown {
-  const file = env.GITHUB_EVENT_PATH;
-  if (!file) return {};
-  if (!existsSync(file)) {
-    actions.warning(`GITHUB_EVENT_PATH ${file} does not exist; running without the event payload`);
-    return {};
-  }
-  return JSON.parse(readFileSync(file, 'utf8'));
-}
-
 /** The action: the only place that fails the step (STYLE §1). */
 export async function run(env: Record<string, string | undefined> = process.env, actions: Workflow = workflow(env)): Promise<void> {
   try {
     const inputs = parseInputs(readActionInputs(env, actions));
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
-    const payload = readPayload(env, actions);
+    const payload = readPayload(env, (m) => actions.warning(m));
     const result = await runJob(inputs, env, payload, workspace, actions);
 
     for (const [name, value] of Object.entries(outputsOf(result))) actions.setOutput(name, value);
