@@ -761,7 +761,7 @@ export class Repository implements ContentSource {
         await discard(res);
         return fallback;
       }
-      if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
+      if (res.status !== 202) throw await this.sessionError(op, res);
       await discard(res);
       session.location = uploadLocation(res, session.location, op, this);
       return body.sent();
@@ -795,7 +795,7 @@ export class Repository implements ContentSource {
           await discard(res);
           return 'monolithic';
         }
-        if (res.status !== 202) throw await this.registry.errorFrom(op, this.repository, res);
+        if (res.status !== 202) throw await this.sessionError(op, res);
         await discard(res);
         session.location = uploadLocation(res, session.location, op, this);
         hash.update(chunk);
@@ -812,12 +812,23 @@ export class Repository implements ContentSource {
   private async commit(op: Operation, location: URL, digest: string, blob?: Pick<Request, 'headers' | 'body'>): Promise<void> {
     const url = new URL(`${location.href}${location.search ? '&' : '?'}digest=${encodeURIComponent(digest)}`);
     const done = await this.uploadStep(op, { method: 'PUT', url, headers: { 'Content-Length': '0' }, ...blob });
-    if (done.status !== 201 && done.status !== 204 && done.status !== 200) throw await this.registry.errorFrom(op, this.repository, done);
+    if (done.status !== 201 && done.status !== 204 && done.status !== 200) throw await this.sessionError(op, done);
     await discard(done);
     const claimed = done.headers.get('docker-content-digest');
     if (claimed?.startsWith('sha256:') && claimed !== digest) {
       throw new Error(`upload blob ${digest} to ${this.name}: the registry stored ${claimed}`);
     }
+  }
+
+  /**
+   * A step of an upload session refused. A 404 there means the registry no longer knows the
+   * session (expired, or opened on another node of a registry that does not share them), and
+   * distribution's API spec says "the client must restart the upload process": it is retried,
+   * and a retried upload starts in a new session.
+   */
+  private async sessionError(op: Operation, res: HttpResponse): Promise<RegistryError> {
+    const err = await this.registry.errorFrom(op, this.repository, res);
+    return res.status === 404 ? new RegistryError({ ...err.init, operation: op, repository: this.repository, retryable: true }) : err;
   }
 
   /** POST a new upload session; its Location. */

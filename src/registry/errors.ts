@@ -22,6 +22,8 @@ export interface RegistryErrorInit {
   /** The part of the exchange that failed when it was not the request itself (`token request to auth.docker.io`). */
   stage?: string;
   retryAfterMs?: number;
+  /** Worth another attempt whatever the status says: a 404 of an upload session (see Repository.sessionError). */
+  retryable?: boolean;
   cause?: unknown;
 }
 
@@ -53,7 +55,7 @@ export class RegistryError extends Error {
     this.operation = init.operation.action;
     this.host = init.host;
     this.repository = init.repository;
-    this.retryable = init.status !== undefined && (isRetryableStatus(init.status) || isSecondaryRateLimit(init));
+    this.retryable = init.retryable ?? (init.status !== undefined && (isRetryableStatus(init.status) || isSecondaryRateLimit(init)));
     this.retryAfterMs = init.retryAfterMs;
   }
 

@@ -1,0 +1,72 @@
+// Protocol rules of the distribution API and of real registries that the client must follow,
+// each against the in-process fake (see support/fake-registry.ts).
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { MemoryLogger } from '../src/log.js';
+import { fromBuffer } from '../src/oci/layer.js';
+import { Registry, type RegistryOptions } from '../src/registry/client.js';
+import { anonymous } from '../src/registry/credentials.js';
+import { RetryPolicy } from '../src/registry/retry.js';
+import { FakeRegistry, sha256, type FakeRegistryOptions } from './support/fake-registry.js';
+
+const servers: FakeRegistry[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function start(opts: FakeRegistryOptions = {}) {
+  const fake = await FakeRegistry.start(opts);
+  servers.push(fake);
+  return fake;
+}
+
+function client(fake: FakeRegistry, opts: Partial<RegistryOptions> = {}) {
+  const sleeps: number[] = [];
+  const registry = new Registry(fake.host, {
+    credentials: anonymous,
+    logger: new MemoryLogger(),
+    retry: new RetryPolicy({ sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 }),
+    smallBlob: 0,
+    ...opts,
+  });
+  return { registry, sleeps };
+}
+
+const sessionUnknown = { status: 404, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown to registry' }] }) };
+
+describe('an upload session the registry no longer knows (404 BLOB_UPLOAD_UNKNOWN)', () => {
+  // distribution's API spec: "If the upload uuid is unknown to the registry, a 404 Not Found
+  // response will be returned and the client must restart the upload process."
+  it.each([
+    ['the streamed PATCH', 'PATCH', 'streamed'],
+    ['the commit PUT', 'PUT', 'streamed'],
+    ['a ranged PATCH', 'PATCH', 'ranged'],
+    ['the monolithic PUT', 'PUT', 'monolithic'],
+  ] as const)('restarts the upload in a new session when %s answers 404', async (_, method, protocol) => {
+    const fake = await start();
+    const { registry } = client(fake, {
+      chunkSize: 1000,
+      smallBlob: protocol === 'monolithic' ? 10_000 : 0,
+      uploadFallbacks: new Map(protocol === 'ranged' ? [[fake.host, 'ranged']] : []),
+    });
+    const data = randomBytes(2500);
+    const digest = sha256(data);
+    fake.inject({ method, path: /blobs\/uploads\/./, respond: sessionUnknown });
+    await registry.repository('app').uploadBlob(digest, data.length, async () => fromBuffer(data));
+    expect(fake.blobs.get(digest)).toEqual(data);
+    expect(fake.seen('POST', /blobs\/uploads/)).toHaveLength(2);
+    const patches = fake.seen('PATCH');
+    expect(patches.map((r) => r.headers['content-range'] !== undefined)).toEqual(
+      protocol === 'ranged' ? [true, true, true, true] : protocol === 'streamed' ? patches.map(() => false) : [],
+    );
+  });
+
+  it('still fails on a 404 when the session was never opened (the repository is unknown)', async () => {
+    const fake = await start();
+    const { registry } = client(fake);
+    fake.inject({ method: 'POST', respond: { status: 404, body: JSON.stringify({ errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }] }) } });
+    const data = randomBytes(2500);
+    await expect(registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data))).rejects.toThrow(/404 NAME_UNKNOWN/);
+    expect(fake.seen('POST')).toHaveLength(1);
+  });
+});
