@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
-import { Registry, type RegistryOptions } from '../src/registry/client.js';
+import { parseWwwAuthenticate, Registry, type RegistryOptions } from '../src/registry/client.js';
 import { anonymous } from '../src/registry/credentials.js';
 import { RetryPolicy } from '../src/registry/retry.js';
 import { FakeRegistry, sha256, type FakeRegistryOptions } from './support/fake-registry.js';
@@ -68,5 +68,27 @@ describe('an upload session the registry no longer knows (404 BLOB_UPLOAD_UNKNOW
     const data = randomBytes(2500);
     await expect(registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data))).rejects.toThrow(/404 NAME_UNKNOWN/);
     expect(fake.seen('POST')).toHaveLength(1);
+  });
+});
+
+describe('WWW-Authenticate (RFC 9110 §11.6.1)', () => {
+  // A challenge is `auth-scheme [ 1*SP ( token68 / #auth-param ) ]` (§11.3): a token68 such as
+  // Negotiate's base64 ends in `=` padding, and is not the start of a parameter.
+  it.each([
+    ['Negotiate YIIBnQYGKwYBBQUCoII==, Bearer realm="https://auth.example/token",service="registry.example"'],
+    ['Negotiate abc=, Bearer realm="https://auth.example/token",service="registry.example"'],
+    ['Bearer realm="https://auth.example/token",service="registry.example", Negotiate YIIBnQYGKwYBBQUCoII=='],
+  ])('finds the Bearer challenge next to a token68 one: %s', (header) => {
+    const challenges = parseWwwAuthenticate(header);
+    expect(challenges.map((c) => c.scheme).sort()).toEqual(['bearer', 'negotiate']);
+    expect(challenges.find((c) => c.scheme === 'bearer')?.params).toEqual({ realm: 'https://auth.example/token', service: 'registry.example' });
+    expect(challenges.find((c) => c.scheme === 'negotiate')?.params).toEqual({});
+  });
+
+  it('still reads parameters, quoted commas and escapes included', () => {
+    expect(parseWwwAuthenticate('Basic realm="r", Bearer realm = "https://t/to\\"ken" , service=svc,scope="repository:a:pull,push repository:b:pull",error="insufficient_scope"')).toEqual([
+      { scheme: 'basic', params: { realm: 'r' } },
+      { scheme: 'bearer', params: { realm: 'https://t/to"ken', service: 'svc', scope: 'repository:a:pull,push repository:b:pull', error: 'insufficient_scope' } },
+    ]);
   });
 });

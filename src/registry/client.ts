@@ -947,6 +947,7 @@ export async function* chunksOf(stream: Readable, size: number): AsyncGenerator<
 export function parseWwwAuthenticate(header: string): { scheme: string; params: Record<string, string> }[] {
   const out: { scheme: string; params: Record<string, string> }[] = [];
   const token = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/y;
+  const token68 = /[A-Za-z0-9._~+/-]+=*/y;
   let i = 0;
   const skip = () => {
     while (i < header.length && /[\s,]/.test(header[i])) i++;
@@ -979,6 +980,10 @@ export function parseWwwAuthenticate(header: string): { scheme: string; params: 
       out[out.length - 1].params[m[0].toLowerCase()] = value;
     } else {
       out.push({ scheme: m[0].toLowerCase(), params: {} });
+      // `Negotiate YII…==`: a challenge's token68 (RFC 9110 §11.3) is not a parameter, and its
+      // `=` padding must not swallow the challenges after it.
+      token68.lastIndex = j;
+      if (token68.exec(header) && /^\s*(,|$)/.test(header.slice(token68.lastIndex))) i = token68.lastIndex;
     }
   }
   return out;
