@@ -92,3 +92,27 @@ describe('WWW-Authenticate (RFC 9110 §11.6.1)', () => {
     ]);
   });
 });
+
+describe('OCI-Chunk-Min-Length', () => {
+  // Distribution spec, "Pushing a blob in chunks": "If the registry provides an
+  // OCI-Chunk-Min-Length header in the POST response, the size of each chunk, except for the
+  // final chunk, SHOULD be greater or equal to that value."
+  it('sends ranged chunks of at least the size the POST announced', async () => {
+    const fake = await start({ chunkMinLength: 2500 });
+    const { registry } = client(fake, { chunkSize: 1000, uploadFallbacks: new Map([[fake.host, 'ranged']]) });
+    const data = randomBytes(6000);
+    await registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+    expect(fake.seen('PATCH').map((r) => r.headers['content-range'])).toEqual(['0-2499', '2500-4999', '5000-5999']);
+    expect(fake.blobs.get(sha256(data))).toEqual(data);
+  });
+
+  it('keeps to its own chunk size when that is larger, or the header is unreadable', async () => {
+    for (const chunkMinLength of [500, Number.NaN]) {
+      const fake = await start({ chunkMinLength });
+      const { registry } = client(fake, { chunkSize: 2000, uploadFallbacks: new Map([[fake.host, 'ranged']]) });
+      const data = randomBytes(5000);
+      await registry.repository('app').uploadBlob(sha256(data), data.length, async () => fromBuffer(data));
+      expect(fake.seen('PATCH').map((r) => r.headers['content-range'])).toEqual(['0-1999', '2000-3999', '4000-4999']);
+    }
+  });
+});

@@ -72,6 +72,8 @@ export interface FakeRegistryOptions {
   mount?: 'normal' | 'always-202';
   /** Where blob GETs are redirected (absolute URL or a path on this server); undefined serves directly. */
   blobRedirect?: (digest: string) => string | undefined;
+  /** The minimum chunk size a POST's answer announces (`OCI-Chunk-Min-Length`, distribution spec). */
+  chunkMinLength?: number;
   /** Page size for tags/list when the client sends no `n`. */
   tagPageSize?: number;
 }
@@ -290,7 +292,9 @@ export class FakeRegistry {
       const uuid = randomUUID();
       this.sessions.set(uuid, { repo, parts: [], size: 0 });
       this.maxOpenSessions = Math.max(this.maxOpenSessions, this.sessions.size);
-      return send(res, 202, { Location: this.sessionLocation(repo, uuid), Range: '0-0', 'Docker-Upload-UUID': uuid }, '');
+      const started: Record<string, string> = { Location: this.sessionLocation(repo, uuid), Range: '0-0', 'Docker-Upload-UUID': uuid };
+      if (this.opts.chunkMinLength !== undefined) started['OCI-Chunk-Min-Length'] = String(this.opts.chunkMinLength);
+      return send(res, 202, started, '');
     }
     const session = this.sessions.get(id);
     if (!session || session.repo !== repo) return errorReply(res, 404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');

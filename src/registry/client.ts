@@ -55,6 +55,8 @@ export type ProgressListener = (sentBytes: number) => void;
  * 4.00MiB"). Each chunk is held in memory once; a layer is never held whole.
  */
 export const CHUNK_SIZE = 4 * 1024 * 1024;
+/** The largest `OCI-Chunk-Min-Length` followed: a chunk is held in memory, and must stay small. */
+const MAX_MIN_CHUNK = 64 * 1024 * 1024;
 /**
  * Blobs up to this size (configs, SBOM documents) are uploaded monolithically: POST, then the
  * PUT `?digest=` that carries the bytes — one round trip less than a PATCH and its commit. The
@@ -589,7 +591,7 @@ export class Repository implements ContentSource {
       source.destroy();
       throw new Error(`${this.name} refused a streamed upload earlier in this run; publishing uploads this blob (${known})`);
     }
-    let location = await this.startUpload(op);
+    let { location } = await this.startUpload(op);
     try {
       let opened = false;
       const body = async () => {
@@ -717,7 +719,7 @@ export class Repository implements ContentSource {
   /** One upload in one session; returns the protocol to fall back to when this one was refused. */
   private async uploadOnce(protocol: UploadProtocol, digest: string, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<UploadProtocol | undefined> {
     const op: Operation = { action: `upload blob ${digest}`, preposition: 'to' };
-    const session = { location: await this.startUpload(op) };
+    const session = await this.startUpload(op);
     try {
       if (protocol === 'monolithic') {
         // The blob goes with the commit; the registry checks it against the digest.
@@ -750,7 +752,7 @@ export class Repository implements ContentSource {
    * The whole blob as one streamed PATCH; what went up, or the protocol to fall back to.
    * `session.location` follows the Location of the answer.
    */
-  private async patchWhole(op: Operation, session: { location: URL }, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
+  private async patchWhole(op: Operation, session: Session, size: number, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
     const body = countingBody(open, onProgress);
     // Nothing to send: the commit alone stores an empty blob.
     if (size === 0) return body.sent();
@@ -771,15 +773,16 @@ export class Repository implements ContentSource {
   }
 
   /**
-   * The blob as PATCHes of at most `chunkSize` with Content-Range, each to the Location the
-   * previous answer gave; what went up, or 'monolithic' when the first one is refused.
+   * The blob as PATCHes of `chunkSize` with Content-Range (larger if the registry asked for
+   * larger chunks), each to the Location the previous answer gave; what went up, or
+   * 'monolithic' when the first one is refused.
    */
-  private async patchRanges(op: Operation, session: { location: URL }, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
+  private async patchRanges(op: Operation, session: Session, open: () => Promise<Readable>, onProgress?: ProgressListener): Promise<Sent | UploadProtocol> {
     const hash = createHash('sha256');
     let offset = 0;
     const stream = await open();
     try {
-      for await (const chunk of chunksOf(stream, this.registry.chunkSize)) {
+      for await (const chunk of chunksOf(stream, Math.max(this.registry.chunkSize, session.minChunk))) {
         const res = await this.uploadStep(op, {
           method: 'PATCH',
           url: session.location,
@@ -831,13 +834,17 @@ export class Repository implements ContentSource {
     return res.status === 404 ? new RegistryError({ ...err.init, operation: op, repository: this.repository, retryable: true }) : err;
   }
 
-  /** POST a new upload session; its Location. */
-  private async startUpload(op: Operation): Promise<URL> {
+  /**
+   * POST a new upload session: its Location, and the smallest chunk the registry takes
+   * (`OCI-Chunk-Min-Length`; distribution spec: each chunk but the last SHOULD be at least that).
+   */
+  private async startUpload(op: Operation): Promise<Session> {
     const sessions = this.url('blobs/uploads/');
     const started = await this.uploadStep(op, { method: 'POST', url: sessions, headers: { 'Content-Length': '0' } });
     if (started.status !== 202) throw await this.registry.errorFrom(op, this.repository, started);
     await discard(started);
-    return uploadLocation(started, sessions, op, this);
+    const minChunk = Number(started.headers.get('oci-chunk-min-length') ?? 0);
+    return { location: uploadLocation(started, sessions, op, this), minChunk: Number.isSafeInteger(minChunk) && minChunk > 0 ? Math.min(minChunk, MAX_MIN_CHUNK) : 0 };
   }
 
   /** A request inside an upload: not retried alone, since a failed upload restarts with a new session. */
@@ -863,6 +870,12 @@ export class Repository implements ContentSource {
 
 /** How a blob goes up; see Repository.uploadBlob. */
 export type UploadProtocol = 'streamed' | 'ranged' | 'monolithic';
+
+/** An upload session: where its next request goes, and the smallest chunk it takes (0: any). */
+interface Session {
+  location: URL;
+  readonly minChunk: number;
+}
 
 /** What an upload sent: its length and digest, to check against the descriptor before the commit. */
 interface Sent {
