@@ -830,6 +830,24 @@ describe('tags', () => {
     ]);
   });
 
+  it('refuses a next page on another origin rather than follow it or stop short', async () => {
+    const fake = await start();
+    fake.inject({
+      method: 'GET',
+      path: /tags\/list/,
+      respond: { status: 200, headers: { 'Content-Type': 'application/json', Link: '<https://elsewhere.example/v2/app/tags/list?last=a>; rel="next"' }, body: '{"name":"app","tags":["a"]}' },
+    });
+    await expect(client(fake).registry.repository('app').listTags()).rejects.toThrow(
+      /^list tags of 127\.0\.0\.1:\d+\/app: the next page is on another origin \(https:\/\/elsewhere\.example\); not following it$/,
+    );
+  });
+
+  it('says which list an answer that is not JSON came from', async () => {
+    const fake = await start();
+    fake.inject({ method: 'GET', path: /tags\/list/, respond: { status: 200, headers: { 'Content-Type': 'text/html' }, body: '<html>login</html>' } });
+    await expect(client(fake).registry.repository('app').listTags()).rejects.toThrow(/^list tags of 127\.0\.0\.1:\d+\/app: the answer is not JSON \("<html>login<\/html>"\)$/);
+  });
+
   it('is empty for a repository that does not exist (404 NAME_UNKNOWN)', async () => {
     const fake = await start();
     expect(await client(fake).registry.repository('new/repo').listTags()).toEqual([]);

@@ -61,6 +61,18 @@ describe('an upload session the registry no longer knows (404 BLOB_UPLOAD_UNKNOW
     );
   });
 
+  it('restarts a ranged upload in a new session when a later range answers 416 (out of order)', async () => {
+    const fake = await start();
+    const { registry } = client(fake, { chunkSize: 1000, uploadFallbacks: new Map([[fake.host, 'ranged']]) });
+    const data = randomBytes(2500);
+    const digest = sha256(data);
+    let patches = 0;
+    fake.inject({ method: 'PATCH', times: 10, respond: () => (++patches === 2 ? { status: 416, body: '' } : 'pass') });
+    await registry.repository('app').uploadBlob(digest, data.length, async () => fromBuffer(data));
+    expect(fake.blobs.get(digest)).toEqual(data);
+    expect(fake.seen('POST', /blobs\/uploads/)).toHaveLength(2);
+  });
+
   it('still fails on a 404 when the session was never opened (the repository is unknown)', async () => {
     const fake = await start();
     const { registry } = client(fake);

@@ -681,8 +681,14 @@ export class Repository implements ContentSource {
           return undefined;
         }
         if (res.status !== 200) throw await this.registry.errorFrom(op, this.repository, res);
-        const doc = JSON.parse((await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8')) as { tags?: string[] | null };
-        return { tags: doc.tags ?? [], next: nextLink(res.headers.get('link'), pageUrl, this.registry.baseUrl) };
+        const text = (await readLimited(res, MAX_MANIFEST_BYTES, `list tags of ${this.name}`)).toString('utf8');
+        let doc: { tags?: string[] | null };
+        try {
+          doc = JSON.parse(text) as typeof doc;
+        } catch {
+          throw new Error(`list tags of ${this.name}: the answer is not JSON (${JSON.stringify(text.slice(0, 100))})`);
+        }
+        return { tags: doc.tags ?? [], next: nextLink(res.headers.get('link'), pageUrl, this.registry.baseUrl, this.name) };
       });
       if (!page) return [];
       tags.push(...page.tags);
@@ -831,7 +837,9 @@ export class Repository implements ContentSource {
    */
   private async sessionError(op: Operation, res: HttpResponse): Promise<RegistryError> {
     const err = await this.registry.errorFrom(op, this.repository, res);
-    return res.status === 404 ? new RegistryError({ ...err.init, operation: op, repository: this.repository, retryable: true }) : err;
+    // A 416 past the first range: the session's offset is not ours (the spec's "out of order");
+    // a new session starts from zero rather than guess where the registry stands.
+    return res.status === 404 || res.status === 416 ? new RegistryError({ ...err.init, operation: op, repository: this.repository, retryable: true }) : err;
   }
 
   /**
@@ -1072,14 +1080,19 @@ function manifestMediaType(contentType: string | null, bytes: Buffer): string {
   }
 }
 
-/** `Link: </v2/app/tags/list?last=x&n=100>; rel="next"`, on the registry's own origin only. */
-function nextLink(header: string | null, current: URL, origin: string): URL | undefined {
+/**
+ * `Link: </v2/app/tags/list?last=x&n=100>; rel="next"`. A next page on another origin is not
+ * followed (the registry's credentials are not sent elsewhere), and not dropped either: a list
+ * cut short could make a release's floating tags move backward (SPEC §4).
+ */
+function nextLink(header: string | null, current: URL, origin: string, name: string): URL | undefined {
   if (!header) return undefined;
   for (const part of header.split(',')) {
     const m = /<([^>]*)>\s*;(.*)/.exec(part.trim());
     if (m && /rel="?next"?/i.test(m[2])) {
       const next = new URL(m[1], current);
-      return next.origin === origin ? next : undefined;
+      if (next.origin !== origin) throw new Error(`list tags of ${name}: the next page is on another origin (${next.origin}); not following it`);
+      return next;
     }
   }
   return undefined;
