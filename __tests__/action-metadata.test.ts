@@ -1,8 +1,11 @@
 // action.yml as GitHub reads it: the Marketplace's release form, which checks the metadata only
 // when a release is published, and the precedence its descriptions promise.
 import { describe, expect, it } from '@jest/globals';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'yaml';
+import { loadKoConfig } from '../src/config/koyaml.js';
 
 interface ActionYml {
   name: string;
@@ -27,5 +30,39 @@ describe('GitHub Marketplace', () => {
     const omitted = ['coffee', 'columns', 'divide-circle', 'divide-square', 'divide', 'frown', 'hexagon', 'key', 'meh', 'mouse-pointer', 'smile', 'tool', 'x-octagon'];
     expect(omitted).not.toContain(branding.icon);
     expect(branding.icon).toMatch(/^[a-z0-9]+(?:-[a-z0-9]+)*$/);
+  });
+});
+
+describe('the defaults an input description lists', () => {
+  /** The README's Inputs row for `name`: its default cell. */
+  const readmeDefault = async (name: string) => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+    return row?.split('|')[2] ?? '';
+  };
+  /** The sources `text` names, in the order it names them. */
+  const named = (text: string, sources: readonly string[]) =>
+    sources.filter((s) => text.includes(s)).sort((a, b) => text.indexOf(a) - text.indexOf(b));
+
+  it('come in the order that wins: the variables before .ko.yaml defaultBaseImage and defaultPlatforms, as ko reads them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ko-annotate-metadata-'));
+    try {
+      await writeFile(join(dir, '.ko.yaml'), 'defaultBaseImage: registry.example/from-file:1\ndefaultPlatforms: [linux/arm64]\n');
+      const ko = await loadKoConfig({
+        workingDirectory: dir,
+        env: { KO_DEFAULTBASEIMAGE: 'registry.example/from-env:1', KO_DEFAULTPLATFORMS: 'linux/amd64' },
+      });
+      expect(ko).toMatchObject({ defaultBaseImage: 'registry.example/from-env:1', defaultPlatforms: ['linux/amd64'] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const { inputs } = await action();
+    // A package's baseImageOverrides entry comes first (the engine asks for it before the rest).
+    const base = ['baseImageOverrides', 'KO_DEFAULTBASEIMAGE', 'defaultBaseImage', 'cgr.dev/chainguard/static:latest'];
+    const platforms = ['KO_DEFAULTPLATFORMS', 'defaultPlatforms', 'linux/amd64,linux/arm64'];
+    expect(named(inputs['base-image'].description, base)).toEqual(base);
+    expect(named(await readmeDefault('base-image'), base)).toEqual(base);
+    expect(named(inputs.platforms.description, platforms)).toEqual(platforms);
+    expect(named(await readmeDefault('platforms'), platforms)).toEqual(platforms);
   });
 });
