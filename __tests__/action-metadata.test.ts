@@ -6,12 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadKoConfig } from '../src/config/koyaml.js';
+import type { PackageResult } from '../src/engine.js';
+import { outputsOf } from '../src/outputs.js';
 
 interface ActionYml {
   name: string;
   description: string;
   branding: { icon: string; color: string };
   inputs: Record<string, { description: string; default?: string }>;
+  outputs: Record<string, { description: string }>;
 }
 
 const action = async (): Promise<ActionYml> => parse(await readFile(new URL('../action.yml', import.meta.url), 'utf8')) as ActionYml;
@@ -64,5 +67,34 @@ describe('the defaults an input description lists', () => {
     expect(named(await readmeDefault('base-image'), base)).toEqual(base);
     expect(named(inputs.platforms.description, platforms)).toEqual(platforms);
     expect(named(await readmeDefault('platforms'), platforms)).toEqual(platforms);
+  });
+});
+
+describe('the outputs', () => {
+  const sha = (c: string) => `sha256:${c.repeat(64)}`;
+  // Only what outputsOf reads of a package; a run with SBOMs, which adds the most.
+  const pkg = {
+    package: 'example.com/hello/cmd/hello',
+    repository: 'ghcr.io/octo-org/hello-world',
+    digest: sha('a'),
+    ref: `ghcr.io/octo-org/hello-world@${sha('a')}`,
+    tags: ['1.2.3'],
+    platforms: [{ platform: 'linux/amd64', digest: sha('b'), size: 1 }],
+    labels: { 'org.opencontainers.image.version': '1.2.3' },
+    annotations: { 'org.opencontainers.image.version': '1.2.3' },
+    sboms: [{ platform: 'linux/amd64', digest: sha('c') }],
+  } as unknown as PackageResult;
+  const outputs = outputsOf({ version: '1.2.3', packages: [pkg], pushed: true });
+
+  it('are the ones action.yml declares, every one of them', async () => {
+    expect(Object.keys(outputs).sort()).toEqual(Object.keys((await action()).outputs).sort());
+  });
+
+  it('are described with every key they carry: images objects, and what metadata adds to the other outputs', async () => {
+    const declared = (await action()).outputs;
+    const imageKeys = Object.keys((JSON.parse(outputs.images) as object[])[0]);
+    expect(imageKeys.filter((k) => !declared.images.description.includes(k))).toEqual([]);
+    const added = Object.keys(JSON.parse(outputs.metadata) as object).filter((k) => !(k in declared));
+    expect(added.filter((k) => !declared.metadata.description.includes(k))).toEqual([]);
   });
 });
