@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadKoConfig } from '../src/config/koyaml.js';
 import type { PackageResult } from '../src/engine.js';
+import { workflow } from '../src/github/commands.js';
+import { INPUT_NAMES } from '../src/inputs.js';
+import { readActionInputs } from '../src/main.js';
 import { outputsOf } from '../src/outputs.js';
 
 interface ActionYml {
@@ -96,5 +99,17 @@ describe('the outputs', () => {
     expect(imageKeys.filter((k) => !declared.images.description.includes(k))).toEqual([]);
     const added = Object.keys(JSON.parse(outputs.metadata) as object).filter((k) => !(k in declared));
     expect(added.filter((k) => !declared.metadata.description.includes(k))).toEqual([]);
+  });
+});
+
+describe('the inputs', () => {
+  it('are read as the runner passes them: INPUT_<NAME> upper-cased, spaces as _, hyphens kept, trimmed; the token masked', async () => {
+    const names = Object.keys((await action()).inputs);
+    expect([...INPUT_NAMES].sort()).toEqual([...names].sort());
+    const env = Object.fromEntries(names.map((n) => [`INPUT_${n.replace(/ /g, '_').toUpperCase()}`, `  value of ${n}\n`]));
+    const log: string[] = [];
+    const raw = readActionInputs(env, workflow({}, (s) => log.push(s)));
+    expect(raw).toEqual(Object.fromEntries(names.map((n) => [n, `value of ${n}`])));
+    expect(log.join('')).toContain('::add-mask::value of token');
   });
 });
