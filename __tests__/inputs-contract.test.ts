@@ -199,6 +199,16 @@ describe('SPEC §1 env: templates as in .ko.yaml', () => {
   });
 });
 
+describe('templates never see the token (SPEC §5.1)', () => {
+  it.each([['INPUT_TOKEN'], ['GITHUB_TOKEN'], ['MY_SECRET']])('{{.Env.%s}} is not set for a template, as it is not for go build', async (name) => {
+    const secret = 'ghs_templatesecret1234567890';
+    const err = await build({ packages: './cmd/app', ldflags: `-X main.t={{.Env.${name}}}`, token: secret }, { [name]: secret }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`"${name}" is not set`);
+    expect((err as Error).message).not.toContain(secret);
+  });
+});
+
 describe('SPEC §1 flags: templates as in .ko.yaml', () => {
   it('keeps a template with spaces inside its braces ({{ .Env.TAGS }}) as one flag', async () => {
     expect(parseInputs({ flags: '-v -tags={{ .Env.TAGS }}\n-trimpath' }).flags).toEqual(['-v', '-tags={{ .Env.TAGS }}', '-trimpath']);

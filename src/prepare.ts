@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { Provenance } from './build/assemble.js';
+import { childEnv } from './build/go.js';
 import { gitInfo, type GitInfo, type RunCommand } from './config/git.js';
 import { renderTemplate } from './config/template.js';
 import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
@@ -73,7 +74,9 @@ export async function prepareRun(
     builder: BUILDER,
   };
   const push = inputs.push === 'auto' ? !isPullRequestEvent(ctx.eventName) : inputs.push === 'true';
-  const templateEnv = { ...env, ...inputs.env };
+  // {{.Env.X}} sees what go build does (childEnv): never the action's inputs or a token, which a
+  // template in ldflags would otherwise write into the binary.
+  const templateEnv = { ...childEnv(env, [inputs.token ?? ''].filter(Boolean)), ...inputs.env };
   return {
     ctx,
     git,
