@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -279,7 +279,10 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
+  const layoutChecked = inputs.ociLayoutPath === undefined ? undefined : checkLayoutPath(resolve(req.workspace, inputs.ociLayoutPath), inputs.ociLayoutPath);
+  layoutChecked?.catch(() => undefined); // awaited below, after go list
   const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go, render));
+  await layoutChecked;
   const repoRoot = resolve(req.workspace);
 
   const koEnv = parseKoEnvironment(env);
@@ -372,6 +375,19 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
       } satisfies PackagePlan;
     }),
   );
+}
+
+/**
+ * The layout is written only after every build and alongside the push: a path that is a file,
+ * or below one, must fail first (SPEC §5.2), not as a bare ENOTDIR once the content is up.
+ */
+async function checkLayoutPath(dir: string, given: string): Promise<void> {
+  const s = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    const why = err.code === 'ENOTDIR' ? 'a part of it is a file, not a directory' : err.message;
+    throw new Error(`input "oci-layout-path": ${JSON.stringify(given)}: ${why}`, { cause: err });
+  });
+  if (s && !s.isDirectory()) throw new Error(`input "oci-layout-path": ${JSON.stringify(given)} is a file, not a directory`);
 }
 
 async function openResolved(ref: string, platforms: Platform[] | 'all', deps: EngineDeps): Promise<ResolvedBase | 'scratch'> {
