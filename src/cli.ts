@@ -59,11 +59,11 @@ export function streamLogger(write: (s: string) => void): Logger {
   };
 }
 
-/** Run the CLI; returns the exit code. */
+/** Run the CLI; returns the exit code. `io.signal`: aborted on Ctrl-C (src/cancel.ts). */
 export async function cli(
   argv: readonly string[],
   env: Record<string, string | undefined>,
-  io: { out: (s: string) => void; err: (s: string) => void; cwd: string },
+  io: { out: (s: string) => void; err: (s: string) => void; cwd: string; signal?: AbortSignal },
 ): Promise<number> {
   const logger = streamLogger(io.err);
   try {
@@ -79,13 +79,14 @@ export async function cli(
     // Run from a workflow step, the CLI reads the event as the action does (a pull request's
     // revision is its head, not GITHUB_SHA's merge commit).
     const payload = env.GITHUB_REPOSITORY ? readPayload(env, (m) => logger.warning(m)) : {};
-    const result = await runJob(inputs, env, payload, workspace, logger);
+    const result = await runJob(inputs, env, payload, workspace, logger, { signal: io.signal });
     io.err(`\n${summaryMarkdown(result)}\n`);
     if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);
     else for (const p of result.packages) io.out(`${p.ref}\n`);
     return 0;
   } catch (err) {
-    if (err instanceof GoBuildError) for (const d of err.diagnostics) logger.error(d.message, d.where);
+    if (io.signal?.aborted) err = io.signal.reason;
+    else if (err instanceof GoBuildError) for (const d of err.diagnostics) logger.error(d.message, d.where);
     io.err(`ko-annotate: ${explainFailure(err)}\n`);
     return 1;
   }

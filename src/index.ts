@@ -1,3 +1,4 @@
+import { cancelOnSignals } from './cancel.js';
 import { run } from './main.js';
 
-await run();
+await run(process.env, undefined, cancelOnSignals());

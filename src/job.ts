@@ -19,6 +19,8 @@ export async function runJob(
     fetch?: typeof globalThis.fetch;
     /** Lets a test observe or replace real dependencies (STYLE §7). */
     wrap?: (deps: EngineDeps) => EngineDeps;
+    /** Aborted when the step is cancelled (src/cancel.ts). */
+    signal?: AbortSignal;
   } = {},
 ): Promise<RunResult> {
   logger.info(`${BUILDER}: ${inputs.packages.join(', ')} in ${inputs.workingDirectory}`);
@@ -43,6 +45,7 @@ export async function runJob(
     token: inputs.token,
     targetRepository: () => inputs.repository ?? parseKoEnvironment(env).repository ?? prepared?.defaultRepository,
     timeoutMs: inputs.timeoutMs,
+    signal: seams.signal,
   });
   const used = seams.wrap ? seams.wrap(deps) : deps;
   // go list runs while git does, unless an `env` value is a template: Go must see it rendered.

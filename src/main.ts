@@ -16,13 +16,16 @@ export function readActionInputs(env: Record<string, string | undefined>, action
   return raw;
 }
 
-/** The action: the only place that fails the step (STYLE §1). */
-export async function run(env: Record<string, string | undefined> = process.env, actions: Workflow = workflow(env)): Promise<void> {
+/**
+ * The action: the only place that fails the step (STYLE §1). `signal`: aborted when the step
+ * is cancelled (src/cancel.ts).
+ */
+export async function run(env: Record<string, string | undefined> = process.env, actions: Workflow = workflow(env), signal?: AbortSignal): Promise<void> {
   try {
     const inputs = parseInputs(readActionInputs(env, actions));
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
     const payload = readPayload(env, (m) => actions.warning(m));
-    const result = await runJob(inputs, env, payload, workspace, actions);
+    const result = await runJob(inputs, env, payload, workspace, actions, { signal });
 
     for (const [name, value] of Object.entries(outputsOf(result))) actions.setOutput(name, value);
     // Everything is published and the outputs are set: a summary that cannot be written costs
@@ -38,6 +41,8 @@ export async function run(env: Record<string, string | undefined> = process.env,
       for (const t of p.tags) actions.info(`  ${p.repository}:${t}`);
     }
   } catch (err) {
+    // A cancelled run fails with why, not with what the killed `go build` or request said.
+    if (signal?.aborted) return actions.setFailed(explainFailure(signal.reason));
     if (err instanceof GoBuildError) for (const d of err.diagnostics) actions.error(d.message, d.where);
     actions.setFailed(explainFailure(err));
   }

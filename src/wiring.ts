@@ -1,5 +1,5 @@
 import { childEnv, GoToolchain } from './build/go.js';
-import { execRun } from './exec.js';
+import { execRunner } from './exec.js';
 import { kodataEntries } from './build/kodata.js';
 import type { EngineDeps } from './engine.js';
 import type { Logger } from './log.js';
@@ -22,12 +22,14 @@ export interface WiringOptions {
   targetRepository?: string | (() => string | undefined);
   /** The publish phase's time budget (the `timeout` input); it starts when publishing does. */
   timeoutMs?: number;
+  /** Aborted when the step is cancelled: Go is killed and registry requests stop (src/cancel.ts). */
+  signal?: AbortSignal;
 }
 
 /** The real dependencies: Go from PATH, registries over HTTP(S), the file system for kodata. */
 export function realDeps(o: WiringOptions): EngineDeps {
   const secrets = [o.token ?? ''].filter(Boolean);
-  const go = new GoToolchain(execRun, childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
+  const go = new GoToolchain(execRunner(o.signal), childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
   const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: spawnHelper });
   // Asked once per registry client (see Registry), by then the target is known.
   const credentials: CredentialProvider = (host) => {
@@ -55,13 +57,13 @@ export function realDeps(o: WiringOptions): EngineDeps {
   // Base images' clients read manifests before the builds and stream base layers into the
   // uploads while publishing: those reads are bounded by the publish deadline once it has
   // started, or a base registry that stops answering would hold the run past its `timeout`.
-  const registry = perHost(() => ({ retry: new RetryPolicy({ deadline: () => publishRetry?.deadline }) }));
+  const registry = perHost(() => ({ retry: new RetryPolicy({ deadline: () => publishRetry?.deadline, signal: o.signal }) }));
   const publishRegistry = perHost(() => ({
-    retry: (publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs })),
+    retry: (publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs, signal: o.signal })),
   }));
   // Registry clients for the build phase: one attempt per request, and a request that moves
   // no bytes for 5 s is given up.
-  const buildPhase = perHost(() => ({ retry: new RetryPolicy({ maxAttempts: 1 }), requestTimeoutMs: 5000 }));
+  const buildPhase = perHost(() => ({ retry: new RetryPolicy({ maxAttempts: 1, signal: o.signal }), requestTimeoutMs: 5000 }));
   /** `host/path` as a repository on `clients`' client for its host. */
   const repositoryOn = (clients: (host: string) => Registry, name: string, access?: 'push') => {
     const r = parseRepository(name);

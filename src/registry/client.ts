@@ -377,7 +377,7 @@ export class Registry {
       if (stall) timer = setTimeout(() => stall.abort(), limit);
     };
     arm();
-    const signals = [deadline, stall?.signal].filter((s): s is AbortSignal => s !== undefined);
+    const signals = [deadline, stall?.signal, this.retry.signal].filter((s): s is AbortSignal => s !== undefined);
     let stream: Readable | undefined;
     try {
       // A streamed body is opened per send.

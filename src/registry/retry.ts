@@ -20,6 +20,8 @@ export interface RetryOptions {
   sleep?: (ms: number) => Promise<void>;
   /** In [0, 1). */
   random?: () => number;
+  /** Aborted when the step is cancelled: no further attempt, no wait for one (src/cancel.ts). */
+  signal?: AbortSignal;
 }
 
 export interface RetryEvent {
@@ -52,6 +54,7 @@ export class RetryPolicy {
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  readonly signal?: AbortSignal;
 
   constructor(opts: RetryOptions = {}) {
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 5);
@@ -63,6 +66,7 @@ export class RetryPolicy {
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = opts.random ?? Math.random;
+    this.signal = opts.signal;
   }
 
   get deadline(): number | undefined {
@@ -78,6 +82,7 @@ export class RetryPolicy {
   /** Run `fn` until it succeeds, fails for good, or attempts or time run out. */
   async run<T>(what: string, fn: (attempt: number) => Promise<T>, onRetry?: (e: RetryEvent) => void): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      this.signal?.throwIfAborted();
       this.checkDeadline(what, attempt - 1, undefined);
       try {
         return await fn(attempt);
@@ -90,9 +95,23 @@ export class RetryPolicy {
         const left = this.remainingMs();
         if (left !== undefined && delayMs >= left) this.checkDeadline(what, attempt, err, true);
         onRetry?.({ what, attempt, maxAttempts: this.maxAttempts, delayMs, error: err });
-        await this.sleep(delayMs);
+        await this.wait(delayMs);
       }
     }
+  }
+
+  /** `sleep`, cut short when the step is cancelled (a Retry-After may ask for a minute). */
+  private async wait(ms: number): Promise<void> {
+    const signal = this.signal;
+    if (!signal) return this.sleep(ms);
+    let onAbort!: () => void;
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+    try {
+      await Promise.race([this.sleep(ms), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    signal.throwIfAborted();
   }
 
   /** Full jitter over an exponentially growing cap, unless the server named a wait. */
