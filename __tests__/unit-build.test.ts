@@ -69,6 +69,10 @@ describe('the go command line', () => {
 });
 
 describe('child environment', () => {
+  it("drops the runner's Go microarchitecture variables: the platform's variant chooses (SPEC §3.1)", () => {
+    expect(childEnv({ PATH: '/bin', GOAMD64: 'v3', GOARM: '6', GOARM64: 'v9.0', GO386: 'sse2', GOFLAGS: '-mod=mod' }, [])).toEqual({ PATH: '/bin', GOFLAGS: '-mod=mod' });
+  });
+
   it('drops inputs (INPUT_TOKEN), runner credentials and any variable holding the secret', () => {
     const env = childEnv(
       {

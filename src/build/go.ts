@@ -228,19 +228,28 @@ function parseJsonStream(text: string): unknown[] {
 
 /**
  * The environment a child process gets: ours, minus the action's inputs (the runner passes
- * `token` as INPUT_TOKEN) and the runner's own credentials, and minus any variable holding a
- * secret value we were given.
+ * `token` as INPUT_TOKEN) and the runner's own credentials, minus any variable holding a
+ * secret value we were given, and minus Go's microarchitecture variables (below).
  */
 export function childEnv(env: Record<string, string | undefined>, secrets: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) continue;
-    if (k.startsWith('INPUT_') || SECRET_VARS.has(k)) continue;
+    if (k.startsWith('INPUT_') || SECRET_VARS.has(k) || MICROARCH_VARS.has(k)) continue;
     if (secrets.some((s) => s && v.includes(s))) continue;
     out[k] = v;
   }
   return out;
 }
+
+/**
+ * Go's architecture-specific variables (`go help environment`). The platform's variant sets
+ * them (SPEC §3.1); without one, Go's default for the architecture applies, which is what the
+ * platform descriptor claims (`linux/amd64` runs on any amd64). A runner's own GOAMD64=v3 would
+ * otherwise build a v3 binary into a `linux/amd64` image, with another digest than on any other
+ * machine (SPEC §3.2). The `env` input and a `.ko.yaml` build's `env` are inputs: they still may.
+ */
+const MICROARCH_VARS = new Set(['GO386', 'GOAMD64', 'GOARM', 'GOARM64', 'GOMIPS', 'GOMIPS64', 'GOPPC64', 'GORISCV64', 'GOWASM']);
 
 const SECRET_VARS = new Set([
   'GITHUB_TOKEN',
