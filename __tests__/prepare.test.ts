@@ -93,4 +93,35 @@ describe('prepareRun and git', () => {
     const env = { GITHUB_REPOSITORY: 'Octo-Org/Hello-World', GITHUB_SHA: 'f'.repeat(40), GITHUB_REF: 'refs/heads/main', GITHUB_EVENT_NAME: 'push' };
     await expect(prepareRun(inputs, env, {}, repo, deps(realRun))).rejects.toThrow(`no git commit time for ${'f'.repeat(40)}`);
   });
+
+  it('on a pull request checked out as actions/checkout does (the merge commit, depth 1), fetches the head for its time', async () => {
+    // The base repository: main, a feature branch (the PR head), and GitHub's refs/pull/1/merge.
+    const origin = path.join(tmp, 'pr-origin');
+    execFileSync('git', ['init', '-q', '-b', 'main', origin]);
+    const at = (args: string[], date: string) => gitIn(origin, args, date);
+    at(['commit', '-q', '--allow-empty', '-m', 'base'], '2026-01-01T00:00:00Z');
+    at(['checkout', '-q', '-b', 'feature'], '2026-01-01T00:00:00Z');
+    at(['commit', '-q', '--allow-empty', '-m', 'head'], '2026-02-03T04:05:06+01:00');
+    const prHead = at(['rev-parse', 'HEAD'], '2026-01-01T00:00:00Z');
+    at(['checkout', '-q', 'main'], '2026-01-01T00:00:00Z');
+    at(['merge', '-q', '--no-ff', 'feature', '-m', 'merge'], '2026-05-06T07:08:09Z');
+    const merge = at(['rev-parse', 'HEAD'], '2026-01-01T00:00:00Z');
+    at(['update-ref', 'refs/pull/1/merge', merge], '2026-01-01T00:00:00Z');
+    at(['reset', '-q', '--hard', 'HEAD~1'], '2026-01-01T00:00:00Z');
+    // The workspace: only the merge commit, as actions/checkout fetches it for pull_request.
+    const ws = path.join(tmp, 'pr-ws');
+    execFileSync('git', ['init', '-q', ws]);
+    execFileSync('git', ['remote', 'add', 'origin', `file://${origin}`], { cwd: ws });
+    execFileSync('git', ['fetch', '-q', '--no-tags', '--depth=1', 'origin', `+${merge}:refs/remotes/pull/1/merge`], { cwd: ws });
+    execFileSync('git', ['checkout', '-q', '--detach', 'refs/remotes/pull/1/merge'], { cwd: ws });
+    expect((await realRun(['git', 'cat-file', '-e', prHead], ws)).code).not.toBe(0);
+
+    const env = { GITHUB_REPOSITORY: 'Octo-Org/Hello-World', GITHUB_SHA: merge, GITHUB_REF: 'refs/pull/1/merge', GITHUB_EVENT_NAME: 'pull_request' };
+    const payload = { pull_request: { number: 1, head: { sha: prHead } } };
+    const logger = new MemoryLogger();
+    const prepared = await prepareRun(inputs, env, payload, ws, { logger, fetch: globalThis.fetch, run: realRun });
+    expect(prepared.provenance.revision).toBe(prHead);
+    expect(prepared.provenance.created).toBe('2026-02-03T03:05:06Z');
+    expect(logger.lines).toContain(`fetched the pull request's head ${prHead} for its commit time (the checkout has only the merge commit)`);
+  });
 });

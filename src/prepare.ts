@@ -56,7 +56,19 @@ export async function prepareRun(
   const gitCommitTime = async () => {
     // gitInfo already read HEAD's committer time (as Unix seconds; `%cI` is the same instant).
     if (git.commitDate && ctx.revision === git.fullCommit) return git.commitDate;
-    const r = await deps.run(['git', 'log', '-1', '--format=%cI', ctx.revision || 'HEAD'], workspace);
+    const log = () => deps.run(['git', 'log', '-1', '--format=%cI', ctx.revision || 'HEAD'], workspace);
+    let r = await log();
+    if (r.code !== 0 && ctx.revision && isPullRequestEvent(ctx.eventName)) {
+      // actions/checkout fetches a pull request's merge commit alone (depth 1): the head commit,
+      // the revision, is not in the clone. Fetch just it, by its SHA, as checkout fetches (the
+      // base repository serves a fork's head too); a stalled transfer gives up after 30 s.
+      const fetch = ['fetch', '--quiet', '--no-tags', '--depth=1', 'origin', ctx.revision];
+      const f = await deps.run(['git', '-c', 'http.lowSpeedLimit=1000', '-c', 'http.lowSpeedTime=30', ...fetch], workspace);
+      if (f.code === 0) {
+        deps.logger.info(`fetched the pull request's head ${ctx.revision} for its commit time (the checkout has only the merge commit)`);
+        r = await log();
+      }
+    }
     return r.code === 0 ? r.stdout.trim() || undefined : undefined;
   };
   const created = await createdTime({ env, ctx, gitCommitTime });

@@ -1,4 +1,4 @@
-import type { GithubContext } from './context.js';
+import { isPullRequestEvent, type GithubContext } from './context.js';
 
 export interface CreatedInput {
   /** Only `SOURCE_DATE_EPOCH` is read. */
@@ -35,7 +35,8 @@ export async function createdTime({ env, ctx, gitCommitTime }: CreatedInput): Pr
   if (fromPayload !== undefined) return formatUtc(fromPayload);
 
   const hint =
-    'set SOURCE_DATE_EPOCH, or check out the repository (actions/checkout) before this step so that git can give the commit time';
+    'set SOURCE_DATE_EPOCH, or check out the repository (actions/checkout) before this step so that git can give the commit time' +
+    (isPullRequestEvent(ctx.eventName) ? " (for a pull request, with fetch-depth: 0 if the pull request's head cannot be fetched)" : '');
   let fromGit: string | undefined;
   try {
     fromGit = (await gitCommitTime())?.trim();
