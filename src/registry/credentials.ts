@@ -95,7 +95,7 @@ export function dockerConfigCredentials(opts: {
     try {
       return JSON.parse(text) as DockerConfig;
     } catch (err) {
-      throw new Error(`Docker config ${file} is not valid JSON`, { cause: err });
+      throw new Error(`Docker config ${file} is not valid JSON${jsonPosition(err)}`);
     }
   });
 
@@ -146,6 +146,16 @@ function fromAuthEntry(entry: NonNullable<DockerConfig['auths']>[string], regist
   return c.password || c.identityToken || c.registryToken ? c : undefined;
 }
 
+/**
+ * Where JSON.parse failed (` at position 61 (line 3 column 5)`), or ''. Its error is not kept as
+ * a cause: V8's message quotes the text around the failure (`Unexpected token 'g', "ghp_s3cret"…`),
+ * here a password or a helper's secret, and the registry client prints causes (client.ts).
+ */
+function jsonPosition(err: unknown): string {
+  const m = / at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error | undefined)?.message ?? '');
+  return m ? m[0] : '';
+}
+
 // docker-credential-helpers answer this on stdout (with exit code 1) for an unknown server.
 const NOT_FOUND = /credentials not found/i;
 
@@ -172,7 +182,7 @@ async function fromCredentialHelper(run: HelperRunner, name: string, registry: s
   try {
     doc = JSON.parse(result.stdout) as typeof doc;
   } catch (err) {
-    throw new Error(`credential helper ${program} printed something other than JSON for ${registry}`, { cause: err });
+    throw new Error(`credential helper ${program} printed something other than JSON for ${registry}${jsonPosition(err)}`);
   }
   if (!doc.Secret) return undefined;
   // The helper protocol marks an identity token by the user name `<token>`.
