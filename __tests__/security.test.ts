@@ -1,11 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseInputs } from '../src/inputs.js';
+import { runJob } from '../src/job.js';
 import { MemoryLogger } from '../src/log.js';
 import { Registry } from '../src/registry/client.js';
 import { dockerConfigCredentials, type HelperRunner } from '../src/registry/credentials.js';
 import { RetryPolicy } from '../src/registry/retry.js';
+import { realDeps } from '../src/wiring.js';
 import { FakeRegistry } from './support/fake-registry.js';
 
 const SECRET = 'ghp_s3cretValueThatMustNotLeak';
@@ -65,5 +68,64 @@ describe('credential helper and Docker config output never reach a message', () 
     expect((err as Error).message).toBe(`Docker config ${join(dir, 'config.json')} is not valid JSON`);
     expect(shown(err)).not.toContain(SECRET.slice(0, 6));
     expect(shown(err)).not.toContain('hunter');
+  });
+});
+
+/**
+ * In the action, the process's environment holds the token as INPUT_TOKEN (the runner passes
+ * inputs so), and a child spawned without an environment of its own inherits it. A test's
+ * jest sandbox cannot put a variable into the worker's real environment, so these runs give
+ * the job its environment explicitly, as main.ts does with process.env, and check that each
+ * child gets that environment (a marker) less the token, as `go build` does (childEnv).
+ */
+describe('child processes other than go never get the token in their environment', () => {
+  const runEnv = (bin: string, extra: Record<string, string> = {}) => ({
+    PATH: `${bin}:/usr/bin:/bin`,
+    HOME: root,
+    KO_SECURITY_MARKER: 'the run environment',
+    INPUT_TOKEN: SECRET,
+    GITHUB_TOKEN: SECRET,
+    MY_COPY: `prefix-${SECRET}`,
+    ...extra,
+  });
+
+  /** A program `name` in a fresh directory that writes its environment to `<dir>/<name>.env` (and reads stdin and prints `stdout`, when given). */
+  async function envDumper(name: string, stdout?: string) {
+    const bin = join(root, `bin${n++}`);
+    await mkdir(bin, { recursive: true });
+    const dump = join(bin, `${name}.env`);
+    // A helper reads the server from stdin; git's stdin is never closed, so it must not read.
+    const answer = stdout === undefined ? '' : `cat > /dev/null\nprintf '%s' '${stdout}'\n`;
+    await writeFile(join(bin, name), `#!/bin/sh\n/usr/bin/env > '${dump}'\n${answer}`);
+    await chmod(join(bin, name), 0o755);
+    return { bin, dump };
+  }
+
+  function expectScrubbed(dumped: string) {
+    expect(dumped).toContain('KO_SECURITY_MARKER=the run environment');
+    expect(dumped).not.toContain(SECRET);
+    expect(dumped).not.toMatch(/^INPUT_/m);
+  }
+
+  it('a Docker credential helper', async () => {
+    const fake = await FakeRegistry.start({ auth: 'bearer', users: { u: 'p' } });
+    servers.push(fake);
+    const { bin, dump } = await envDumper('docker-credential-dump', '{"Username":"u","Secret":"p"}');
+    const dir = await configDir({ credHelpers: { [fake.host]: 'dump' } });
+    const deps = realDeps({ logger: new MemoryLogger(), env: runEnv(bin, { DOCKER_CONFIG: dir }), username: 'octocat', token: SECRET, targetRepository: 'ghcr.io/octo/app' });
+    const { source, reference } = await deps.openBase(`${fake.host}/base:latest`);
+    // The base is not there; what matters is the credential lookup its 401 caused.
+    await expect(source.getManifest(reference)).rejects.toThrow(/404|MANIFEST_UNKNOWN|unknown/i);
+    expectScrubbed(await readFile(dump, 'utf8'));
+  });
+
+  it('git', async () => {
+    const { bin, dump } = await envDumper('git');
+    const workspace = join(root, `ws${n++}`);
+    await mkdir(workspace, { recursive: true });
+    const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', 'base-image': 'scratch', platforms: 'linux/amd64', token: SECRET });
+    // No Go on this PATH: the run fails after the git queries, which is all this needs.
+    await runJob(inputs, runEnv(bin, { KO_ANNOTATE_GO: join(bin, 'no-go') }), {}, workspace, new MemoryLogger()).catch(() => undefined);
+    expectScrubbed(await readFile(dump, 'utf8'));
   });
 });

@@ -2,7 +2,8 @@ import type { EngineDeps, RunResult } from './engine.js';
 import { parseKoEnvironment, type Inputs } from './inputs.js';
 import type { Logger } from './log.js';
 import { BUILDER, prepareRun } from './prepare.js';
-import { realRun } from './config/git.js';
+import { childEnv } from './build/go.js';
+import { commandRunner } from './config/git.js';
 
 /**
  * One run with the real dependencies, shared by the action and the CLI: context and
@@ -28,7 +29,9 @@ export async function runJob(
   // the bundle) is evaluated while they run rather than at start-up. "eager": ncc keeps these
   // modules in the one minified bundle (a separate chunk would be neither minified nor in
   // licenses.txt); only their evaluation waits for the import.
-  const preparing = prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run: realRun });
+  // git gets the environment go gets: the runner passes the token as INPUT_TOKEN.
+  const run = commandRunner(childEnv(env, [inputs.token ?? ''].filter(Boolean)));
+  const preparing = prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run });
   preparing.catch(() => undefined); // awaited below, after go list has started
   const [{ loadKoSettings }, { realDeps }, { listPackages, runEngine }] = await Promise.all([
     import(/* webpackMode: "eager" */ './kosettings.js'),

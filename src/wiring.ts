@@ -7,7 +7,7 @@ import { LayoutSource } from './oci/layout.js';
 import { previousImages } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
 import { Registry, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from './registry/client.js';
-import { dockerConfigCredentials, repositoryCredentials, spawnHelper, type CredentialProvider } from './registry/credentials.js';
+import { dockerConfigCredentials, helperRunner, repositoryCredentials, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
 import { publishSboms } from './sbom/referrer.js';
@@ -30,7 +30,7 @@ export interface WiringOptions {
 export function realDeps(o: WiringOptions): EngineDeps {
   const secrets = [o.token ?? ''].filter(Boolean);
   const go = new GoToolchain(execRunner(o.signal), childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
-  const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: spawnHelper });
+  const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: helperRunner(childEnv(o.env, secrets)) });
   // Asked once per registry client (see Registry), by then the target is known.
   const credentials: CredentialProvider = (host) => {
     const repository = typeof o.targetRepository === 'function' ? o.targetRepository() : o.targetRepository;

@@ -130,16 +130,18 @@ export function rfc3339(d: Date): string {
 /**
  * The real runner: `execFile`, so no shell ever parses the arguments (on Windows too).
  * A program that cannot be started resolves with code 127 rather than rejecting, so callers
- * treat "git is not installed" like any failed command.
+ * treat "git is not installed" like any failed command. `env` is the whole environment of the
+ * commands (PATH finds them): the job gives the run's less the token (childEnv), as go gets it;
+ * without one, it is ours.
  */
-export const realRun: RunCommand = (args, cwd) =>
+export const commandRunner = (env?: Record<string, string>): RunCommand => (args, cwd) =>
   new Promise((resolve) => {
     const [file, ...rest] = args;
     if (!file) {
       resolve({ stdout: '', stderr: 'empty command line', code: 127 });
       return;
     }
-    execFile(file, rest, { cwd, encoding: 'utf8', windowsHide: true, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(file, rest, { cwd, env, encoding: 'utf8', windowsHide: true, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) return resolve({ stdout, stderr, code: 0 });
       // A number is the exit status; a string (`ENOENT`, `EACCES`) means it never ran.
       const status: unknown = (err as { code?: unknown }).code;
@@ -147,3 +149,5 @@ export const realRun: RunCommand = (args, cwd) =>
       resolve({ stdout: stdout ?? '', stderr: stderr || err.message, code });
     });
   });
+
+export const realRun: RunCommand = commandRunner();

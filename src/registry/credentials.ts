@@ -189,10 +189,14 @@ async function fromCredentialHelper(run: HelperRunner, name: string, registry: s
   return doc.Username === '<token>' ? { identityToken: doc.Secret } : { username: doc.Username, password: doc.Secret };
 }
 
-/** The real runner: spawn without a shell, write `input` to stdin, collect the output. */
-export const spawnHelper: HelperRunner = (program, args, input) =>
+/**
+ * The real runner: spawn without a shell, write `input` to stdin, collect the output. `env` is
+ * the helper's whole environment (PATH finds it): the run's less the token (wiring.ts, childEnv),
+ * since a helper for another host has no business with it. Without one, it is ours.
+ */
+export const helperRunner = (env?: Record<string, string>): HelperRunner => (program, args, input) =>
   new Promise((resolve, reject) => {
-    const child = spawn(program, [...args], { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+    const child = spawn(program, [...args], { stdio: ['pipe', 'pipe', 'pipe'], shell: false, env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -206,3 +210,5 @@ export const spawnHelper: HelperRunner = (program, args, input) =>
     });
     child.stdin.end(input);
   });
+
+export const spawnHelper: HelperRunner = helperRunner();
