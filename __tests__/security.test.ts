@@ -1,15 +1,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { parseInputs } from '../src/inputs.js';
 import { runJob } from '../src/job.js';
 import { MemoryLogger } from '../src/log.js';
 import { Registry } from '../src/registry/client.js';
-import { dockerConfigCredentials, type HelperRunner } from '../src/registry/credentials.js';
+import { dockerConfigCredentials, targetCredentials, type HelperRunner } from '../src/registry/credentials.js';
 import { RetryPolicy } from '../src/registry/retry.js';
 import { realDeps } from '../src/wiring.js';
-import { FakeRegistry } from './support/fake-registry.js';
+import { FakeRegistry, sha256 } from './support/fake-registry.js';
 
 const SECRET = 'ghp_s3cretValueThatMustNotLeak';
 
@@ -127,5 +130,39 @@ describe('child processes other than go never get the token in their environment
     // No Go on this PATH: the run fails after the git queries, which is all this needs.
     await runJob(inputs, runEnv(bin, { KO_ANNOTATE_GO: join(bin, 'no-go') }), {}, workspace, new MemoryLogger()).catch(() => undefined);
     expectScrubbed(await readFile(dump, 'utf8'));
+  });
+});
+
+/** SPEC §5.1: the token goes to the registry's own origin (and its HTTPS token realm), nowhere else. */
+describe('the token is not sent to another host', () => {
+  it('an upload Location on another origin gets the blob but no Authorization', async () => {
+    const fake = await FakeRegistry.start({ auth: 'bearer', users: { u: SECRET } });
+    servers.push(fake);
+    const seen: { method: string; headers: IncomingHttpHeaders }[] = [];
+    const other = createServer((req, res) => {
+      seen.push({ method: req.method ?? '', headers: req.headers });
+      req.resume().on('end', () => res.writeHead(201).end());
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      const elsewhere = `http://127.0.0.1:${(other.address() as AddressInfo).port}/upload/1`;
+      fake.inject({ method: 'POST', path: /blobs\/uploads/, respond: { status: 202, headers: { Location: elsewhere } } });
+      const registry = new Registry(fake.host, { credentials: targetCredentials(fake.host, 'u', SECRET), logger: new MemoryLogger() });
+      const data = Buffer.from('config');
+      await registry.repository('app', { access: 'push' }).uploadBlob(sha256(data), data.length, async () => Readable.from([data]));
+      expect(seen.map((r) => r.method)).toEqual(['PUT']);
+      expect(seen[0].headers.authorization).toBeUndefined();
+      expect(JSON.stringify(seen[0].headers)).not.toContain(Buffer.from(`u:${SECRET}`).toString('base64'));
+    } finally {
+      other.closeAllConnections();
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
+  });
+
+  it('a token realm over plain HTTP off loopback is refused before any request', async () => {
+    const fake = await FakeRegistry.start({ auth: 'bearer', users: { u: SECRET }, realm: 'http://auth.example.invalid/token' });
+    servers.push(fake);
+    const registry = new Registry(fake.host, { credentials: targetCredentials(fake.host, 'u', SECRET), logger: new MemoryLogger(), retry: new RetryPolicy({ maxAttempts: 1 }) });
+    await expect(registry.repository('app').getManifest('latest')).rejects.toThrow('refusing to send credentials to a non-HTTPS token realm http://auth.example.invalid');
   });
 });
