@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { parseInputs } from '../src/inputs.js';
 import { runJob } from '../src/job.js';
 import { MemoryLogger } from '../src/log.js';
+import { resolveBase } from '../src/oci/base.js';
+import { MediaType } from '../src/oci/spec.js';
 import { Registry } from '../src/registry/client.js';
 import { dockerConfigCredentials, targetCredentials, type HelperRunner } from '../src/registry/credentials.js';
 import { RetryPolicy } from '../src/registry/retry.js';
@@ -164,5 +166,23 @@ describe('the token is not sent to another host', () => {
     servers.push(fake);
     const registry = new Registry(fake.host, { credentials: targetCredentials(fake.host, 'u', SECRET), logger: new MemoryLogger(), retry: new RetryPolicy({ maxAttempts: 1 }) });
     await expect(registry.repository('app').getManifest('latest')).rejects.toThrow('refusing to send credentials to a non-HTTPS token realm http://auth.example.invalid');
+  });
+});
+
+/** A base registry decides what it sends; a config read whole must not hold the run's memory hostage. */
+describe('a base image config larger than its descriptor', () => {
+  it('is refused once it passes the descriptor size, without reading the rest', async () => {
+    const fake = await FakeRegistry.start();
+    servers.push(fake);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    const configDigest = fake.addBlob('base', config);
+    // The registry answers the config's digest with 64 MiB.
+    fake.blobs.set(configDigest, Buffer.alloc(64 * 1024 * 1024, 0x20));
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length }, layers: [] }));
+    fake.addManifest('base', manifest, MediaType.OciManifest, 'latest');
+    const source = new Registry(fake.host, { credentials: async () => undefined, logger: new MemoryLogger() }).repository('base');
+    await expect(resolveBase(source, `${fake.host}/base:latest`, 'latest', [{ os: 'linux', architecture: 'amd64' }])).rejects.toThrow(
+      `${fake.host}/base: config blob ${configDigest} is larger than the ${config.length} bytes its descriptor says`,
+    );
   });
 });

@@ -74,6 +74,9 @@ export async function resolveBase(
 
 const isLinux = (p: Platform) => p.os === 'linux';
 
+/** A base config is held in memory whole; the manifest limit of the registry client is the same. */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 async function loadImage(source: ContentSource, digest: string, platform: Platform): Promise<Image> {
   const raw = await source.getManifest(digest);
   if (!isManifestMediaType(raw.mediaType)) throw new Error(`${source.name}@${digest}: expected an image manifest, got ${raw.mediaType}`);
@@ -82,7 +85,13 @@ async function loadImage(source: ContentSource, digest: string, platform: Platfo
 
 async function imageFromRaw(source: ContentSource, bytes: Buffer, mediaType: string, platform?: Platform): Promise<Image> {
   const manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
-  const configBytes = await readAll(await source.getBlob(manifest.config.digest));
+  const { digest, size } = manifest.config;
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_CONFIG_BYTES) {
+    throw new Error(`${source.name}: config blob ${digest} has size ${JSON.stringify(size)}; a config must be at most ${MAX_CONFIG_BYTES} bytes`);
+  }
+  // Read no more than the descriptor says: the registry (or layout) decides what it sends, and
+  // the digest can only be checked once it has all been read into memory.
+  const configBytes = await readAll(await source.getBlob(digest), size, () => new Error(`${source.name}: config blob ${digest} is larger than the ${size} bytes its descriptor says`));
   if (sha256(configBytes) !== manifest.config.digest) {
     throw new Error(`${source.name}: config blob does not match its digest ${manifest.config.digest}`);
   }

@@ -23,8 +23,18 @@ export interface ContentSource {
   getBlob(digest: string): Promise<Readable>;
 }
 
-export async function readAll(r: Readable): Promise<Buffer> {
+/** All of `r`; past `limit` bytes (when given) it stops reading and throws `tooLarge()`'s error. */
+export async function readAll(r: Readable, limit?: number, tooLarge?: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  let n = 0;
+  for await (const c of r) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c);
+    n += b.length;
+    if (limit !== undefined && n > limit) {
+      r.destroy();
+      throw tooLarge?.() ?? new Error(`more than ${limit} bytes`);
+    }
+    chunks.push(b);
+  }
   return Buffer.concat(chunks);
 }
