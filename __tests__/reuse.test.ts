@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { runEngine, type EngineDeps, type RunResult } from '../src/engine.js';
 import { MemoryLogger } from '../src/log.js';
 import { imagesOf } from '../src/oci/image.js';
@@ -101,6 +101,28 @@ describe('previousImages', () => {
     const none = await previousImages(new LayoutSource(layout), ['nope'], PROVENANCE.builder);
     expect(none.layers.size).toBe(0);
     expect(none.tags.size).toBe(0);
+  });
+
+  it('stops reading at the descriptor\'s size and uses nothing of that image', async () => {
+    const real = new LayoutSource(layout);
+    let sent = 0;
+    // The layout's own manifests, but every config read is an endless stream of bytes.
+    const flooding = {
+      name: real.name,
+      getManifest: (ref: string) => real.getManifest(ref),
+      getBlob: async () =>
+        new Readable({
+          read() {
+            sent += 1 << 20;
+            this.push(Buffer.alloc(1 << 20, 0x20));
+          },
+        }),
+    } as unknown as LayoutSource;
+    const { layers } = await previousImages(flooding, ['1.2.3'], PROVENANCE.builder);
+    expect(layers.size).toBe(0);
+    // One chunk per config read, each past its few hundred bytes: not the whole stream.
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThanOrEqual(4 << 20);
   });
 });
 

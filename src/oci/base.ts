@@ -3,7 +3,7 @@ import { imageFromParts, type Image } from './image.js';
 import type { Layer } from './layer.js';
 import { formatPlatform, isUnknownPlatform, platformMatches } from './platform.js';
 import { familyOf, isIndexMediaType, isManifestMediaType, type Index, type Manifest, type MediaFamily, type Platform } from './spec.js';
-import { readAll, type ContentSource } from './store.js';
+import { MAX_CONFIG_BYTES, readAll, type ContentSource } from './store.js';
 
 /** A base image resolved for the platforms to build. */
 export interface ResolvedBase {
@@ -73,9 +73,6 @@ export async function resolveBase(
 }
 
 const isLinux = (p: Platform) => p.os === 'linux';
-
-/** A base config is held in memory whole; the manifest limit of the registry client is the same. */
-const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 async function loadImage(source: ContentSource, digest: string, platform: Platform): Promise<Image> {
   const raw = await source.getManifest(digest);

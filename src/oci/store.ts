@@ -23,6 +23,9 @@ export interface ContentSource {
   getBlob(digest: string): Promise<Readable>;
 }
 
+/** An image config is held in memory whole; the registry client's manifest limit is the same. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 /** All of `r`; past `limit` bytes (when given) it stops reading and throws `tooLarge()`'s error. */
 export async function readAll(r: Readable, limit?: number, tooLarge?: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
