@@ -12,6 +12,7 @@ import {
   type HelperResult,
   type HelperRunner,
 } from '../src/registry/credentials.js';
+import { dockerConfigDir } from './support/docker-config.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -23,13 +24,7 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-let n = 0;
-async function configDir(config: unknown): Promise<string> {
-  const dir = join(root, `c${n++}`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
-  return dir;
-}
+const configDir = (config: unknown) => dockerConfigDir(root, config);
 
 /** A runner that records calls and answers from a table keyed by program and stdin. */
 function fakeRunner(answers: Record<string, HelperResult>) {

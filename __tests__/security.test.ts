@@ -15,6 +15,7 @@ import { dockerConfigCredentials, targetCredentials, type HelperRunner } from '.
 import { RetryPolicy } from '../src/registry/retry.js';
 import { realDeps } from '../src/wiring.js';
 import { FakeRegistry, sha256 } from './support/fake-registry.js';
+import { dockerConfigDir } from './support/docker-config.js';
 
 const SECRET = 'ghp_s3cretValueThatMustNotLeak';
 
@@ -31,12 +32,7 @@ afterEach(async () => {
 });
 
 let n = 0;
-async function configDir(config: unknown): Promise<string> {
-  const dir = join(root, `c${n++}`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
-  return dir;
-}
+const configDir = (config: unknown) => dockerConfigDir(root, config);
 
 /** What a run would show of a failure: its message, and the messages of its causes. */
 function shown(err: unknown): string {
