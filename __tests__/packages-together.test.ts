@@ -2,13 +2,15 @@
 // goes up together, each package's log lines land in its own group, and no tag is written
 // before every package's content is there (SPEC §5), nor at all when one package fails.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEngine } from '../src/engine.js';
 import { MemoryLogger } from '../src/log.js';
+import { LayoutSource } from '../src/oci/layout.js';
+import { Key, type Index } from '../src/oci/spec.js';
 import { realDeps } from '../src/wiring.js';
-import { exampleRequest } from './support/engine.js';
+import { exampleRequest, layoutOnlyDeps } from './support/engine.js';
 import { FakeRegistry, type Recorded } from './support/fake-registry.js';
 
 let tmp: string;
@@ -92,5 +94,24 @@ describe('several packages', () => {
     // Both groups were written all the same.
     expect(groupLines(logger.lines, `Publish ${fake.host}/fails/one@`)).toBeDefined();
     expect(groupLines(logger.lines, `Publish ${fake.host}/fails/two@`)).toBeDefined();
+  }, 240_000);
+
+  it('into an OCI layout: one index.json entry each, though they share their tags', async () => {
+    const layout = join(tmp, 'layout');
+    const request = exampleRequest(
+      { packages: './cmd/one,./cmd/two', repository: 'registry.example/acme', 'base-image': 'scratch', platforms: 'linux/amd64', sbom: 'none', 'oci-layout-path': layout },
+      { workspace: ws },
+    );
+    const result = await runEngine(request, layoutOnlyDeps());
+    const [one, two] = result.packages;
+    expect([one.tags, two.tags]).toEqual([['1.2.3'], ['1.2.3']]);
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Index;
+    // Named by the tag alone, the second package's entry would replace the first's.
+    expect(index.manifests.map((d) => [d.digest, d.annotations?.[Key.RefName]])).toEqual([
+      [one.digest, 'registry.example/acme/one:1.2.3'],
+      [two.digest, 'registry.example/acme/two:1.2.3'],
+    ]);
+    const source = new LayoutSource(layout);
+    for (const p of [one, two]) expect((await source.getManifest(`${p.repository}:1.2.3`)).digest).toBe(p.digest);
   }, 240_000);
 });

@@ -239,8 +239,11 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     }
     const tags = await listing();
     if (req.push) await allDone(built.map(async (b, i) => targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags)));
-    // One after another: each rewrites the layout's index.json.
-    if (layout) for (const [i, b] of built.entries()) await layout.putTags(b.artifact, tags[i]);
+    // One after another: each rewrites the layout's index.json. Several packages share their
+    // tags, so there each entry is named by its reference (`<repository>:<tag>`): named by the
+    // tag alone, each package's entry would replace the one before it.
+    const layoutNames = (b: BuiltPackage, t: string[]) => (built.length > 1 ? t.map((tag) => `${b.plan.repository}:${tag}`) : t);
+    if (layout) for (const [i, b] of built.entries()) await layout.putTags(b.artifact, layoutNames(b, tags[i]));
     return {
       version: req.provenance.version,
       pushed: req.push,

@@ -3,9 +3,9 @@ import { LayoutWriter } from '../oci/layout.js';
 import type { Publisher } from './publisher.js';
 
 /**
- * Publishes into an OCI image layout. Each artifact gets one index.json entry named by its
- * first tag (`org.opencontainers.image.ref.name`), so `skopeo inspect oci:DIR` reads a
- * single-package layout and `oci:DIR:TAG` picks one of several.
+ * Publishes into an OCI image layout. Each artifact gets one index.json entry named by the
+ * first of the names it is given (`org.opencontainers.image.ref.name`), so `skopeo inspect
+ * oci:DIR` reads a single-package layout and `oci:DIR:NAME` picks one of several.
  */
 export class LayoutPublisher implements Publisher {
   private readonly writer: LayoutWriter;
