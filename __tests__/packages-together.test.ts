@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEngine } from '../src/engine.js';
 import { MemoryLogger } from '../src/log.js';
-import { LayoutSource } from '../src/oci/layout.js';
+import { LayoutSource, parseLayoutReference } from '../src/oci/layout.js';
 import { Key, type Index } from '../src/oci/spec.js';
 import { realDeps } from '../src/wiring.js';
 import { exampleRequest, layoutOnlyDeps } from './support/engine.js';
@@ -113,5 +113,10 @@ describe('several packages', () => {
     ]);
     const source = new LayoutSource(layout);
     for (const p of [one, two]) expect((await source.getManifest(`${p.repository}:1.2.3`)).digest).toBe(p.digest);
+    // And `oci:<dir>:<name>` finds them by those names, though the names hold colons.
+    for (const p of [one, two]) {
+      const { dir, reference } = parseLayoutReference(`${layout}:${p.repository}:1.2.3`);
+      expect([dir, (await new LayoutSource(dir).getManifest(reference)).digest]).toEqual([layout, p.digest]);
+    }
   }, 240_000);
 });

@@ -3,7 +3,7 @@ import { execRunner } from './exec.js';
 import { kodataEntries } from './build/kodata.js';
 import type { EngineDeps } from './engine.js';
 import type { Logger } from './log.js';
-import { LayoutSource } from './oci/layout.js';
+import { LayoutSource, parseLayoutReference } from './oci/layout.js';
 import { previousImages } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
 import { Registry, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from './registry/client.js';
@@ -75,12 +75,8 @@ export function realDeps(o: WiringOptions): EngineDeps {
     async openBase(reference) {
       if (reference.startsWith('oci:')) {
         // `oci:<dir>[:<ref.name>]` names an OCI image layout, as skopeo's transport does.
-        const rest = reference.slice('oci:'.length);
-        const at = rest.lastIndexOf('@');
-        const colon = rest.lastIndexOf(':');
-        if (at > 0) return { source: new LayoutSource(rest.slice(0, at)), reference: rest.slice(at + 1) };
-        if (colon > 1) return { source: new LayoutSource(rest.slice(0, colon)), reference: rest.slice(colon + 1) };
-        return { source: new LayoutSource(rest), reference: '' };
+        const { dir, reference: name } = parseLayoutReference(reference.slice('oci:'.length));
+        return { source: new LayoutSource(dir), reference: name };
       }
       const ref = parseReference(reference);
       return { source: registry(ref.registry).repository(ref.repository), reference: ref.digest ?? ref.tag ?? 'latest' };

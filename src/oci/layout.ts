@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -60,6 +60,22 @@ export class LayoutSource implements ContentSource {
   blobPath(digest: string): string {
     return join(this.dir, Layout.BlobsDir, 'sha256', digestHex(digest));
   }
+}
+
+/**
+ * The directory and the name (or `@digest`) of `oci:<dir>[:<name>]`, `<dir>` and `<name>` as
+ * given after `oci:`. A name may hold colons (a layout of several packages names its entries
+ * `<repository>:<tag>`) and a directory may too (`C:\layout`): the first split whose directory
+ * is an image layout wins; without one, the last colon splits, as before.
+ */
+export function parseLayoutReference(rest: string): { dir: string; reference: string } {
+  const at = rest.lastIndexOf('@');
+  if (at > 0) return { dir: rest.slice(0, at), reference: rest.slice(at + 1) };
+  for (let i = rest.indexOf(':'); i > 0; i = rest.indexOf(':', i + 1)) {
+    if (existsSync(join(rest.slice(0, i), Layout.FileName))) return { dir: rest.slice(0, i), reference: rest.slice(i + 1) };
+  }
+  const colon = rest.lastIndexOf(':');
+  return colon > 1 ? { dir: rest.slice(0, colon), reference: rest.slice(colon + 1) } : { dir: rest, reference: '' };
 }
 
 /**
