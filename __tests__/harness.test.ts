@@ -282,13 +282,15 @@ describe('stop()', () => {
     let realmPort: number | undefined;
     if (auth === 'token') {
       realmPort = Number(new URL(parseChallenge((await fetch(`http://${reg.host}/v2/`)).headers.get('www-authenticate')).params.realm).port);
+      expect(realmPort).toBeGreaterThan(0);
+      expect(await portIsFree(realmPort)).toBe(false);
     }
     expect(await portIsFree(port)).toBe(false);
     expect(processAlive(reg.pid)).toBe(true);
     await reg.stop();
     expect(processAlive(reg.pid)).toBe(false);
     expect(await portIsFree(port)).toBe(true);
-    if (realmPort) expect(await portIsFree(realmPort)).toBe(true);
+    if (auth === 'token') expect(await portIsFree(realmPort!)).toBe(true);
     await reg.stop(); // idempotent
   });
 
