@@ -149,12 +149,21 @@ const DIAGNOSTIC = /^(.+?\.go):(\d+):(?:(\d+):)? (.+)$/;
 
 /** Compiler lines as annotations, with paths made relative to the workspace (what GitHub shows). */
 export function parseDiagnostics(output: string, cwd: string, workspace: string): { message: string; where: Annotation }[] {
-  const out: { message: string; where: Annotation }[] = [];
+  type Diagnostic = { message: string; where: Annotation };
+  const out: Diagnostic[] = [];
+  let current: Diagnostic | undefined;
   for (const line of output.split(/\r?\n/)) {
     const m = DIAGNOSTIC.exec(line.trim());
+    // Go indents the further lines of one diagnostic with a tab (a type error's have/want):
+    // they are part of its message.
+    if (!m && current && /^\s+\S/.test(line)) {
+      current.message += `\n${line}`;
+      continue;
+    }
+    current = undefined;
     if (!m) continue;
     const abs = isAbsolute(m[1]) ? m[1] : resolve(cwd, m[1]);
-    out.push({
+    out.push((current = {
       message: m[4],
       where: {
         file: relative(workspace, abs).split('\\').join('/'),
@@ -162,7 +171,7 @@ export function parseDiagnostics(output: string, cwd: string, workspace: string)
         startColumn: m[3] ? Number(m[3]) : undefined,
         title: 'go build',
       },
-    });
+    }));
   }
   return out;
 }

@@ -1,0 +1,57 @@
+// Go projects of several shapes, against the real Go toolchain (no network: std and local
+// replace directives only): how `go list` and `go build` failures reach the user (SPEC §1, §5.2).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { childEnv, GoBuildError, GoToolchain } from '../src/build/go.js';
+import { execRun } from '../src/exec.js';
+
+let tmp: string;
+let go: GoToolchain;
+
+beforeAll(async () => {
+  process.env.PATH = `/usr/lib/go-1.23/bin:${process.env.PATH}`;
+  tmp = await mkdtemp(join(tmpdir(), 'ko-annotate-go-projects-'));
+  go = new GoToolchain(execRun, { ...childEnv(process.env, []), GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local', GOWORK: 'off' });
+});
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+/** Write `files` (path → content) below a new directory of tmp; returns it. */
+async function tree(name: string, files: Record<string, string>): Promise<string> {
+  const root = join(tmp, name);
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), content);
+  }
+  return root;
+}
+
+/** The GoBuildError of building `target` in `cwd`, annotated against `workspace`. */
+async function buildError(target: string, cwd: string, workspace: string): Promise<GoBuildError> {
+  const opts = { target, output: join(tmp, 'bin', 'app'), cwd, flags: [], ldflags: [], env: {}, platformEnv: { GOOS: 'linux', GOARCH: 'amd64' }, workspace };
+  const err = await go.build(opts).then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(GoBuildError);
+  return err as GoBuildError;
+}
+
+const mod = (path: string, extra = '') => `module ${path}\n\ngo 1.23\n${extra}`;
+
+describe('compile errors as annotations', () => {
+  it("keep a type error's indented have/want lines in its annotation", async () => {
+    const ws = await tree('multiline', {
+      'go.mod': mod('example.com/multi'),
+      'main.go': 'package main\n\nfunc f(int, string) {}\n\nfunc main() {\n\tf("a", 1, 2)\n}\n',
+    });
+    const err = await buildError('.', ws, ws);
+    expect(err.output).toContain('\thave (string, number, number)');
+    expect(err.diagnostics).toEqual([
+      {
+        message: 'too many arguments in call to f\n\thave (string, number, number)\n\twant (int, string)',
+        where: { file: 'main.go', startLine: 6, startColumn: 12, title: 'go build' },
+      },
+    ]);
+  }, 60_000);
+});
