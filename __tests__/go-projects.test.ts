@@ -55,3 +55,17 @@ describe('compile errors as annotations', () => {
     ]);
   }, 60_000);
 });
+
+describe('compile errors outside the workspace', () => {
+  it('are annotated without a file (GitHub needs a path in the repository), their path in the message', async () => {
+    // A replaced module beside the checkout, as a dependency in the module cache would be.
+    const root = await tree('outside', {
+      'ws/go.mod': mod('example.com/app', 'require example.com/dep v0.0.0\n\nreplace example.com/dep => ../dep\n'),
+      'ws/main.go': 'package main\n\nimport "example.com/dep"\n\nfunc main() { dep.F() }\n',
+      'dep/go.mod': mod('example.com/dep'),
+      'dep/dep.go': 'package dep\n\nfunc F() { nope() }\n',
+    });
+    const err = await buildError('.', join(root, 'ws'), join(root, 'ws'));
+    expect(err.diagnostics).toEqual([{ message: `${join(root, 'dep', 'dep.go')}:3:12: undefined: nope`, where: { title: 'go build' } }]);
+  }, 60_000);
+});

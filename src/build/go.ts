@@ -1,4 +1,4 @@
-import { isAbsolute, relative, resolve } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Annotation } from '../log.js';
 
 /** A command line as data, and what running it gave (STYLE §7). */
@@ -163,10 +163,17 @@ export function parseDiagnostics(output: string, cwd: string, workspace: string)
     current = undefined;
     if (!m) continue;
     const abs = isAbsolute(m[1]) ? m[1] : resolve(cwd, m[1]);
+    const file = relative(workspace, abs);
+    if (file === '..' || file.startsWith(`..${sep}`) || isAbsolute(file)) {
+      // A dependency's file (the module cache, a replacement beside the checkout): GitHub
+      // annotates only paths in the repository, so this one names the file in its message.
+      out.push((current = { message: `${abs}:${m[2]}${m[3] ? `:${m[3]}` : ''}: ${m[4]}`, where: { title: 'go build' } }));
+      continue;
+    }
     out.push((current = {
       message: m[4],
       where: {
-        file: relative(workspace, abs).split('\\').join('/'),
+        file: file.split('\\').join('/'),
         startLine: Number(m[2]),
         startColumn: m[3] ? Number(m[3]) : undefined,
         title: 'go build',
