@@ -69,3 +69,22 @@ describe('compile errors outside the workspace', () => {
     expect(err.diagnostics).toEqual([{ message: `${join(root, 'dep', 'dep.go')}:3:12: undefined: nope`, where: { title: 'go build' } }]);
   }, 60_000);
 });
+
+describe('go list sees what go build will build: CGO_ENABLED=0, GOOS=linux (SPEC §3.1)', () => {
+  it('fails a package that needs cgo before any build, naming the input and why', async () => {
+    const ws = await tree('cgo', {
+      'go.mod': mod('example.com/cgo'),
+      'cmd/app/main.go': 'package main\n\n// int two() { return 2; }\nimport "C"\n\nfunc main() { println(C.two()) }\n',
+    });
+    await expect(go.list(['./cmd/app'], ws)).rejects.toThrow(/^input "packages": "\.\/cmd\/app": build constraints exclude all Go files .*CGO_ENABLED=0.*import "C"/s);
+  }, 60_000);
+
+  it('lists a linux-only package on another system (a macOS runner, the CLI on a Mac)', async () => {
+    const ws = await tree('linux-only', {
+      'go.mod': mod('example.com/lx'),
+      'main_linux.go': '//go:build linux\n\npackage main\n\nfunc main() {}\n',
+    });
+    const onMac = new GoToolchain(execRun, { ...childEnv(process.env, []), GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local', GOWORK: 'off', GOOS: 'darwin' });
+    await expect(onMac.list(['.'], ws)).resolves.toMatchObject([{ importPath: 'example.com/lx', name: 'main' }]);
+  }, 60_000);
+});

@@ -43,6 +43,9 @@ export interface Module {
 
 export class GoNotFoundError extends Error {}
 
+/** What `go list` runs with besides the caller's env: what every build has (SPEC §3.1; images are linux only). */
+const LIST_ENV = { CGO_ENABLED: '0', GOOS: 'linux' };
+
 /**
  * The Go toolchain, run through an injected `Run`. The build environment is the caller's,
  * minus anything secret (SPEC §5.1: the token never reaches a child process).
@@ -57,7 +60,9 @@ export class GoToolchain {
 
   /** Resolve packages with `go list`; each must be a `main` package inside a module. */
   async list(specs: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<GoPackage[]> {
-    const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...specs], cwd, env);
+    // The files go build will see (buildCommand): a package that needs cgo fails here, before
+    // any build, and one for linux only lists on a macOS or Windows runner too.
+    const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...specs], cwd, { ...env, ...LIST_ENV });
     if (r.code !== 0 && !r.stdout.trim()) throw new Error(`go list ${specs.join(' ')} failed:\n${r.stderr.trim()}`);
     const listed = parseJsonStream(r.stdout) as GoListEntry[];
     if (listed.length !== specs.length) {
@@ -65,7 +70,12 @@ export class GoToolchain {
     }
     return listed.map((p, i) => {
       const spec = specs[i];
-      if (p.Error) throw new Error(`input "packages": ${JSON.stringify(spec)}: ${p.Error.Err.trim()}`);
+      if (p.Error) {
+        const why = /build constraints exclude all Go files/.test(p.Error.Err)
+          ? ` (images are built with ${Object.entries(LIST_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}: files that import "C" and files for other systems are left out)`
+          : '';
+        throw new Error(`input "packages": ${JSON.stringify(spec)}: ${p.Error.Err.trim()}${why}`);
+      }
       if (p.Name !== 'main') throw new Error(`input "packages": ${JSON.stringify(spec)} is package ${p.Name}, not a main package`);
       if (!p.Module) throw new Error(`input "packages": ${JSON.stringify(spec)} is not inside a Go module (no go.mod)`);
       return { spec, importPath: p.ImportPath, name: p.Name, dir: p.Dir, modulePath: p.Module.Path, moduleDir: p.Module.Dir };
