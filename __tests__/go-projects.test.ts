@@ -5,7 +5,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { childEnv, GoBuildError, GoToolchain } from '../src/build/go.js';
+import { listPackages } from '../src/engine.js';
 import { execRun } from '../src/exec.js';
+import { parseInputs } from '../src/inputs.js';
 
 let tmp: string;
 let go: GoToolchain;
@@ -86,5 +88,27 @@ describe('go list sees what go build will build: CGO_ENABLED=0, GOOS=linux (SPEC
     });
     const onMac = new GoToolchain(execRun, { ...childEnv(process.env, []), GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local', GOWORK: 'off', GOOS: 'darwin' });
     await expect(onMac.list(['.'], ws)).resolves.toMatchObject([{ importPath: 'example.com/lx', name: 'main' }]);
+  }, 60_000);
+});
+
+describe('working-directory (SPEC §1)', () => {
+  it.each([
+    ['does not exist', './nope', /^input "working-directory": "\.\/nope" does not exist/],
+    ['is a file', './go.mod', /^input "working-directory": "\.\/go\.mod" is not a directory/],
+  ])('that %s fails naming the input and the value', async (_what, dir, message) => {
+    const ws = await tree(`wd-${_what.replaceAll(' ', '-')}`, { 'go.mod': mod('example.com/wd'), 'main.go': 'package main\n\nfunc main() {}\n' });
+    await expect(listPackages(parseInputs({ 'working-directory': dir }), ws, undefined, go)).rejects.toThrow(message);
+  }, 60_000);
+
+  it('is where a module in a subdirectory is listed and built, its errors annotated on repository paths', async () => {
+    const ws = await tree('subdir', {
+      'service/go.mod': mod('example.com/svc'),
+      'service/cmd/app/main.go': 'package main\n\nimport "example.com/svc/internal/lib"\n\nfunc main() { lib.F() }\n',
+      'service/internal/lib/lib.go': 'package lib\n\nfunc F() { nope() }\n',
+    });
+    const [pkg] = await listPackages(parseInputs({ 'working-directory': './service', packages: './cmd/app' }), ws, undefined, go);
+    expect(pkg).toMatchObject({ spec: './cmd/app', importPath: 'example.com/svc/cmd/app', moduleDir: join(ws, 'service') });
+    const err = await buildError(pkg.importPath, join(ws, 'service'), ws);
+    expect(err.diagnostics.map((d) => d.where.file)).toEqual(['service/internal/lib/lib.go']);
   }, 60_000);
 });

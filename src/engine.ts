@@ -70,9 +70,16 @@ export type ListedPackage = GoPackage & { spec: string };
  * `go list` every package the inputs name, where `.ko.yaml` says to run it for each, with the
  * `env` input rendered by `render` (needed only when a value holds a template).
  */
-export function listPackages(inputs: Inputs, workspace: string, ko: KoSettings | undefined, go: GoToolchain, render?: RunRequest['render']): Promise<ListedPackage[]> {
+export async function listPackages(inputs: Inputs, workspace: string, ko: KoSettings | undefined, go: GoToolchain, render?: RunRequest['render']): Promise<ListedPackage[]> {
   const workDir = resolve(workspace, inputs.workingDirectory);
   const env = render ? inputEnv(inputs, render) : inputs.env;
+  // Go would start in it: a missing directory or a file would fail as `cannot run go` or
+  // `spawn ENOTDIR`, naming neither the input nor its value (SPEC §5.2).
+  const s = await stat(workDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new Error(`input "working-directory": ${JSON.stringify(inputs.workingDirectory)} does not exist in ${workspace}`, { cause: err });
+    throw new Error(`input "working-directory": ${JSON.stringify(inputs.workingDirectory)}: ${err.code === 'ENOTDIR' ? 'a part of it is a file, not a directory' : err.message}`, { cause: err });
+  });
+  if (!s.isDirectory()) throw new Error(`input "working-directory": ${JSON.stringify(inputs.workingDirectory)} is not a directory`);
   return Promise.all(
     inputs.packages.map(async (spec) => {
       const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
