@@ -112,3 +112,13 @@ describe('working-directory (SPEC §1)', () => {
     expect(err.diagnostics.map((d) => d.where.file)).toEqual(['service/internal/lib/lib.go']);
   }, 60_000);
 });
+
+describe('errors go list finds in the source', () => {
+  it('say where: a broken import block names its file:line:col', async () => {
+    const ws = await tree('broken-imports', {
+      'go.mod': mod('example.com/broken'),
+      'cmd/app/main.go': 'package main\n\nimport (\n\t"fmt"\n\tfunc main() { fmt.Println() }\n',
+    });
+    await expect(go.list(['./cmd/app'], ws)).rejects.toThrow('input "packages": "./cmd/app": cmd/app/main.go:5:2: missing import path');
+  }, 60_000);
+});

@@ -74,7 +74,10 @@ export class GoToolchain {
         const why = /build constraints exclude all Go files/.test(p.Error.Err)
           ? ` (images are built with ${Object.entries(LIST_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}: files that import "C" and files for other systems are left out)`
           : '';
-        throw new Error(`input "packages": ${JSON.stringify(spec)}: ${p.Error.Err.trim()}${why}`);
+        // A source error (a broken import block) says where only in Pos.
+        const err = p.Error.Err.trim();
+        const at = p.Error.Pos && !err.startsWith(p.Error.Pos) ? `${p.Error.Pos}: ` : '';
+        throw new Error(`input "packages": ${JSON.stringify(spec)}: ${at}${err}${why}`);
       }
       if (p.Name !== 'main') throw new Error(`input "packages": ${JSON.stringify(spec)} is package ${p.Name}, not a main package`);
       if (!p.Module) throw new Error(`input "packages": ${JSON.stringify(spec)} is not inside a Go module (no go.mod)`);
@@ -230,7 +233,7 @@ interface GoListEntry {
   Name: string;
   Dir: string;
   Module?: { Path: string; Dir: string };
-  Error?: { Err: string };
+  Error?: { Err: string; Pos?: string };
 }
 
 /** `go list -json` prints a stream of JSON objects, not an array. */
