@@ -122,3 +122,16 @@ describe('errors go list finds in the source', () => {
     await expect(go.list(['./cmd/app'], ws)).rejects.toThrow('input "packages": "./cmd/app": cmd/app/main.go:5:2: missing import path');
   }, 60_000);
 });
+
+describe('go list with the build\'s -tags (flags input)', () => {
+  it('lists a main package whose files all need a tag given in flags', async () => {
+    const ws = await tree('tagged', {
+      'go.mod': 'module example.com/tagged\n\ngo 1.23\n',
+      'cmd/app/main.go': '//go:build prod\n\npackage main\n\nfunc main() {}\n',
+    });
+    const [pkg] = await listPackages(parseInputs({ packages: './cmd/app', flags: '-tags=prod' }), ws, undefined, go);
+    expect(pkg.importPath).toBe('example.com/tagged/cmd/app');
+    await expect(listPackages(parseInputs({ packages: './cmd/app' }), ws, undefined, go)).rejects.toThrow('build constraints exclude all Go files');
+  });
+});
+

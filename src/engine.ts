@@ -83,7 +83,10 @@ export async function listPackages(inputs: Inputs, workspace: string, ko: KoSett
   return Promise.all(
     inputs.packages.map(async (spec) => {
       const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
-      const [pkg] = await go.list([at.target], at.dir, env);
+      // The flags input's -tags=… (rendered when it can be already): .ko.yaml's flags belong to
+      // a build entry, which is found only from what go list says.
+      const flags = inputs.flags.filter((f) => !f.includes('{{') || render !== undefined).map((f) => (render ? render(f, 'input "flags"') : f));
+      const [pkg] = await go.list([at.target], at.dir, env, flags);
       return { ...pkg, spec };
     }),
   );

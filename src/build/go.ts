@@ -59,10 +59,12 @@ export class GoToolchain {
 
 
   /** Resolve packages with `go list`; each must be a `main` package inside a module. */
-  async list(specs: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<GoPackage[]> {
+  async list(specs: readonly string[], cwd: string, env: Record<string, string> = {}, flags: readonly string[] = []): Promise<GoPackage[]> {
     // The files go build will see (buildCommand): a package that needs cgo fails here, before
-    // any build, and one for linux only lists on a macOS or Windows runner too.
-    const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...specs], cwd, { ...env, ...LIST_ENV });
+    // any build, and one for linux only lists on a macOS or Windows runner too. So do the
+    // build's -tags: a main package whose files all need `-tags=prod` is one with them.
+    const tags = flags.filter((f) => /^--?tags=/.test(f));
+    const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...tags, ...specs], cwd, { ...env, ...LIST_ENV });
     if (r.code !== 0 && !r.stdout.trim()) throw new Error(`go list ${specs.join(' ')} failed:\n${r.stderr.trim()}`);
     const listed = parseJsonStream(r.stdout) as GoListEntry[];
     if (listed.length !== specs.length) {
