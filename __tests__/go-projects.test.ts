@@ -129,8 +129,10 @@ describe('go list with the build\'s -tags (flags input)', () => {
       'go.mod': 'module example.com/tagged\n\ngo 1.23\n',
       'cmd/app/main.go': '//go:build prod\n\npackage main\n\nfunc main() {}\n',
     });
-    const [pkg] = await listPackages(parseInputs({ packages: './cmd/app', flags: '-tags=prod' }), ws, undefined, go);
-    expect(pkg.importPath).toBe('example.com/tagged/cmd/app');
+    for (const flags of ['-tags=prod', '-v -tags prod']) {
+      const [pkg] = await listPackages(parseInputs({ packages: './cmd/app', flags }), ws, undefined, go);
+      expect(pkg.importPath).toBe('example.com/tagged/cmd/app');
+    }
     await expect(listPackages(parseInputs({ packages: './cmd/app' }), ws, undefined, go)).rejects.toThrow('build constraints exclude all Go files');
   });
 });

@@ -63,7 +63,7 @@ export class GoToolchain {
     // The files go build will see (buildCommand): a package that needs cgo fails here, before
     // any build, and one for linux only lists on a macOS or Windows runner too. So do the
     // build's -tags: a main package whose files all need `-tags=prod` is one with them.
-    const tags = flags.filter((f) => /^--?tags=/.test(f));
+    const tags = flags.flatMap((f, i) => (/^--?tags=/.test(f) ? [f] : /^--?tags$/.test(f) && flags[i + 1] !== undefined ? [f, flags[i + 1]] : []));
     const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...tags, ...specs], cwd, { ...env, ...LIST_ENV });
     if (r.code !== 0 && !r.stdout.trim()) throw new Error(`go list ${specs.join(' ')} failed:\n${r.stderr.trim()}`);
     const listed = parseJsonStream(r.stdout) as GoListEntry[];
