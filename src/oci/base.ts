@@ -1,9 +1,8 @@
-import { sha256 } from './digest.js';
 import { imageFromParts, type Image } from './image.js';
 import type { Layer } from './layer.js';
 import { formatPlatform, isUnknownPlatform, platformMatches } from './platform.js';
 import { familyOf, isIndexMediaType, isManifestMediaType, type Index, type Manifest, type MediaFamily, type Platform } from './spec.js';
-import { MAX_CONFIG_BYTES, readAll, type ContentSource } from './store.js';
+import { readConfigBlob, type ContentSource } from './store.js';
 
 /** A base image resolved for the platforms to build. */
 export interface ResolvedBase {
@@ -82,16 +81,7 @@ async function loadImage(source: ContentSource, digest: string, platform: Platfo
 
 async function imageFromRaw(source: ContentSource, bytes: Buffer, mediaType: string, platform?: Platform): Promise<Image> {
   const manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
-  const { digest, size } = manifest.config;
-  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_CONFIG_BYTES) {
-    throw new Error(`${source.name}: config blob ${digest} has size ${JSON.stringify(size)}; a config must be at most ${MAX_CONFIG_BYTES} bytes`);
-  }
-  // Read no more than the descriptor says: the registry (or layout) decides what it sends, and
-  // the digest can only be checked once it has all been read into memory.
-  const configBytes = await readAll(await source.getBlob(digest), size, () => new Error(`${source.name}: config blob ${digest} is larger than the ${size} bytes its descriptor says`));
-  if (sha256(configBytes) !== manifest.config.digest) {
-    throw new Error(`${source.name}: config blob does not match its digest ${manifest.config.digest}`);
-  }
+  const configBytes = await readConfigBlob(source, manifest.config);
   const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { sha256 } from './digest.js';
 import type { BlobOrigin } from './layer.js';
 
 /** A manifest or index exactly as stored: the bytes are the truth, the digest is theirs. */
@@ -40,4 +41,18 @@ export async function readAll(r: Readable, limit?: number, tooLarge?: () => Erro
     chunks.push(b);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The config blob a manifest names, whole and checked against its digest. It is read no further
+ * than the descriptor's size, itself at most MAX_CONFIG_BYTES: the registry (or layout) decides
+ * what it sends, and the digest can be checked only once it is all in memory.
+ */
+export async function readConfigBlob(source: ContentSource, { digest, size }: { digest: string; size: number }): Promise<Buffer> {
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_CONFIG_BYTES) {
+    throw new Error(`${source.name}: config blob ${digest} has size ${JSON.stringify(size)}; a config must be at most ${MAX_CONFIG_BYTES} bytes`);
+  }
+  const bytes = await readAll(await source.getBlob(digest), size, () => new Error(`${source.name}: config blob ${digest} is larger than the ${size} bytes its descriptor says`));
+  if (sha256(bytes) !== digest) throw new Error(`${source.name}: config blob does not match its digest ${digest}`);
+  return bytes;
 }

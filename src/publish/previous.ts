@@ -1,6 +1,6 @@
 import { sha256 } from '../oci/digest.js';
 import { isIndexMediaType, isManifestMediaType, Key, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/spec.js';
-import { MAX_CONFIG_BYTES, readAll, type ContentSource } from '../oci/store.js';
+import { readConfigBlob, type ContentSource } from '../oci/store.js';
 
 /**
  * Compressed layers already in a repository, by the digest of their uncompressed tar (the
@@ -60,11 +60,9 @@ export async function previousImages(source: ContentSource, tags: readonly strin
 }
 
 async function collect(source: ContentSource, manifest: Manifest, builder: string, into: Map<string, Descriptor>): Promise<void> {
-  // Read no more than the descriptor says, as for a base image's config (oci/base.ts).
-  const { size } = manifest.config;
-  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_CONFIG_BYTES) return;
-  const bytes = await readAll(await source.getBlob(manifest.config.digest), size);
-  if (sha256(bytes) !== manifest.config.digest) return;
+  // A config that is too large or does not match its digest fails this image alone (the caller
+  // catches it): none of its layers is reused.
+  const bytes = await readConfigBlob(source, manifest.config);
   const config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
   if (config.config?.Labels?.[Key.Builder] !== builder) return;
   const diffIds = config.rootfs?.diff_ids ?? [];
