@@ -28,9 +28,10 @@ export interface WiringOptions {
 
 /** The real dependencies: Go from PATH, registries over HTTP(S), the file system for kodata. */
 export function realDeps(o: WiringOptions): EngineDeps {
-  const secrets = [o.token ?? ''].filter(Boolean);
-  const go = new GoToolchain(execRunner(o.signal), childEnv(o.env, secrets), o.env.KO_ANNOTATE_GO ?? 'go');
-  const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: helperRunner(childEnv(o.env, secrets)) });
+  // What every child process gets: Go and the Docker credential helpers alike.
+  const children = childEnv(o.env, [o.token ?? ''].filter(Boolean));
+  const go = new GoToolchain(execRunner(o.signal), children, o.env.KO_ANNOTATE_GO ?? 'go');
+  const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: helperRunner(children) });
   // Asked once per registry client (see Registry), by then the target is known.
   const credentials: CredentialProvider = (host) => {
     const repository = typeof o.targetRepository === 'function' ? o.targetRepository() : o.targetRepository;
