@@ -12,10 +12,13 @@ import { parseInputs } from '../src/inputs.js';
 let tmp: string;
 let go: GoToolchain;
 
+/** Go's environment here: no network, no toolchain switch, no go.work from above the temp dir. */
+const offline = () => ({ ...childEnv(process.env, []), GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local', GOWORK: 'off' });
+
 beforeAll(async () => {
   process.env.PATH = `/usr/lib/go-1.23/bin:${process.env.PATH}`;
   tmp = await mkdtemp(join(tmpdir(), 'ko-annotate-go-projects-'));
-  go = new GoToolchain(execRun, { ...childEnv(process.env, []), GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local', GOWORK: 'off' });
+  go = new GoToolchain(execRun, offline());
 });
 afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
@@ -86,7 +89,7 @@ describe('go list sees what go build will build: CGO_ENABLED=0, GOOS=linux (SPEC
       'go.mod': mod('example.com/lx'),
       'main_linux.go': '//go:build linux\n\npackage main\n\nfunc main() {}\n',
     });
-    const onMac = new GoToolchain(execRun, { ...childEnv(process.env, []), GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local', GOWORK: 'off', GOOS: 'darwin' });
+    const onMac = new GoToolchain(execRun, { ...offline(), GOOS: 'darwin' });
     await expect(onMac.list(['.'], ws)).resolves.toMatchObject([{ importPath: 'example.com/lx', name: 'main' }]);
   }, 60_000);
 });
