@@ -4,9 +4,9 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
 import type { Provenance } from './build/assemble.js';
-import type { GoPackage, GoToolchain } from './build/go.js';
+import { BUILD_ENV, type GoPackage, type GoToolchain } from './build/go.js';
 import { baseImageOverride, refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
-import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, validateRepository, type Inputs, type Naming } from './inputs.js';
+import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, validateRepository, type InputName, type Inputs, type Naming } from './inputs.js';
 import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { imagesOf, scratch, type Artifact } from './oci/image.js';
@@ -75,17 +75,13 @@ export async function listPackages(inputs: Inputs, workspace: string, ko: KoSett
   const env = render ? inputEnv(inputs, render) : inputs.env;
   // Go would start in it: a missing directory or a file would fail as `cannot run go` or
   // `spawn ENOTDIR`, naming neither the input nor its value (SPEC §5.2).
-  const s = await stat(workDir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new Error(`input "working-directory": ${JSON.stringify(inputs.workingDirectory)} does not exist in ${workspace}`, { cause: err });
-    throw new Error(`input "working-directory": ${JSON.stringify(inputs.workingDirectory)}: ${err.code === 'ENOTDIR' ? 'a part of it is a file, not a directory' : err.message}`, { cause: err });
-  });
-  if (!s.isDirectory()) throw new Error(`input "working-directory": ${JSON.stringify(inputs.workingDirectory)} is not a directory`);
+  await checkDirectoryInput('working-directory', inputs.workingDirectory, workDir, workspace);
+  // The flags input's -tags (rendered when it can be already): .ko.yaml's flags belong to a
+  // build entry, which is found only from what go list says.
+  const flags = inputs.flags.filter((f) => !f.includes('{{') || render !== undefined).map((f) => (render ? render(f, 'input "flags"') : f));
   return Promise.all(
     inputs.packages.map(async (spec) => {
       const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
-      // The flags input's -tags=… (rendered when it can be already): .ko.yaml's flags belong to
-      // a build entry, which is found only from what go list says.
-      const flags = inputs.flags.filter((f) => !f.includes('{{') || render !== undefined).map((f) => (render ? render(f, 'input "flags"') : f));
       const [pkg] = await go.list([at.target], at.dir, env, flags);
       return { ...pkg, spec };
     }),
@@ -292,7 +288,9 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
-  const layoutChecked = inputs.ociLayoutPath === undefined ? undefined : checkLayoutPath(resolve(req.workspace, inputs.ociLayoutPath), inputs.ociLayoutPath);
+  // The layout is written only after every build and alongside the push: a path that is a
+  // file, or below one, must fail first (SPEC §5.2), not as a bare ENOTDIR once the content is up.
+  const layoutChecked = inputs.ociLayoutPath === undefined ? undefined : checkDirectoryInput('oci-layout-path', inputs.ociLayoutPath, resolve(req.workspace, inputs.ociLayoutPath));
   layoutChecked?.catch(() => undefined); // awaited below, after go list
   const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go, render));
   await layoutChecked;
@@ -340,6 +338,7 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
     return bases.get(ref)!;
   };
 
+  const withInputs = inputEnv(inputs, render);
   return Promise.all(
     pkgs.map(async (pkg) => {
       // Inputs win, then ko's order: a per-package override, KO_DEFAULTBASEIMAGE, the file's default.
@@ -358,10 +357,9 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
             ? fail('input "platforms": "all" needs a base image index to list platforms; base is scratch')
             : platformSpec
           : base.images.map((i) => i.platform);
-      const withInputs = inputEnv(inputs, render);
       // Templates see each platform's build environment, as ko's do: CGO_ENABLED, GOOS, GOARCH
       // (GOARM, GOAMD64) win over the env input, which wins over .ko.yaml's (GoToolchain.buildCommand).
-      const platformEnv = (p: Platform) => ({ ...withInputs, CGO_ENABLED: '0', ...goEnv(p) });
+      const platformEnv = (p: Platform) => ({ ...withInputs, ...BUILD_ENV, ...goEnv(p) });
       const perPlatform = platforms.map((p) => ko?.buildFor?.(pkg, platformEnv(p)));
       const fromKo = perPlatform[0];
       const buildDir = fromKo?.dir ? resolve(workDir, fromKo.dir) : workDir;
@@ -391,16 +389,17 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
 }
 
 /**
- * The layout is written only after every build and alongside the push: a path that is a file,
- * or below one, must fail first (SPEC §5.2), not as a bare ENOTDIR once the content is up.
+ * The input `name`, given as `given`, names `dir`: fail naming both unless it is a directory,
+ * or is not there at all and need not be (`mustExistIn` unset: it is made later).
  */
-async function checkLayoutPath(dir: string, given: string): Promise<void> {
+async function checkDirectoryInput(name: InputName, given: string, dir: string, mustExistIn?: string): Promise<void> {
+  const where = `input "${name}": ${JSON.stringify(given)}`;
   const s = await stat(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    const why = err.code === 'ENOTDIR' ? 'a part of it is a file, not a directory' : err.message;
-    throw new Error(`input "oci-layout-path": ${JSON.stringify(given)}: ${why}`, { cause: err });
+    if (err.code === 'ENOENT' && mustExistIn === undefined) return undefined;
+    if (err.code === 'ENOENT') throw new Error(`${where} does not exist in ${mustExistIn}`, { cause: err });
+    throw new Error(`${where}: ${err.code === 'ENOTDIR' ? 'a part of it is a file, not a directory' : err.message}`, { cause: err });
   });
-  if (s && !s.isDirectory()) throw new Error(`input "oci-layout-path": ${JSON.stringify(given)} is a file, not a directory`);
+  if (s && !s.isDirectory()) throw new Error(`${where} is not a directory`);
 }
 
 async function openResolved(ref: string, platforms: Platform[] | 'all', deps: EngineDeps): Promise<ResolvedBase | 'scratch'> {

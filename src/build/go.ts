@@ -43,8 +43,11 @@ export interface Module {
 
 export class GoNotFoundError extends Error {}
 
-/** What `go list` runs with besides the caller's env: what every build has (SPEC §3.1; images are linux only). */
-const LIST_ENV = { CGO_ENABLED: '0', GOOS: 'linux' };
+/** What every `go build` runs with, over the user's env and under the platform's (SPEC §3.1). */
+export const BUILD_ENV = { CGO_ENABLED: '0' };
+
+/** What `go list` runs with besides the caller's env: what every build has (images are linux only). */
+const LIST_ENV = { ...BUILD_ENV, GOOS: 'linux' };
 
 /**
  * The Go toolchain, run through an injected `Run`. The build environment is the caller's,
@@ -101,7 +104,7 @@ export class GoToolchain {
       args,
       cwd: opts.cwd,
       // The user's env comes first so that the platform cannot be overridden by accident.
-      env: { ...this.baseEnv, ...opts.env, CGO_ENABLED: '0', ...opts.platformEnv },
+      env: { ...this.baseEnv, ...opts.env, ...BUILD_ENV, ...opts.platformEnv },
     };
   }
 
