@@ -1,4 +1,4 @@
-// SPEC §5.2: bad input fails before any build or push, naming the input (or file, or
+// docs/reliability.md: bad input fails before any build or push, naming the input (or file, or
 // variable) and the bad value. Each case of fixtures/bad-inputs.ts runs the action's own
 // job (parseInputs → runJob: prepareRun → loadKoSettings → realDeps → runEngine) against a real
 // registry; the Go toolchain counts builds, and the registry's catalog, tags and digests are
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { childEnv, GoToolchain, type BuildOptions } from '../src/build/go.js';
+import { childEnv, GoToolchain, type BuildOptions } from '../src/gobuild/go.js';
 import type { EngineDeps } from '../src/engine.js';
 import { runJob } from '../src/job.js';
 import { execRun } from '../src/exec.js';
@@ -139,7 +139,7 @@ describe('the harness can see builds and pushes', () => {
   }, 120_000);
 });
 
-describe('bad input fails before any build or push (SPEC §5.2)', () => {
+describe('bad input fails before any build or push (docs/reliability.md)', () => {
   it('has at least 40 cases over every input of action.yml', () => {
     expect(BAD_INPUTS.length).toBeGreaterThanOrEqual(40);
     const covered = new Set(BAD_INPUTS.flatMap((c) => Object.keys(c.raw ?? {})));
@@ -179,7 +179,7 @@ describe('bad input fails before any build or push (SPEC §5.2)', () => {
   if (known.length) it.failing.each(known.map((c) => [`${c.name} (known bug: ${c.knownBug})`, c] as const))('%s', (_name, c) => check(c), 60_000);
 });
 
-describe('a 10 000-character repository description (SPEC §3.3)', () => {
+describe('a 10 000-character repository description (docs/image.md#metadata)', () => {
   it('is cut to 512 characters with a warning, not an error', async () => {
     const payload = structuredClone(EVENT.payload) as { repository: { description?: string } };
     payload.repository.description = 'd'.repeat(10_000);

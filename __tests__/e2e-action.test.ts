@@ -102,7 +102,7 @@ function expectSuccess(r: ActionRun) {
 }
 
 /**
- * SPEC §5.1: the token is masked (`::add-mask::` is the only line that carries it, which the
+ * docs/publishing.md#credentials: the token is masked (`::add-mask::` is the only line that carries it, which the
  * runner swallows) and appears nowhere else: not in the log, the outputs or the summary, nor as
  * the Basic credentials derived from it.
  */
@@ -211,7 +211,7 @@ interface Expected {
   licenses?: string;
 }
 
-/** Every SPEC §3.3 key, as it must be on every config, manifest and the index. */
+/** Every docs/image.md#metadata key, as it must be on every config, manifest and the index. */
 function metadataKeys(e: Expected): Record<string, string> {
   const keys: Record<string, string> = {
     [K.source]: SOURCE,
@@ -231,8 +231,8 @@ function metadataKeys(e: Expected): Record<string, string> {
 }
 
 /**
- * The index at `digest` and each of its platform images carry the metadata (SPEC §3.3) in all
- * three places, and the base keys where SPEC says; returns the platform manifest digests.
+ * The index at `digest` and each of its platform images carry the metadata (docs/image.md#metadata) in all
+ * three places, and the base keys where docs/image.md#metadata says; returns the platform manifest digests.
  */
 async function expectMetadata(digest: string, e: Expected): Promise<{ platform: string; digest: string; size: number }[]> {
   const repository = e.repository ?? OWNER_REPO;
@@ -251,7 +251,7 @@ async function expectMetadata(digest: string, e: Expected): Promise<{ platform: 
     expect(m.json.annotations).toEqual(expect.objectContaining({ ...keys, [K.baseName]: base.reference, [K.baseDigest]: baseImage.digest }));
     const config = await blobJson(m.json.config.digest, repository);
     expect(config.config.Labels).toEqual(expect.objectContaining(keys));
-    // Labels the base wrote about itself are gone; its other labels stay (SPEC §3.3).
+    // Labels the base wrote about itself are gone; its other labels stay (docs/image.md#metadata).
     expect(config.config.Labels['com.example.base']).toBe('yes');
     expect(config.config.Entrypoint).toEqual(['/ko-app/hello']);
     expect(config.created).toBe(e.created);
@@ -261,7 +261,7 @@ async function expectMetadata(digest: string, e: Expected): Promise<{ platform: 
   return out;
 }
 
-/** The outputs of SPEC §2 for a one-package run, checked against what the registry holds. */
+/** The outputs of README.md#outputs for a one-package run, checked against what the registry holds. */
 async function expectOutputs(r: ActionRun, e: Expected & { tags: string[] }) {
   const repository = e.repository ?? OWNER_REPO;
   const fullRepo = `${registry.host}/${repository}`;
@@ -431,7 +431,7 @@ describe('dist/index.js under a runner environment, against a token-auth registr
     expectSuccess(r);
     expect(r.outputs.digest).toBe(published['1.2.3']);
     expect(r.outputs.tags).toBe(`${repo}:1.2.3`);
-    // Every blob and manifest is already there (SPEC §5: a re-run pushes nothing new).
+    // Every blob and manifest is already there (docs/publishing.md: a re-run pushes nothing new).
     expect(r.stdout).not.toMatch(/^(uploaded|mounted|pushed) /m);
     expect(await resolveTags(['1.2.3', '1.2', '1', 'latest'])).toEqual({
       '1.2.3': published['1.2.3'],
@@ -568,7 +568,7 @@ describe('dist/index.js under a runner environment, against a token-auth registr
       licenses: 'MIT',
     });
     expect(r.apiRequests.map((q) => `${q.method} ${q.path}`)).toEqual(['GET /repos/Octo-Org/Hello-World']);
-    // The token input is for the registry's host only (SPEC §5.1); only a ghcr.io one goes to api.github.com.
+    // The token input is for the registry's host only (docs/publishing.md#credentials); only a ghcr.io one goes to api.github.com.
     expect(r.apiRequests[0].headers.authorization).toBeUndefined();
   });
 
@@ -581,7 +581,7 @@ describe('dist/index.js under a runner environment, against a token-auth registr
     const requestsBefore = registry.tokenRequests.length;
     const r = await run('pull-request-42');
     expectSuccess(r);
-    // With push off the target is not even read (SPEC §4: its tag list is not consulted); only
+    // With push off the target is not even read (docs/tags.md: its tag list is not consulted); only
     // the base is pulled.
     expect(registry.tokenRequests.slice(requestsBefore).flatMap((q) => q.scopes)).not.toContainEqual(expect.stringContaining(OWNER_REPO));
     const { digest } = r.outputs;
@@ -703,7 +703,7 @@ describe('dist/index.js under a runner environment, against a token-auth registr
       expect(doc.spdxVersion).toBe('SPDX-2.3');
       expect(doc.packages.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining([MODULE, 'example.com/greet']));
     }
-    // Never inside the image index (SPEC §3.5).
+    // Never inside the image index (docs/image.md#sbom).
     const index = await manifest(r.outputs.digest, repoPath);
     expect(index.json.manifests.map((d: { digest: string }) => d.digest)).toEqual(image.platforms.map((p) => p.digest));
   });

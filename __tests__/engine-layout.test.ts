@@ -24,7 +24,7 @@ afterAll(async () => {
 const build = async (layout: string, raw: Record<string, string> = {}, over = {}): Promise<RunResult> =>
   runEngine(exampleRequest({ 'base-image': 'scratch', platforms: 'linux/amd64,linux/arm64', 'oci-layout-path': layout, ...raw }, over), layoutOnlyDeps());
 
-/** Every SPEC §3.3 key with the value this run must give it. */
+/** Every docs/image.md#metadata key with the value this run must give it. */
 const expectedKeys = (title: string) => ({
   [Key.Source]: PROVENANCE.source,
   [Key.Url]: PROVENANCE.source,
@@ -230,7 +230,7 @@ describe('metadata on a base that carries its own labels', () => {
 describe('a package that does not compile', () => {
   it('fails with the compiler output and one annotation per error, on workspace-relative paths', async () => {
     const { cp, writeFile } = await import('node:fs/promises');
-    const { GoBuildError } = await import('../src/build/go.js');
+    const { GoBuildError } = await import('../src/gobuild/go.js');
     const ws = join(tmp, 'broken');
     await cp(join(exampleDir, '..', 'hello'), ws, { recursive: true });
     await writeFile(join(ws, 'cmd', 'hello', 'broken.go'), 'package main\n\nfunc broken() int {\n\treturn nope\n}\n');

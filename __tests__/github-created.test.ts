@@ -19,7 +19,7 @@ const git = (answer: string | undefined | Error) => {
   return Object.assign(fn, { calls });
 };
 
-describe('createdTime (SPEC §3.2)', () => {
+describe('createdTime (docs/image.md#determinism)', () => {
   it.each([
     ['push-branch-main', '2026-01-02T03:04:05Z'], // +02:00 converted to UTC
     ['push-tag-v1.2.3', '2026-01-02T03:04:05Z'],

@@ -39,7 +39,7 @@ describe('whether the tag list is needed (tagsFollowExisting)', () => {
   });
 });
 
-describe('SPEC §4, row by row, over the recorded runs', () => {
+describe('docs/tags.md, row by row, over the recorded runs', () => {
   it.each([
     ['push-tag-v1.2.3', ['1.2.3', '1.2', '1', 'latest'], '1.2.3'],
     ['release-published-v1.2.3', ['1.2.3', '1.2', '1', 'latest'], '1.2.3'],

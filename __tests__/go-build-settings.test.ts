@@ -1,10 +1,10 @@
-// SPEC §3.1 and §3.3 on real Go builds: what the image says about its binary must hold for
+// docs/image.md#layout and docs/image.md#metadata on real Go builds: what the image says about its binary must hold for
 // every `go build` the inputs allow.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GoToolchain, parseBuildInfo } from '../src/build/go.js';
+import { GoToolchain, parseBuildInfo } from '../src/gobuild/go.js';
 import { runEngine } from '../src/engine.js';
 import { imagesOf } from '../src/oci/image.js';
 import { goEnv, parsePlatform } from '../src/oci/platform.js';
@@ -22,7 +22,7 @@ afterAll(async () => {
 const buildScratch = (raw: Record<string, string>) =>
   runEngine(exampleRequest({ 'base-image': 'scratch', platforms: 'linux/amd64', ...raw }), layoutOnlyDeps());
 
-describe('go.version (SPEC §3.3) of a binary built with a GOEXPERIMENT', () => {
+describe('go.version (docs/image.md#metadata) of a binary built with a GOEXPERIMENT', () => {
   it('reads the toolchain from a `go version -m` header that lists experiments', () => {
     const info = parseBuildInfo('/tmp/app: go1.23.5 X:aliastypeparams\n\tpath\texample.com/app\n\tmod\texample.com/app\t(devel)\t\n');
     expect(info.goVersion).toBe('go1.23.5');
@@ -37,7 +37,7 @@ describe('go.version (SPEC §3.3) of a binary built with a GOEXPERIMENT', () => 
   });
 });
 
-describe('-trimpath (SPEC §3.1)', () => {
+describe('-trimpath (docs/image.md#layout)', () => {
   const go = new GoToolchain(async () => ({ code: 0, stdout: '', stderr: '' }), {});
   const command = (flags: string[]) =>
     go.buildCommand({ target: './cmd/app', output: '/o/app', cwd: '/src', flags, ldflags: [], env: {}, platformEnv: { GOOS: 'linux', GOARCH: 'amd64' } });
@@ -52,7 +52,7 @@ describe('-trimpath (SPEC §3.1)', () => {
   });
 });
 
-describe('arm64 variants (SPEC §3.1: the Go environment follows the platform)', () => {
+describe('arm64 variants (docs/image.md#layout: the Go environment follows the platform)', () => {
   it('linux/arm64/v9 sets GOARM64=v9.0, a value Go accepts (it refuses v9)', () => {
     expect(goEnv(parsePlatform('linux/arm64/v9')).GOARM64).toBe('v9.0');
   });

@@ -1,10 +1,10 @@
 // Go projects of several shapes, against the real Go toolchain (no network: std and local
-// replace directives only): how `go list` and `go build` failures reach the user (SPEC §1, §5.2).
+// replace directives only): how `go list` and `go build` failures reach the user (README.md#inputs, docs/reliability.md).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { childEnv, GoBuildError, GoToolchain } from '../src/build/go.js';
+import { childEnv, GoBuildError, GoToolchain } from '../src/gobuild/go.js';
 import { listPackages } from '../src/engine.js';
 import { execRun } from '../src/exec.js';
 import { parseInputs } from '../src/inputs.js';
@@ -75,7 +75,7 @@ describe('compile errors outside the workspace', () => {
   }, 60_000);
 });
 
-describe('go list sees what go build will build: CGO_ENABLED=0, GOOS=linux (SPEC §3.1)', () => {
+describe('go list sees what go build will build: CGO_ENABLED=0, GOOS=linux (docs/image.md#layout)', () => {
   it('fails a package that needs cgo before any build, naming the input and why', async () => {
     const ws = await tree('cgo', {
       'go.mod': mod('example.com/cgo'),
@@ -94,7 +94,7 @@ describe('go list sees what go build will build: CGO_ENABLED=0, GOOS=linux (SPEC
   }, 60_000);
 });
 
-describe('working-directory (SPEC §1)', () => {
+describe('working-directory (README.md#inputs)', () => {
   it.each([
     ['does not exist', './nope', /^input "working-directory": "\.\/nope" does not exist/],
     ['is a file', './go.mod', /^input "working-directory": "\.\/go\.mod" is not a directory/],

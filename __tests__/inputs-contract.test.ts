@@ -1,4 +1,4 @@
-// SPEC §1 (inputs), §2 (outputs) and §6 (the command line), checked end to end on a small Go
+// README.md#inputs, README.md#outputs and docs/cli.md (the command line), checked end to end on a small Go
 // module with a GitHub-style origin remote: real Go, scratch bases, no registry.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
@@ -58,7 +58,7 @@ async function build(raw: RawInputs, extraEnv: Record<string, string> = {}): Pro
   return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
 }
 
-describe('SPEC §6: the command line', () => {
+describe('docs/cli.md: the command line', () => {
   it('runs its own example (build ./cmd/app --push=false --oci-layout-path out) with no repository given', async () => {
     const out: string[] = [];
     const err: string[] = [];
@@ -86,7 +86,7 @@ describe('SPEC §6: the command line', () => {
   });
 });
 
-describe('SPEC §6 in a workflow step', () => {
+describe('docs/cli.md in a workflow step', () => {
   it('reads the event payload as the action does: a pull request builds and labels its head', async () => {
     const head = 'b'.repeat(40);
     const event = join(tmp, 'pr-event.json');
@@ -115,7 +115,7 @@ describe('SPEC §6 in a workflow step', () => {
   });
 });
 
-describe('SPEC §6 in a workflow step without its event file', () => {
+describe('docs/cli.md in a workflow step without its event file', () => {
   it('warns and runs without the payload, as the action does', async () => {
     const err: string[] = [];
     const env = {
@@ -137,7 +137,7 @@ describe('SPEC §6 in a workflow step without its event file', () => {
   });
 });
 
-describe('SPEC §1 naming', () => {
+describe('README.md#inputs naming', () => {
   it('base: a package whose last element has upper case still gets a valid (lower-case) repository, as ko names it', async () => {
     const result = await build({ packages: './cmd/app,./cmd/MyTool', 'oci-layout-path': join(tmp, 'out-base') });
     expect(result.packages.map((p) => p.repository)).toEqual(['registry.example/acme/app', 'registry.example/acme/mytool']);
@@ -145,7 +145,7 @@ describe('SPEC §1 naming', () => {
   });
 });
 
-describe('SPEC §1 repository: derived names are checked as the input is', () => {
+describe('README.md#inputs repository: derived names are checked as the input is', () => {
   const actions = { GITHUB_REF: 'refs/heads/main', GITHUB_SHA: 'a'.repeat(40), GITHUB_EVENT_NAME: 'push', SOURCE_DATE_EPOCH: '1767322800' };
 
   it('refuses a default repository that is no image name (a GitHub repository called .github) before building', async () => {
@@ -163,7 +163,7 @@ describe('SPEC §1 repository: derived names are checked as the input is', () =>
   });
 });
 
-describe('SPEC §1 naming: one image per package', () => {
+describe('README.md#inputs naming: one image per package', () => {
   it('base: two packages with the same last element are refused before building, like bare for several', async () => {
     const same = 'example.com/app/cmd/a/server and example.com/app/cmd/b/server the same repository registry.example/acme/server; use preserve';
     await expect(build({ packages: './cmd/a/server,./cmd/b/server', naming: 'base' })).rejects.toThrow(`input "naming": "base" gives ${same}`);
@@ -179,7 +179,7 @@ describe('SPEC §1 naming: one image per package', () => {
   });
 });
 
-describe('SPEC §1 env: templates as in .ko.yaml', () => {
+describe('README.md#inputs env: templates as in .ko.yaml', () => {
   it('renders a template in an env value before Go sees it, go list included', async () => {
     // go list refuses an unrendered -mod ("-mod={{.Env.MODE}} not supported").
     const env = 'GOFLAGS=-mod={{.Env.MODE}} -tags={{.Env.TAGS}}';
@@ -199,7 +199,7 @@ describe('SPEC §1 env: templates as in .ko.yaml', () => {
   });
 });
 
-describe('templates never see the token (SPEC §5.1)', () => {
+describe('templates never see the token (docs/publishing.md#credentials)', () => {
   it.each([['INPUT_TOKEN'], ['GITHUB_TOKEN'], ['MY_SECRET']])('{{.Env.%s}} is not set for a template, as it is not for go build', async (name) => {
     const secret = 'ghs_templatesecret1234567890';
     const err = await build({ packages: './cmd/app', ldflags: `-X main.t={{.Env.${name}}}`, token: secret }, { [name]: secret }).catch((e: Error) => e);
@@ -209,7 +209,7 @@ describe('templates never see the token (SPEC §5.1)', () => {
   });
 });
 
-describe('SPEC §1 flags: templates as in .ko.yaml', () => {
+describe('README.md#inputs flags: templates as in .ko.yaml', () => {
   it('keeps a template with spaces inside its braces ({{ .Env.TAGS }}) as one flag', async () => {
     expect(parseInputs({ flags: '-v -tags={{ .Env.TAGS }}\n-trimpath' }).flags).toEqual(['-v', '-tags={{ .Env.TAGS }}', '-trimpath']);
     const result = await build({ packages: './cmd/app', flags: '-tags={{ .Env.TAGS }}', 'oci-layout-path': join(tmp, 'out-flags') }, { TAGS: 'audit' });

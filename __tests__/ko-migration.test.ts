@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { BuildOptions } from '../src/build/go.js';
+import type { BuildOptions } from '../src/gobuild/go.js';
 import { realRun } from '../src/config/git.js';
 import { runEngine, type RunResult } from '../src/engine.js';
 import { parseInputs } from '../src/inputs.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { kodataEntries } from '../src/build/kodata.js';
+import { kodataEntries } from '../src/gobuild/kodata.js';
 import { writeLayer, type Layer, type TarEntry } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 

@@ -1,6 +1,6 @@
 // Several packages in one run (`packages: ./cmd/one,./cmd/two`, naming `base`): their content
 // goes up together, each package's log lines land in its own group, and no tag is written
-// before every package's content is there (SPEC §5), nor at all when one package fails.
+// before every package's content is there (docs/publishing.md), nor at all when one package fails.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// Audit of SPEC §4–§5 (tags, publishing, credentials, failures): each case here once failed.
+// Audit of docs/tags.md–§5 (tags, publishing, credentials, failures): each case here once failed.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,7 +47,7 @@ function addBaseImage(fake: FakeRegistry, repo: string): string {
   return layerDigest;
 }
 
-describe('the publish time budget (SPEC §1 timeout, §5.2)', () => {
+describe('the publish time budget (README.md#inputs `timeout`, docs/reliability.md)', () => {
   it('also bounds reading a base layer from its registry while it is uploaded', async () => {
     const base = await start();
     const target = await start();
@@ -79,7 +79,7 @@ describe('the publish time budget (SPEC §1 timeout, §5.2)', () => {
   }, 20_000);
 });
 
-describe('the token goes to the repository host only (SPEC §5.1)', () => {
+describe('the token goes to the repository host only (docs/publishing.md#credentials)', () => {
   const SECRET = 'dckr_pat_meant-for-docker-hub-only';
 
   /** The GitHub API requests prepareRun makes on a schedule run (no repository in the payload). */

@@ -171,7 +171,7 @@ describe('targetCredentials and chainCredentials', () => {
   });
 });
 
-describe('repositoryCredentials (SPEC §5.1: the inputs, else the Docker config)', () => {
+describe('repositoryCredentials (docs/publishing.md#credentials: the inputs, else the Docker config)', () => {
   const config = () =>
     configDir({ auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:dckr_pat') }, 'ghcr.io': { auth: b64('file:ghcr') } } }).then((dir) =>
       dockerConfigCredentials({ configDir: dir, env: {}, runHelper: noHelper }),

@@ -1,4 +1,4 @@
-// Issue 6, "must show" 4 (SPEC §5.1): the token never shows up in logs, in errors (a 401
+// Issue 6, "must show" 4 (docs/publishing.md#credentials): the token never shows up in logs, in errors (a 401
 // included), in any request a redirect target receives, or in the Go build's environment.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -44,7 +44,7 @@ function run(token: string, tag: string) {
   return { logger, deps, env, result: runEngine(req, deps) };
 }
 
-describe('token hygiene (SPEC §5.1)', () => {
+describe('token hygiene (docs/publishing.md#credentials)', () => {
   it('a successful push: the token and the bearer tokens it buys appear in no log line, no redirect request and no Go environment', async () => {
     const token = registry.password;
     const { logger, deps, result: running } = run(token, 'clean');

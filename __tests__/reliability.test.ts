@@ -1,4 +1,4 @@
-// Issue 6, "must show" 1–3 (SPEC §5, §5.2): publishing through a proxy that injects faults
+// Issue 6, "must show" 1–3 (docs/publishing.md, §5.2): publishing through a proxy that injects faults
 // into a real distribution registry. Figures go to the console and .tmp/reliability-figures.json.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -68,7 +68,7 @@ const uploadSession = (path: string) => /\/blobs\/uploads\/([^/?]+)/.exec(path)?
 
 /**
  * Requests to an upload session after one of them failed, other than its cancellation:
- * SPEC §5.2 says a failed upload restarts with a new session, never re-PATCHes the old URL.
+ * docs/reliability.md says a failed upload restarts with a new session, never re-PATCHes the old URL.
  */
 function reusedSessions(records: readonly ProxyRecord[]): { failed: number; reused: ProxyRecord[] } {
   const failedAt = new Map<string, number>();
@@ -83,7 +83,7 @@ function reusedSessions(records: readonly ProxyRecord[]): { failed: number; reus
   return { failed: failedAt.size, reused };
 }
 
-describe('50 publishes through 20 % injected faults (SPEC §5.2)', () => {
+describe('50 publishes through 20 % injected faults (docs/reliability.md)', () => {
   it('all succeed; every tag is a complete, valid image; no dangling tag; failed uploads use new sessions', async () => {
     // 50 distinct two-platform indexes sharing one layer: each publish uploads two new
     // layers (two PATCH chunks each), two configs, three manifests and a tag.
@@ -198,7 +198,7 @@ describe('50 publishes through 20 % injected faults (SPEC §5.2)', () => {
   }, 300_000);
 });
 
-describe('a failed upload restarts with a new session (SPEC §5.2)', () => {
+describe('a failed upload restarts with a new session (docs/reliability.md)', () => {
   it('a PATCH cut mid-body is followed by DELETE of that session and a new POST; the old URL is never PATCHed again', async () => {
     let patches = 0;
     // Exactly one fault: the upload's streamed PATCH, cut after half its body.
@@ -234,7 +234,7 @@ describe('a failed upload restarts with a new session (SPEC §5.2)', () => {
   }, 60_000);
 });
 
-describe('a connection cut in the middle of a response body (SPEC §5.2)', () => {
+describe('a connection cut in the middle of a response body (docs/reliability.md)', () => {
   it('is retried for the tag list and for manifests, whose bodies are read whole', async () => {
     const stored = direct('acme/cut');
     const layer = await randomLayer('cut', 100);
@@ -260,7 +260,7 @@ describe('a connection cut in the middle of a response body (SPEC §5.2)', () =>
   });
 });
 
-describe('the registry goes away mid-push (SPEC §5, §5.2)', () => {
+describe('the registry goes away mid-push (docs/publishing.md, §5.2)', () => {
   it('fails within the time budget with one clear message; no tag is created or moved', async () => {
     process.env.PATH = `/usr/lib/go-1.23/bin:${process.env.PATH}`;
     const p = await proxy({ seed: 7, rate: 0 });

@@ -1,7 +1,7 @@
-// SPEC §3.2 across machines: what differs between two runners (their environment, paths) must
+// docs/image.md#determinism across machines: what differs between two runners (their environment, paths) must
 // not reach the image unless an input asks for it.
 import { describe, expect, it } from '@jest/globals';
-import { childEnv, GoToolchain } from '../src/build/go.js';
+import { childEnv, GoToolchain } from '../src/gobuild/go.js';
 import { runEngine, type RunResult } from '../src/engine.js';
 import { execRun } from '../src/exec.js';
 import { imagesOf } from '../src/oci/image.js';
@@ -14,7 +14,7 @@ async function buildOn(runner: Record<string, string>, raw: Record<string, strin
   return result.packages[0];
 }
 
-describe('a platform without a variant (SPEC §3.1, §3.2)', () => {
+describe('a platform without a variant (docs/image.md#layout, §3.2)', () => {
   it("is built for the architecture's baseline, whatever GOAMD64/GOARM the runner's environment holds", async () => {
     const clean = await buildOn({});
     const tuned = await buildOn({ GOAMD64: 'v3', GOARM: '5' });

@@ -1,4 +1,4 @@
-// SPEC §3.5 end to end: the example app built for two platforms by the engine with the real
+// docs/image.md#sbom end to end: the example app built for two platforms by the engine with the real
 // dependencies, pushed to a real distribution 2.8 registry with token auth. distribution 2.8
 // has no referrers API, so each SBOM must be findable through the referrers tag schema.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

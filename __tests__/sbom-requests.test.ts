@@ -1,4 +1,4 @@
-// SPEC §3.5 with §5's order, request by request: the example app built for two platforms with
+// docs/image.md#sbom with §5's order, request by request: the example app built for two platforms with
 // the real dependencies and pushed to the in-process fake registry (no referrers API, so the
 // referrers tag schema). The referrers go up alongside the images and each other, yet each
 // referrer manifest only after its blobs and its subject, and every tag last.

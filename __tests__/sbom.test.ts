@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseBuildInfo } from '../src/build/go.js';
+import { parseBuildInfo } from '../src/gobuild/go.js';
 import { sha256 } from '../src/oci/digest.js';
 import { MediaType, Key } from '../src/oci/spec.js';
 import { EMPTY_JSON, referrersTag, sbomReferrer } from '../src/sbom/referrer.js';

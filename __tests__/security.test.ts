@@ -131,7 +131,7 @@ describe('child processes other than go never get the token in their environment
   });
 });
 
-/** SPEC §5.1: the token goes to the registry's own origin (and its HTTPS token realm), nowhere else. */
+/** docs/publishing.md#credentials: the token goes to the registry's own origin (and its HTTPS token realm), nowhere else. */
 describe('the token is not sent to another host', () => {
   it('an upload Location on another origin gets the blob but no Authorization', async () => {
     const fake = await FakeRegistry.start({ auth: 'bearer', users: { u: SECRET } });

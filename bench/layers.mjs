@@ -9,14 +9,14 @@ import { pathToFileURL } from 'node:url';
 
 const [layerJs, outDir, ...binaries] = process.argv.slice(2);
 const { writeLayer, GZIP_LEVEL, READ_CHUNK } = await import(pathToFileURL(layerJs).href);
-// As src/build/builder.ts opens the binary (READ_CHUNK: absent before it was introduced).
+// As src/gobuild/builder.ts opens the binary (READ_CHUNK: absent before it was introduced).
 const readOpts = READ_CHUNK ? { highWaterMark: READ_CHUNK } : {};
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 const layers = await Promise.all(
   binaries.map(async (bin, i) => {
     const size = (await stat(bin)).size;
-    // The same entries as src/build/assemble.ts binaryEntries('benchapp', …).
+    // The same entries as src/gobuild/assemble.ts binaryEntries('benchapp', …).
     const entries = [
       { type: 'directory', path: 'ko-app/', mode: 0o755 },
       { type: 'file', path: 'ko-app/benchapp', mode: 0o555, size, open: () => createReadStream(bin, readOpts) },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bundle the action (dist/index.js) and the CLI (dist/cli/index.js) with ncc.
-# dist/ is committed; CI rebuilds it and fails if it differs (STYLE §12).
+# dist/ is committed; CI rebuilds it and fails if it differs (docs/architecture.md#dist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p .

@@ -2,7 +2,7 @@
 # THE test command: `npm test` runs it, CI runs `npm ci && npm test`.
 #   1. install missing system dependencies (Go, docker-registry, skopeo, umoci, …)
 #   2. typecheck
-#   3. dist/ must equal a clean rebuild (STYLE §12)
+#   3. dist/ must equal a clean rebuild (docs/architecture.md#dist)
 #   4. the whole jest suite (arguments to this script are passed on to jest)
 # Every step runs even when an earlier one failed, so one run shows every problem; the
 # exit status is non-zero if any failed. The last line is `N passed, N failed` (tests).

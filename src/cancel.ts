@@ -1,4 +1,4 @@
-/** What `cancelOnSignals` needs of the process (STYLE §7: a test passes an EventEmitter). */
+/** What `cancelOnSignals` needs of the process (docs/architecture.md#dependencies: a test passes an EventEmitter). */
 export interface SignalSource {
   on(event: NodeJS.Signals, listener: () => void): unknown;
   off(event: NodeJS.Signals, listener: () => void): unknown;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { GoBuildError } from './build/go.js';
+import { GoBuildError } from './gobuild/go.js';
 import { explainFailure } from './explain.js';
 import { readPayload } from './github/payload.js';
 import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';

@@ -2,9 +2,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './build/builder.js';
-import type { Provenance } from './build/assemble.js';
-import { BUILD_ENV, type GoPackage, type GoToolchain } from './build/go.js';
+import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './gobuild/builder.js';
+import type { Provenance } from './gobuild/assemble.js';
+import { BUILD_ENV, type GoPackage, type GoToolchain } from './gobuild/go.js';
 import { baseImageOverride, refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
 import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, validateRepository, type InputName, type Inputs, type Naming } from './inputs.js';
 import { DeferredLogger, type Logger } from './log.js';
@@ -19,7 +19,7 @@ import type { PreviousImages } from './publish/previous.js';
 import type { Publisher } from './publish/publisher.js';
 import { allDone } from './util.js';
 
-/** The settings .ko.yaml and KO_* environment variables contribute (SPEC §1, ko's config). */
+/** The settings .ko.yaml and KO_* environment variables contribute (README.md#inputs, ko's config). */
 export interface KoSettings {
   defaultBaseImage?: string;
   /** Keyed by lower-cased import path (koyaml.ts baseImageOverride). */
@@ -74,7 +74,7 @@ export async function listPackages(inputs: Inputs, workspace: string, ko: KoSett
   const workDir = resolve(workspace, inputs.workingDirectory);
   const env = render ? inputEnv(inputs, render) : inputs.env;
   // Go would start in it: a missing directory or a file would fail as `cannot run go` or
-  // `spawn ENOTDIR`, naming neither the input nor its value (SPEC §5.2).
+  // `spawn ENOTDIR`, naming neither the input nor its value (docs/reliability.md).
   await checkDirectoryInput('working-directory', inputs.workingDirectory, workDir, workspace);
   // The flags input's -tags (rendered when it can be already): .ko.yaml's flags belong to a
   // build entry, which is found only from what go list says.
@@ -116,7 +116,7 @@ export interface EngineDeps {
   registryTarget(repository: string, logger?: Logger): RegistryTarget;
   kodata(packageDir: string, repoRoot: string): Promise<TarEntry[]>;
   /**
-   * SPEC §3.5: make one SPDX document per platform image of `built` and, when `push`, publish
+   * docs/image.md#sbom: make one SPDX document per platform image of `built` and, when `push`, publish
    * each as a referrer of its image in `built.plan.repository` (and into `layoutDir` when set).
    * Returns one `{ platform, digest }` per platform image, in order. Called as the package's
    * content starts going up, with `published`, which settles once it is all there: a referrer
@@ -159,7 +159,7 @@ export interface PackageResult {
   annotations: Record<string, string>;
   goVersion: string;
   built: BuiltPackage;
-  /** One SPDX document per platform image, when `sbom: spdx` (SPEC §3.5). */
+  /** One SPDX document per platform image, when `sbom: spdx` (docs/image.md#sbom). */
   sboms?: { platform: string; digest: string }[];
 }
 
@@ -173,7 +173,7 @@ export interface RunResult {
 /**
  * The whole job, shared by the action and the CLI: plan → build → publish content → write
  * names. Names (tags, layout refs) are written only after every package's content is in
- * place (SPEC §5), so a failed run leaves no tag on incomplete content.
+ * place (docs/publishing.md), so a failed run leaves no tag on incomplete content.
  */
 export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunResult> {
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
@@ -283,13 +283,13 @@ function toResult(b: BuiltPackage, tags: string[]): PackageResult {
   };
 }
 
-/** Resolve packages, repositories, bases and platforms before anything is built (SPEC §5.2: bad input fails first). */
+/** Resolve packages, repositories, bases and platforms before anything is built (docs/reliability.md: bad input fails first). */
 async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackagePlan[]> {
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
   // The layout is written only after every build and alongside the push: a path that is a
-  // file, or below one, must fail first (SPEC §5.2), not as a bare ENOTDIR once the content is up.
+  // file, or below one, must fail first (docs/reliability.md), not as a bare ENOTDIR once the content is up.
   const layoutChecked = inputs.ociLayoutPath === undefined ? undefined : checkDirectoryInput('oci-layout-path', inputs.ociLayoutPath, resolve(req.workspace, inputs.ociLayoutPath));
   layoutChecked?.catch(() => undefined); // awaited below, after go list
   const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go, render));

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import type { Run } from './build/go.js';
+import type { Run } from './gobuild/go.js';
 
 /**
  * Runs commands with exactly the environment given and no shell; output is captured, not

@@ -2,7 +2,7 @@ import { RegistryError } from './registry/errors.js';
 
 /**
  * The message that fails the step. A 401/403 from ghcr.io gets the likely causes in plain
- * sentences (SPEC §5.2): GHCR answers all of them with the same status and no detail.
+ * sentences (docs/reliability.md): GHCR answers all of them with the same status and no detail.
  */
 export function explainFailure(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);

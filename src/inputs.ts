@@ -1,6 +1,6 @@
 import { formatPlatform, parsePlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
-import type { UserAnnotations } from './build/assemble.js';
+import type { UserAnnotations } from './gobuild/assemble.js';
 import { parseReference } from './registry/reference.js';
 
 /** Every input of action.yml, by name. The CLI builds the same record from its flags. */
@@ -32,7 +32,7 @@ export type RawInputs = Partial<Record<InputName, string>>;
 export type Naming = 'auto' | 'bare' | 'base' | 'preserve';
 export type Tristate = 'auto' | 'true' | 'false';
 
-/** Defaults that SPEC §1 gives but action.yml leaves empty, so that .ko.yaml and KO_* can apply. */
+/** Defaults that README.md#inputs gives but action.yml leaves empty, so that .ko.yaml and KO_* can apply. */
 export const Defaults = {
   baseImage: 'cgr.dev/chainguard/static:latest',
   platforms: 'linux/amd64,linux/arm64',
@@ -69,7 +69,7 @@ const MAX_INPUT = 64 * 1024;
 const MAX_ITEMS = 256;
 
 const fail = (name: InputName, value: string, why: string): never => {
-  // The token is a secret: its value is never quoted, not even in part (SPEC §5.1).
+  // The token is a secret: its value is never quoted, not even in part (docs/publishing.md#credentials).
   if (name === 'token') throw new Error(`input "token": the value ${why}`);
   return failAt(`input "${name}"`, value, why);
 };
@@ -90,7 +90,7 @@ export function parseInputs(raw: RawInputs): Inputs {
 
   const packages = list(get('packages') || '.', 'packages');
   for (const [i, p] of packages.entries()) {
-    // One image per package (SPEC §1): a second image of it would take the first one's tags.
+    // One image per package (README.md#inputs): a second image of it would take the first one's tags.
     if (packages.indexOf(p) < i) fail('packages', p, 'is listed twice');
     if (/\s/.test(p)) fail('packages', p, 'contains white space');
     if (hasDotDot(p)) fail('packages', p, 'leaves the working directory (".." is not allowed)');
@@ -122,7 +122,7 @@ export function parseInputs(raw: RawInputs): Inputs {
   if (token !== undefined && /[\s\p{Cc}]/u.test(token)) fail('token', token, 'contains white space or a control character (a line break?); paste the token alone');
 
   const latest = oneOf('latest', get('latest') || 'auto', ['auto', 'true', 'false'] as const);
-  // SPEC §4: `false` never sets latest; explicit tags that name it say the opposite.
+  // docs/tags.md: `false` never sets latest; explicit tags that name it say the opposite.
   if (latest === 'false' && tags?.includes('latest')) fail('latest', 'false', 'contradicts input "tags", which lists latest; drop one of them');
 
   const ociLayoutPath = get('oci-layout-path') || undefined;
@@ -215,7 +215,7 @@ export function parsePlatformList(s: string, where: string): Platform[] | 'all' 
   });
 }
 
-/** ko's environment variables, validated up front so that a bad one is named (SPEC §5.2). */
+/** ko's environment variables, validated up front so that a bad one is named (docs/reliability.md). */
 export interface KoEnvironment {
   repository?: string;
   platforms?: Platform[] | 'all';
@@ -258,7 +258,7 @@ function list(s: string, name: InputName): string[] {
 
 const lines = (s: string) => s.split(/\r?\n/).map((x) => x.trim()).filter(Boolean);
 
-/** `key=value` per line; values may hold `=` and commas (SPEC §1). */
+/** `key=value` per line; values may hold `=` and commas (README.md#inputs). */
 function keyValues(name: InputName, s: string, keyPattern = /^[^\s=]+$/): Record<string, string> {
   const out: Record<string, string> = {};
   const all = lines(s);

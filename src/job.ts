@@ -2,7 +2,7 @@ import type { EngineDeps, RunResult } from './engine.js';
 import { parseKoEnvironment, type Inputs } from './inputs.js';
 import type { Logger } from './log.js';
 import { BUILDER, prepareRun } from './prepare.js';
-import { childEnv } from './build/go.js';
+import { childEnv } from './gobuild/go.js';
 import { commandRunner } from './config/git.js';
 
 /**
@@ -18,7 +18,7 @@ export async function runJob(
   seams: {
     /** For the GitHub API (repository description and license). */
     fetch?: typeof globalThis.fetch;
-    /** Lets a test observe or replace real dependencies (STYLE §7). */
+    /** Lets a test observe or replace real dependencies (docs/architecture.md#dependencies). */
     wrap?: (deps: EngineDeps) => EngineDeps;
     /** Aborted when the step is cancelled (src/cancel.ts). */
     signal?: AbortSignal;

@@ -1,4 +1,4 @@
-/** The logger every module is given (STYLE §7): the runner's workflow commands in the action (github/commands.ts), stderr in the CLI. */
+/** The logger every module is given (docs/architecture.md#dependencies): the runner's workflow commands in the action (github/commands.ts), stderr in the CLI. */
 export interface Logger {
   info(message: string): void;
   warning(message: string, where?: Annotation): void;

@@ -1,5 +1,5 @@
 import { appendFile } from 'node:fs/promises';
-import { GoBuildError } from './build/go.js';
+import { GoBuildError } from './gobuild/go.js';
 import { explainFailure } from './explain.js';
 import { getInput, workflow, type Workflow } from './github/commands.js';
 import { readPayload } from './github/payload.js';
@@ -7,7 +7,7 @@ import { runJob } from './job.js';
 import { INPUT_NAMES, parseInputs, type RawInputs } from './inputs.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
 
-/** Read every input once, as raw strings (STYLE §2). The token is masked before anything else. */
+/** Read every input once, as raw strings (docs/architecture.md#inputs). The token is masked before anything else. */
 export function readActionInputs(env: Record<string, string | undefined>, actions: Workflow): RawInputs {
   const token = getInput('token', env);
   if (token) actions.mask(token);
@@ -17,7 +17,7 @@ export function readActionInputs(env: Record<string, string | undefined>, action
 }
 
 /**
- * The action: the only place that fails the step (STYLE §1). `signal`: aborted when the step
+ * The action: the only place that fails the step (docs/architecture.md#entry). `signal`: aborted when the step
  * is cancelled (src/cancel.ts).
  */
 export async function run(env: Record<string, string | undefined> = process.env, actions: Workflow = workflow(env), signal?: AbortSignal): Promise<void> {

@@ -1,7 +1,7 @@
 import { formatBytes } from './util.js';
 import type { PackageResult, RunResult } from './engine.js';
 
-/** The `images` output's objects (SPEC §2). */
+/** The `images` output's objects (README.md#outputs). */
 export interface ImageOutput {
   package: string;
   repository: string;
@@ -12,7 +12,7 @@ export interface ImageOutput {
   sbom?: { platform: string; digest: string }[];
 }
 
-/** Every output of SPEC §2, as the strings the runner will store. */
+/** Every output of README.md#outputs, as the strings the runner will store. */
 export function outputsOf(result: RunResult): Record<string, string> {
   const first = result.packages[0];
   const images: ImageOutput[] = result.packages.map((p) => ({
@@ -55,7 +55,7 @@ const lines = (r: Record<string, string>) =>
     .map((k) => `${k}=${r[k]}`)
     .join('\n');
 
-/** The job summary: one table per image, then a pull command (SPEC §2). */
+/** The job summary: one table per image, then a pull command (README.md#outputs). */
 export function summaryMarkdown(result: RunResult): string {
   const out: string[] = [`## ko-annotate ${result.pushed ? 'published' : 'built (not pushed)'} ${result.packages.length === 1 ? 'one image' : `${result.packages.length} images`}`, ''];
   for (const p of result.packages) out.push(...packageSummary(p, result.pushed), '');

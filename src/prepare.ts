@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
-import type { Provenance } from './build/assemble.js';
-import { childEnv } from './build/go.js';
+import type { Provenance } from './gobuild/assemble.js';
+import { childEnv } from './gobuild/go.js';
 import { gitInfo, type GitInfo, type RunCommand } from './config/git.js';
 import { renderTemplate } from './config/template.js';
 import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
@@ -96,7 +96,7 @@ export async function prepareRun(
     workspace,
     env,
     // Outside Actions a GitHub-style origin remote names the repository as GITHUB_REPOSITORY
-    // would (SPEC §6: the CLI's example gives no repository), for a run that pushes nothing:
+    // would (docs/cli.md: the CLI's example gives no repository), for a run that pushes nothing:
     // as with ko, nothing is pushed to a registry the user did not name. `local/<dir>` names none.
     defaultRepository: !local || (local.fromRemote && !push) ? defaultRepository(ctx) : undefined,
     provenance,

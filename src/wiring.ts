@@ -1,6 +1,6 @@
-import { childEnv, GoToolchain } from './build/go.js';
+import { childEnv, GoToolchain } from './gobuild/go.js';
 import { execRunner } from './exec.js';
-import { kodataEntries } from './build/kodata.js';
+import { kodataEntries } from './gobuild/kodata.js';
 import type { EngineDeps } from './engine.js';
 import type { Logger } from './log.js';
 import { LayoutSource, parseLayoutReference } from './oci/layout.js';
@@ -15,7 +15,7 @@ import { publishSboms } from './sbom/referrer.js';
 export interface WiringOptions {
   logger: Logger;
   env: Record<string, string | undefined>;
-  /** The target repository's host gets these credentials, and no other host (SPEC §5.1). */
+  /** The target repository's host gets these credentials, and no other host (docs/publishing.md#credentials). */
   username?: string;
   token?: string;
   /** A function when it is known only later (the job's git queries may name it): read at the first registry request. */
@@ -40,7 +40,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
   };
   // Base images are read with the default bounded retries; publishing gets its own registry
   // clients whose retry policy carries the deadline, which starts when the first target is
-  // asked for: the engine does that only after every build is done (SPEC §1 `timeout`).
+  // asked for: the engine does that only after every build is done (README.md#inputs `timeout`).
   // Credentials a token realm refused are not offered again for the same scopes by any client.
   const refusals: TokenRefusals = new Map();
   // An upload protocol a registry refused is not tried again by any client either.
@@ -89,7 +89,7 @@ export function realDeps(o: WiringOptions): EngineDeps {
     previousImages: (repository, tags, builder) => previousImages(repositoryOn(buildPhase, repository), tags, builder),
     uploadWhileWritten: (repository, bytes, digest) => repositoryOn(buildPhase, repository, 'push').uploadWhileWritten(bytes, digest),
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
-    // SPEC §3.5: referrers go to the same publish-side registry client as the image.
+    // docs/image.md#sbom: referrers go to the same publish-side registry client as the image.
     sboms: (built, where, published, logger = o.logger, imagesUp) =>
       publishSboms(
         built,

@@ -47,7 +47,7 @@ export const BASE_LABELS: Readonly<Record<string, string>> = {
   [Key.Source]: 'https://example.invalid/base',
   'com.example.base': 'yes',
 };
-/** A Cmd that the build must clear (SPEC §3.1). */
+/** A Cmd that the build must clear (docs/image.md#layout). */
 export const BASE_CMD: readonly string[] = ['/bin/base-cmd'];
 export const BASE_CREATED = '2024-01-02T03:04:05Z';
 

@@ -1,7 +1,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childEnv, GoToolchain } from '../../src/build/go.js';
-import { kodataEntries } from '../../src/build/kodata.js';
+import { childEnv, GoToolchain } from '../../src/gobuild/go.js';
+import { kodataEntries } from '../../src/gobuild/kodata.js';
 import type { EngineDeps, RunRequest } from '../../src/engine.js';
 import { execRun } from '../../src/exec.js';
 import { parseInputs, type RawInputs } from '../../src/inputs.js';

@@ -1,5 +1,5 @@
 // A fault-injecting HTTP proxy in front of a real TestRegistry, for the reliability tests of
-// SPEC §5.2. It listens on 127.0.0.1 (port 0) and forwards every request to the registry;
+// docs/reliability.md. It listens on 127.0.0.1 (port 0) and forwards every request to the registry;
 // a seeded PRNG picks which requests get a fault and which fault, so a run is reproducible
 // for a given seed and request order. It rewrites `Location`, `Link` and `WWW-Authenticate`
 // so that the client keeps talking to the proxy (a bearer token realm on another host stays

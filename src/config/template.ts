@@ -10,7 +10,7 @@ export interface TemplateData {
    * `env` lines applied on top, as ko gives it.
    */
   env: Readonly<Record<string, string | undefined>>;
-  /** The build's created time (SPEC §3.2), for `{{.Date}}` and `{{.Timestamp}}`. Never the wall clock. */
+  /** The build's created time (docs/image.md#determinism), for `{{.Date}}` and `{{.Timestamp}}`. Never the wall clock. */
   created: Date;
   git: GitInfo;
 }

@@ -1,7 +1,7 @@
 /**
  * The GitHub Actions run as data: the runner's environment plus the event payload
  * (the JSON file at `GITHUB_EVENT_PATH`, which the caller reads). Everything that
- * feeds the image metadata (SPEC §3.3) and the tags (SPEC §4) is taken from here.
+ * feeds the image metadata (docs/image.md#metadata) and the tags (docs/tags.md) is taken from here.
  */
 export interface GithubContext {
   /** `GITHUB_EVENT_NAME`: `push`, `pull_request`, `release`, `workflow_dispatch`, … */
@@ -40,7 +40,7 @@ export interface GithubContext {
 const defaultServerUrl = 'https://github.com';
 const defaultApiUrl = 'https://api.github.com';
 
-/** Both pull request events build the PR head, not the merge commit (SPEC §3.3). */
+/** Both pull request events build the PR head, not the merge commit (docs/image.md#metadata). */
 export const isPullRequestEvent = (eventName: string): boolean =>
   eventName === 'pull_request' || eventName === 'pull_request_target';
 
@@ -110,7 +110,7 @@ export function sourceUrl(ctx: GithubContext): string {
   return `${trimSlash(ctx.serverUrl)}/${ctx.repository}`;
 }
 
-/** The default `repository` input (SPEC §1); registries reject upper-case repository names. */
+/** The default `repository` input (README.md#inputs); registries reject upper-case repository names. */
 export function defaultRepository(ctx: GithubContext): string {
   return `ghcr.io/${ctx.repository}`.toLowerCase();
 }

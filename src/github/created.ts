@@ -15,7 +15,7 @@ export interface CreatedInput {
 const maxEpochSeconds = 253402300799;
 
 /**
- * `Key.Created` (SPEC §3.2): `SOURCE_DATE_EPOCH`, else the payload's
+ * `Key.Created` (docs/image.md#determinism): `SOURCE_DATE_EPOCH`, else the payload's
  * head commit time, else git's commit time of the revision — never the wall clock, so that
  * rebuilding the same commit gives the same digests. RFC 3339 UTC, whole seconds.
  */

@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { Key } from '../oci/spec.js';
 import type { GithubContext } from './context.js';
 
-/** The repository facts that go into the image metadata (SPEC §3.3); absent means "omit the key". */
+/** The repository facts that go into the image metadata (docs/image.md#metadata); absent means "omit the key". */
 export interface RepoInfo {
   description?: string;
   /** SPDX id. */
@@ -24,7 +24,7 @@ const githubApiUrl = 'https://api.github.com';
 
 /**
  * The token for the repository lookup, given the `token` input and the registry host it is
- * for. That input belongs to `repository`'s host alone (SPEC §5.1): a Docker Hub or cloud
+ * for. That input belongs to `repository`'s host alone (docs/publishing.md#credentials): a Docker Hub or cloud
  * registry token must not reach GitHub. Only a ghcr.io token, which is GitHub.com's own (the
  * default is `github.token`), goes to GitHub.com's API; otherwise the lookup is anonymous.
  */

@@ -5,7 +5,7 @@ export type LatestMode = 'auto' | 'true' | 'false';
 
 export interface TagsInput {
   ctx: GithubContext;
-  /** The `tags` input, already split into items; empty or absent means "compute them" (SPEC §4). */
+  /** The `tags` input, already split into items; empty or absent means "compute them" (docs/tags.md). */
   explicitTags?: readonly string[];
   latest: LatestMode;
   /** Tags already in the target repository (empty when it does not exist or push is off). */
@@ -26,7 +26,7 @@ const maxTagLength = 128;
 export const isValidTag = (tag: string): boolean => ociTag.test(tag);
 
 /**
- * Turn a ref name into a tag (SPEC §4): lower-case, every character outside `[a-z0-9_.-]`
+ * Turn a ref name into a tag (docs/tags.md): lower-case, every character outside `[a-z0-9_.-]`
  * becomes `-` (one for one, not collapsed, so distinct branches stay distinct), leading
  * `.`/`-` are dropped (the tag grammar forbids them), then at most 128 characters.
  */
@@ -42,7 +42,7 @@ export function sanitizeTag(s: string): string {
   return tag;
 }
 
-/** Compute the tags and the version for this run (SPEC §4). */
+/** Compute the tags and the version for this run (docs/tags.md). */
 export function computeTags({ ctx, explicitTags, latest, existingTags }: TagsInput): TagsResult {
   const explicit = (explicitTags ?? []).map((t) => t.trim()).filter((t) => t !== '');
   if (explicit.length > 0) {
@@ -92,7 +92,7 @@ function computedTags(ctx: GithubContext, existingTags: readonly string[]): Comp
 
   const short = `sha-${ctx.revision.slice(0, 7)}`;
   if (ctx.ref.startsWith('refs/heads/')) {
-    // Branches never get `latest` under `auto`, the default branch included: SPEC §4 gives a
+    // Branches never get `latest` under `auto`, the default branch included: docs/tags.md gives a
     // branch only `<branch>` and `sha-<7 hex>`, and `latest` stays with released versions so a
     // main-branch build cannot overwrite a release. docker/metadata-action's defaults behave the
     // same (a default-branch `latest` there needs an explicit rule); here `latest: true` opts in.
@@ -116,7 +116,7 @@ export function tagsFollowExisting({ ctx, explicitTags }: Pick<TagsInput, 'ctx' 
   return v !== null && v.prerelease.length === 0;
 }
 
-/** The git tag this run is about: a release's tag, or any event run on a tag ref (SPEC §4). */
+/** The git tag this run is about: a release's tag, or any event run on a tag ref (docs/tags.md). */
 function tagOf(ctx: GithubContext): string | undefined {
   if (ctx.eventName === 'release' && ctx.releaseTag) return ctx.releaseTag;
   if (ctx.ref.startsWith('refs/tags/')) return ctx.ref.slice('refs/tags/'.length);

@@ -25,7 +25,7 @@ export function basePlatforms(index: Index): Platform[] {
 
 /**
  * Resolve `reference` in `source` and pick one image per platform. `platforms: 'all'` takes
- * every platform of an index (SPEC §1) or the single image's own platform, Linux ones only:
+ * every platform of an index (README.md#inputs) or the single image's own platform, Linux ones only:
  * images are laid out for Linux (`/ko-app`, `PATH`), as the platforms input allows no other OS.
  */
 export async function resolveBase(

@@ -13,7 +13,7 @@ export function digestHex(digest: string): string {
   return digest.slice('sha256:'.length);
 }
 
-/** Memoize a zero-argument async function: a digest is computed once (STYLE §3). */
+/** Memoize a zero-argument async function: a digest is computed once (docs/architecture.md#oci-values). */
 export function once<T>(f: () => Promise<T>): () => Promise<T> {
   let p: Promise<T> | undefined;
   return () => (p ??= f());

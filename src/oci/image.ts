@@ -5,7 +5,7 @@ import { mediaTypesOf, type Descriptor, type ImageConfig, type Index, type Manif
 
 /**
  * An image: its manifest and config as the exact bytes that are hashed and pushed, plus its
- * layers. Values are frozen; every change below returns a new one (STYLE §3, §4).
+ * layers. Values are frozen; every change below returns a new one (docs/architecture.md#oci-values).
  */
 export interface Image {
   readonly kind: 'image';
@@ -33,7 +33,7 @@ export interface ImageIndex {
   readonly images: readonly Image[];
 }
 
-/** What building yields and publishing takes (STYLE §6). */
+/** What building yields and publishing takes (docs/architecture.md#build-and-publish). */
 export type Artifact = Image | ImageIndex;
 
 export const descriptorOf = (a: Artifact): Descriptor => ({ mediaType: a.mediaType, digest: a.digest, size: a.size });
@@ -142,7 +142,7 @@ export function mutate(
   });
 }
 
-/** An index over images, in the order given, each entry carrying its platform (SPEC §3.4). */
+/** An index over images, in the order given, each entry carrying its platform (docs/image.md#platforms). */
 export function makeIndex(family: MediaFamily, images: readonly Image[], annotations?: Record<string, string>): ImageIndex {
   const types = mediaTypesOf(family);
   const index: Index = compact({

@@ -8,7 +8,7 @@ import type { Descriptor } from './spec.js';
 
 /**
  * A layer is immutable and re-openable: hashing, upload and retries each open it again
- * (STYLE §3, go-containerregistry's `tarball.LayerFromOpener`).
+ * (docs/architecture.md#oci-values, go-containerregistry's `tarball.LayerFromOpener`).
  */
 export interface Layer {
   readonly mediaType: string;
@@ -46,7 +46,7 @@ export type TarEntry =
   | { type: 'symlink'; path: string; target: string };
 
 /**
- * Fixed tar metadata (SPEC §3.2): uid/gid 0, no user or group names, and the Unix epoch as
+ * Fixed tar metadata (docs/image.md#determinism): uid/gid 0, no user or group names, and the Unix epoch as
  * mtime, so that a layer's bytes depend only on the paths, modes and contents given.
  */
 const FIXED = { uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) };

@@ -47,7 +47,7 @@ function validVariant(arch: string, variant: string): boolean {
   }
 }
 
-/** Go environment for a platform: GOOS/GOARCH, GOARM from arm's variant, GOAMD64 from amd64's (SPEC §3.1). */
+/** Go environment for a platform: GOOS/GOARCH, GOARM from arm's variant, GOAMD64 from amd64's (docs/image.md#layout). */
 export function goEnv(p: Platform): Record<string, string> {
   const env: Record<string, string> = { GOOS: p.os, GOARCH: p.architecture };
   if (p.architecture === 'arm' && p.variant) env.GOARM = p.variant.slice(1);

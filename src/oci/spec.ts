@@ -17,7 +17,7 @@ export const MediaType = {
 } as const;
 export type MediaType = (typeof MediaType)[keyof typeof MediaType];
 
-/** Which family of media types an image uses; it follows the base (SPEC §3.1). */
+/** Which family of media types an image uses; it follows the base (docs/image.md#layout). */
 export type MediaFamily = 'oci' | 'docker';
 
 export const mediaTypesOf = (family: MediaFamily) =>
@@ -59,7 +59,7 @@ export const Key = {
   Builder: 'io.github.ko-annotate.builder',
 } as const;
 
-/** Labels with this prefix describe the base image and are dropped before ours are written (SPEC §3.3). */
+/** Labels with this prefix describe the base image and are dropped before ours are written (docs/image.md#metadata). */
 export const OciKeyPrefix = 'org.opencontainers.image.';
 
 export interface Platform {

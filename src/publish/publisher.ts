@@ -1,9 +1,9 @@
 import type { Artifact } from '../oci/image.js';
 
 /**
- * Where a built artifact goes: a registry repository or an OCI layout (STYLE §6).
+ * Where a built artifact goes: a registry repository or an OCI layout (docs/architecture.md#build-and-publish).
  * Publishing is split in two so that the orchestration can write every package's
- * content first and names last (SPEC §5): a failed run never leaves a tag on
+ * content first and names last (docs/publishing.md): a failed run never leaves a tag on
  * incomplete content.
  */
 export interface Publisher {

@@ -74,7 +74,7 @@ function blobsOf(images: readonly Image[]): Map<string, Blob> {
 const shortDigest = (digest: string) => digest.slice('sha256:'.length, 'sha256:'.length + 12);
 
 /**
- * Publishes to a registry repository with the push protocol of SPEC §5 and STYLE §8: for each
+ * Publishes to a registry repository with the push protocol of docs/publishing.md and docs/architecture.md#push-protocol: for each
  * blob HEAD → mount (201 only) → upload; blobs before manifests, platform manifests before
  * the index, all by digest; tags last, in putTags.
  */
@@ -176,7 +176,7 @@ export class RegistryPublisher implements Publisher {
 
   async putTags(artifact: Artifact, tags: readonly string[], named?: ReadonlyMap<string, string>): Promise<void> {
     for (const tag of tags) if (!isValidTag(tag)) throw new Error(`cannot tag ${this.name}: ${JSON.stringify(tag)} is not a valid tag`);
-    // A re-run pushes nothing new (SPEC §5): a tag read back naming this artifact stays.
+    // A re-run pushes nothing new (docs/publishing.md): a tag read back naming this artifact stays.
     const unchanged = tags.filter((tag) => named?.get(tag) === artifact.digest);
     for (const tag of unchanged) this.logger.info(`${this.name}:${tag} already names ${artifact.digest}`);
     this.counters.tagsUnchanged += unchanged.length;

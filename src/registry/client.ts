@@ -24,7 +24,7 @@ export interface RegistryOptions {
   smallBlob?: number;
   /**
    * How long one request may go without sending body bytes or receiving its response headers
-   * before it counts as stalled and is retried (SPEC §5.2: timeouts are retried). Undefined:
+   * before it counts as stalled and is retried (docs/reliability.md: timeouts are retried). Undefined:
    * no limit but the run's deadline.
    */
   requestTimeoutMs?: number;
@@ -114,7 +114,7 @@ interface CachedToken {
 export class Registry {
   /** The name references use: `docker.io`, `ghcr.io`, `127.0.0.1:5000`. */
   readonly host: string;
-  /** `https://ghcr.io`, `http://127.0.0.1:5000` (plain HTTP for loopback only, SPEC §5). */
+  /** `https://ghcr.io`, `http://127.0.0.1:5000` (plain HTTP for loopback only, docs/publishing.md). */
   readonly baseUrl: string;
   readonly logger: Logger;
   readonly retry: RetryPolicy;
@@ -699,7 +699,7 @@ export class Repository implements ContentSource {
 
   /**
    * Send and read the whole body as one retried step: a connection cut mid-body is as
-   * transient as one cut before the headers (SPEC §5.2), and only a new request recovers it.
+   * transient as one cut before the headers (docs/reliability.md), and only a new request recovers it.
    */
   private readWhole<T>(op: Operation, req: Omit<Request, 'repository' | 'retry'>, read: (res: HttpResponse) => Promise<T>): Promise<T> {
     const what = `${op.action} ${op.preposition} ${this.name}`;
@@ -1083,7 +1083,7 @@ function manifestMediaType(contentType: string | null, bytes: Buffer): string {
 /**
  * `Link: </v2/app/tags/list?last=x&n=100>; rel="next"`. A next page on another origin is not
  * followed (the registry's credentials are not sent elsewhere), and not dropped either: a list
- * cut short could make a release's floating tags move backward (SPEC §4).
+ * cut short could make a release's floating tags move backward (docs/tags.md).
  */
 function nextLink(header: string | null, current: URL, origin: string, name: string): URL | undefined {
   if (!header) return undefined;

@@ -20,7 +20,7 @@ export interface Credentials {
 /** Credentials for a registry, by the name references use (`docker.io`, `ghcr.io`, `localhost:5000`). */
 export type CredentialProvider = (host: string) => Promise<Credentials | undefined>;
 
-/** Runs a credential helper with `input` on stdin. Command lines are data (STYLE §7). */
+/** Runs a credential helper with `input` on stdin. Command lines are data (docs/architecture.md#dependencies). */
 export type HelperRunner = (program: string, args: readonly string[], input: string) => Promise<HelperResult>;
 export interface HelperResult {
   code: number;
@@ -30,14 +30,14 @@ export interface HelperResult {
 
 export const anonymous: CredentialProvider = async () => undefined;
 
-/** The action's `username`/`token` inputs: for the target repository's host and no other (SPEC §5.1). */
+/** The action's `username`/`token` inputs: for the target repository's host and no other (docs/publishing.md#credentials). */
 export function targetCredentials(host: string, username: string | undefined, token: string | undefined): CredentialProvider {
   const target = canonicalRegistry(host);
   return async (h) => (token && canonicalRegistry(h) === target ? { username: username || undefined, password: token } : undefined);
 }
 
 /**
- * Credentials for the target repository's host and the others (SPEC §5.1): the inputs, else the
+ * Credentials for the target repository's host and the others (docs/publishing.md#credentials): the inputs, else the
  * Docker config. In Actions the `token` input defaults to `github.token`, an installation token
  * (`ghs_…`) that only GitHub's registry takes: for another registry it is not a token the user
  * chose, so what docker/login-action wrote for that host comes first, and the inputs only after.

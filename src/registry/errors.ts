@@ -68,7 +68,7 @@ export class RegistryError extends Error {
 /**
  * GitHub answers its "secondary rate limit" (too many requests in a short time, per token)
  * with a 403 whose message says so, and asks clients to wait (Retry-After) and try again.
- * It is the one 403 worth retrying (SPEC §5.2); every other 403 is a refusal.
+ * It is the one 403 worth retrying (docs/reliability.md); every other 403 is a refusal.
  */
 function isSecondaryRateLimit(init: RegistryErrorInit): boolean {
   if (init.status !== 403) return false;
@@ -76,7 +76,7 @@ function isSecondaryRateLimit(init: RegistryErrorInit): boolean {
   return texts.some((t) => /secondary rate limit/i.test(t));
 }
 
-/** 408, 429 and 5xx are transient (SPEC §5.2); every other 4xx will fail the same way again. */
+/** 408, 429 and 5xx are transient (docs/reliability.md); every other 4xx will fail the same way again. */
 export const isRetryableStatus = (status: number): boolean => status === 408 || status === 429 || (status >= 500 && status <= 599);
 
 /**

@@ -24,7 +24,7 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /**
    * A connection that moves no bytes either way for this long, before or after the response
-   * headers, is cut with an ETIMEDOUT error (a timeout, retried: SPEC §5.2).
+   * headers, is cut with an ETIMEDOUT error (a timeout, retried: docs/reliability.md).
    */
   idleTimeoutMs: number;
 }

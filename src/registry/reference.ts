@@ -90,7 +90,7 @@ export function canonicalRegistry(host: string): string {
 /** Where a registry's API is served: Docker Hub's name is not its API host. */
 export const apiHost = (registry: string): string => (canonicalRegistry(registry) === DOCKER_HUB ? DOCKER_HUB_API : registry);
 
-/** Loopback registries are spoken to over plain HTTP, everything else over HTTPS (SPEC §5). */
+/** Loopback registries are spoken to over plain HTTP, everything else over HTTPS (docs/publishing.md). */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase();
   const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0];

@@ -1,8 +1,8 @@
 /**
- * The one retry layer (STYLE §8). An error is retried when it says so (`retryable: true`, as
+ * The one retry layer (docs/architecture.md#push-protocol). An error is retried when it says so (`retryable: true`, as
  * RegistryError does for 408, 429 and 5xx) or when the connection broke: resets and timeouts.
  * Backoff is exponential with full jitter, bounded, and a `Retry-After` the server sent wins
- * (up to a cap). An overall deadline bounds the whole run (SPEC §5.2: it never loops forever).
+ * (up to a cap). An overall deadline bounds the whole run (docs/reliability.md: it never loops forever).
  */
 export interface RetryOptions {
   /** Attempts per operation, the first included. */

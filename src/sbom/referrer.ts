@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BuiltPackage } from '../build/builder.js';
+import type { BuiltPackage } from '../gobuild/builder.js';
 import type { Logger } from '../log.js';
 import { digestHex, sha256 } from '../oci/digest.js';
 import { descriptorOf } from '../oci/image.js';
@@ -20,7 +20,7 @@ export interface BytesBlob {
   bytes: Buffer;
 }
 
-/** An SBOM as an OCI artifact manifest whose subject is one platform image (SPEC §3.5). */
+/** An SBOM as an OCI artifact manifest whose subject is one platform image (docs/image.md#sbom). */
 export interface Referrer {
   manifest: Manifest;
   bytes: Buffer;
@@ -178,7 +178,7 @@ export interface SbomDeps {
 }
 
 /**
- * SPEC §3.5 for one package: an SPDX document per platform image, each as a referrer of its
+ * docs/image.md#sbom for one package: an SPDX document per platform image, each as a referrer of its
  * image, pushed when `push` and written into the layout when there is one. Returns the
  * referrer manifests' digests, one per platform in order.
  *
@@ -198,7 +198,7 @@ export async function publishSboms(
   const made = built.platforms.map((p) => {
     const platform = formatPlatform(p.platform);
     const annotations = p.image.manifest.annotations ?? {};
-    // The image's own created time (SPEC §3.2), so the SBOM is as reproducible as the image.
+    // The image's own created time (docs/image.md#determinism), so the SBOM is as reproducible as the image.
     const created = p.image.config.created ?? annotations[Key.Created];
     if (!created) throw new Error(`SBOM for ${built.plan.repository}@${p.image.digest} (${platform}): the image has no created time`);
     const doc = spdxDocument({
@@ -245,5 +245,5 @@ export async function publishSboms(
   return out;
 }
 
-/** SPDX's tool creator form is `name-version`; the builder key holds `ko-annotate/<version>` (SPEC §3.3). */
+/** SPDX's tool creator form is `name-version`; the builder key holds `ko-annotate/<version>` (docs/image.md#metadata). */
 const toolName = (builder: string | undefined): string => (builder ? builder.replace('/', '-') : 'ko-annotate');

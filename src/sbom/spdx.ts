@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BuildInfo, Module } from '../build/go.js';
+import type { BuildInfo, Module } from '../gobuild/go.js';
 import { digestHex, sha256 } from '../oci/digest.js';
 import { encodeJson } from '../oci/json.js';
 import { formatPlatform } from '../oci/platform.js';
@@ -53,7 +53,7 @@ export interface SpdxInput {
   platform: Platform;
   /** Where the image is published: `host[:port]/path`. */
   repository: string;
-  /** The build's created time (SPEC §3.2), RFC 3339 UTC; never the wall clock. */
+  /** The build's created time (docs/image.md#determinism), RFC 3339 UTC; never the wall clock. */
   created: string;
   /** The creating tool as SPDX wants it, `name-version` (`ko-annotate-0.1.0`). */
   tool: string;
@@ -74,7 +74,7 @@ const NOASSERTION = 'NOASSERTION';
 /**
  * The SPDX 2.3 document for one platform image: the image, the Go main module it contains,
  * and every module and the standard library the binary was linked from, as `pkg:golang` purls
- * (SPEC §3.5). A pure function of its input: the same input gives the same bytes.
+ * (docs/image.md#sbom). A pure function of its input: the same input gives the same bytes.
  */
 export function spdxDocument(input: SpdxInput): SpdxResult {
   const { buildInfo: info, repository, tool } = input;

@@ -1,7 +1,7 @@
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Annotation } from '../log.js';
 
-/** A command line as data, and what running it gave (STYLE §7). */
+/** A command line as data, and what running it gave (docs/architecture.md#dependencies). */
 export interface Command {
   cmd: string;
   args: string[];
@@ -43,7 +43,7 @@ export interface Module {
 
 export class GoNotFoundError extends Error {}
 
-/** What every `go build` runs with, over the user's env and under the platform's (SPEC §3.1). */
+/** What every `go build` runs with, over the user's env and under the platform's (docs/image.md#layout). */
 export const BUILD_ENV = { CGO_ENABLED: '0' };
 
 /** What `go list` runs with besides the caller's env: what every build has (images are linux only). */
@@ -51,7 +51,7 @@ const LIST_ENV = { ...BUILD_ENV, GOOS: 'linux' };
 
 /**
  * The Go toolchain, run through an injected `Run`. The build environment is the caller's,
- * minus anything secret (SPEC §5.1: the token never reaches a child process).
+ * minus anything secret (docs/publishing.md#credentials: the token never reaches a child process).
  */
 export class GoToolchain {
   constructor(
@@ -93,7 +93,7 @@ export class GoToolchain {
   /** The `go build` command line for one platform, as data. */
   buildCommand(opts: BuildOptions): Command {
     const args = ['build', '-trimpath', '-o', opts.output];
-    // SPEC §3.1: always -trimpath. A later `-trimpath=false` in the flags would turn it off again
+    // docs/image.md#layout: always -trimpath. A later `-trimpath=false` in the flags would turn it off again
     // (Go's flag package takes the last value), and with it the build's reproducibility.
     const flags = opts.flags.filter((f) => !/^--?trimpath(=|$)/.test(f));
     args.push(...flags);
@@ -278,10 +278,10 @@ export function childEnv(env: Record<string, string | undefined>, secrets: reado
 
 /**
  * Go's architecture-specific variables (`go help environment`). The platform's variant sets
- * them (SPEC §3.1); without one, Go's default for the architecture applies, which is what the
+ * them (docs/image.md#layout); without one, Go's default for the architecture applies, which is what the
  * platform descriptor claims (`linux/amd64` runs on any amd64). A runner's own GOAMD64=v3 would
  * otherwise build a v3 binary into a `linux/amd64` image, with another digest than on any other
- * machine (SPEC §3.2). The `env` input and a `.ko.yaml` build's `env` are inputs: they still may.
+ * machine (docs/image.md#determinism). The `env` input and a `.ko.yaml` build's `env` are inputs: they still may.
  */
 const MICROARCH_VARS = new Set(['GO386', 'GOAMD64', 'GOARM', 'GOARM64', 'GOMIPS', 'GOMIPS64', 'GOPPC64', 'GORISCV64', 'GOWASM']);
 

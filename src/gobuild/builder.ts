@@ -73,7 +73,7 @@ export interface BuilderDeps {
   uploadWhileWritten?: (repository: string, bytes: Readable, digest: Promise<string>) => Promise<void>;
 }
 
-/** The family of an artifact follows its base; `scratch` is OCI (SPEC §3.1). */
+/** The family of an artifact follows its base; `scratch` is OCI (docs/image.md#layout). */
 const familyOf = (plan: PackagePlan) => (plan.base === 'scratch' ? 'oci' : plan.base.family);
 
 /**
@@ -229,7 +229,7 @@ async function layerFor(
   }
 }
 
-/** `<name>` of `/ko-app/<name>`: the import path's last element (SPEC §3.1). */
+/** `<name>` of `/ko-app/<name>`: the import path's last element (docs/image.md#layout). */
 export const appName = (importPath: string) => lastElement(importPath);
 
 export const lastElement = (path: string) => path.split('/').filter(Boolean).at(-1) ?? path;

@@ -4,10 +4,10 @@ import { makeIndex, mutate, type Artifact, type Image } from '../oci/image.js';
 import type { Layer, TarEntry } from '../oci/layer.js';
 import { Key, OciKeyPrefix, type ContainerConfig, type ImageConfig, type MediaFamily, type Platform } from '../oci/spec.js';
 
-/** Where ko puts things (SPEC §3.1); kept so that images stay ko-compatible. */
+/** Where ko puts things (docs/image.md#layout); kept so that images stay ko-compatible. */
 export const KoApp = { Dir: '/ko-app', DataPath: '/var/run/ko' } as const;
 
-/** The run-wide provenance values of SPEC §3.3. */
+/** The run-wide provenance values of docs/image.md#metadata. */
 export interface Provenance {
   /** Undefined only for a local run whose checkout names no GitHub-style remote. */
   source?: string;
@@ -19,7 +19,7 @@ export interface Provenance {
   builder: string;
 }
 
-/** The SPEC §3.3 key set for one image. */
+/** The docs/image.md#metadata key set for one image. */
 export function metadataKeys(p: Provenance, image: { title: string; goVersion: string; importPath: string; modulePath: string }): Record<string, string> {
   const keys: Record<string, string> = {
     ...(p.source ? { [Key.Source]: p.source, [Key.Url]: p.source } : {}),
@@ -60,13 +60,13 @@ export interface ImageParts {
   importPath: string;
   created: string;
   user?: string;
-  /** SPEC §3.3 keys, then the user's labels (which win). */
+  /** docs/image.md#metadata keys, then the user's labels (which win). */
   labels: Record<string, string>;
-  /** SPEC §3.3 keys, base.name/base.digest, then the user's manifest annotations. */
+  /** docs/image.md#metadata keys, base.name/base.digest, then the user's manifest annotations. */
   annotations: Record<string, string>;
 }
 
-/** Compose one platform image from its base (STYLE §4: a new value; the base is untouched). */
+/** Compose one platform image from its base (docs/architecture.md#oci-values: a new value; the base is untouched). */
 export function assembleImage(p: ImageParts): Image {
   return mutate(p.base, {
     layers: p.layers.map((l) => l.layer),
@@ -93,7 +93,7 @@ function editConfig(c: ImageConfig, p: ImageParts): ImageConfig {
   return out;
 }
 
-/** Base labels stay, except `org.opencontainers.image.*`, which describe the base (SPEC §3.3). */
+/** Base labels stay, except `org.opencontainers.image.*`, which describe the base (docs/image.md#metadata). */
 export function inheritedLabels(labels: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(labels ?? {})) if (!k.startsWith(OciKeyPrefix)) out[k] = v;
@@ -114,7 +114,7 @@ function withEnv(env: string[], key: string, value: string): string[] {
   return [...env.filter((e) => !e.startsWith(`${key}=`)), `${key}=${value}`];
 }
 
-/** One platform → the image itself; several → an index of them in the requested order (SPEC §3.1). */
+/** One platform → the image itself; several → an index of them in the requested order (docs/image.md#layout). */
 export function combine(family: MediaFamily, images: readonly Image[], annotations: Record<string, string>): Artifact {
   return images.length === 1 ? images[0] : makeIndex(family, images, annotations);
 }

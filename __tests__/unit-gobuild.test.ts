@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Readable } from 'node:stream';
-import { assembleImage, inheritedLabels, metadataKeys } from '../src/build/assemble.js';
-import { childEnv, GoBuildError, GoToolchain, parseBuildInfo, parseDiagnostics, type Command } from '../src/build/go.js';
+import { assembleImage, inheritedLabels, metadataKeys } from '../src/gobuild/assemble.js';
+import { childEnv, GoBuildError, GoToolchain, parseBuildInfo, parseDiagnostics, type Command } from '../src/gobuild/go.js';
 import { scratch } from '../src/oci/image.js';
 import { formatPlatform, goEnv, parsePlatform, platformMatches } from '../src/oci/platform.js';
 import { Key } from '../src/oci/spec.js';
@@ -69,7 +69,7 @@ describe('the go command line', () => {
 });
 
 describe('child environment', () => {
-  it("drops the runner's Go microarchitecture variables: the platform's variant chooses (SPEC §3.1)", () => {
+  it("drops the runner's Go microarchitecture variables: the platform's variant chooses (docs/image.md#layout)", () => {
     expect(childEnv({ PATH: '/bin', GOAMD64: 'v3', GOARM: '6', GOARM64: 'v9.0', GO386: 'sse2', GOFLAGS: '-mod=mod' }, [])).toEqual({ PATH: '/bin', GOFLAGS: '-mod=mod' });
   });
 
