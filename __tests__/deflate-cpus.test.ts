@@ -1,4 +1,4 @@
-// Reproducible layers (README, "Reproducible") rest on Node's zlib giving the same bytes on every
+// Reproducible layers (docs/image.md#determinism) rest on Node's zlib giving the same bytes on every
 // CPU a runner may have: x86-64 with or without SSE4.2 and PCLMUL, and arm64. scripts/deflate-cpus.sh
 // compresses a Go binary with the layer settings under Node 24 natively, under qemu-user's older
 // x86-64 CPU models, and with Node 24's arm64 build on emulated arm64 CPUs, and compares.
