@@ -13,10 +13,12 @@ import { MemoryLogger } from '../src/log.js';
 import { fromBuffer } from '../src/oci/layer.js';
 import { MediaType } from '../src/oci/spec.js';
 import { readAll } from '../src/oci/store.js';
-import { Registry, SMALL_BLOB, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from '../src/registry/client.js';
+import type { TokenRefusals } from '../src/registry/auth.js';
+import { Registry, type RegistryOptions } from '../src/registry/client.js';
 import { anonymous, targetCredentials, type CredentialProvider } from '../src/registry/credentials.js';
 import { RegistryError } from '../src/registry/errors.js';
 import { GaveUpError, RetryPolicy } from '../src/registry/retry.js';
+import { SMALL_BLOB, type UploadFallbacks } from '../src/registry/upload.js';
 import { FakeRegistry, FakeStorage, sha256, type FakeRegistryOptions } from './support/fake-registry.js';
 
 const USER = 'alice';

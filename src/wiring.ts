@@ -6,10 +6,12 @@ import type { Logger } from './log.js';
 import { LayoutSource, parseLayoutReference } from './oci/layout.js';
 import { previousImages } from './publish/previous.js';
 import { RegistryPublisher } from './publish/registry.js';
-import { Registry, type RegistryOptions, type TokenRefusals, type UploadFallbacks } from './registry/client.js';
+import type { TokenRefusals } from './registry/auth.js';
+import { Registry, type RegistryOptions } from './registry/client.js';
 import { dockerConfigCredentials, helperRunner, repositoryCredentials, type CredentialProvider } from './registry/credentials.js';
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
+import type { UploadFallbacks } from './registry/upload.js';
 import { publishSboms } from './sbom/referrer.js';
 
 export interface WiringOptions {

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { imagesOf, type Artifact, type Image } from '../oci/image.js';
 import { fromBuffer, type Layer } from '../oci/layer.js';
-import type { Repository } from '../registry/client.js';
+import type { Repository } from '../registry/repository.js';
 import { canonicalRegistry, isValidTag } from '../registry/reference.js';
 import type { Publisher } from './publisher.js';
 import { formatBytes, mapLimit } from '../util.js';

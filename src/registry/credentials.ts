@@ -149,7 +149,8 @@ function fromAuthEntry(entry: NonNullable<DockerConfig['auths']>[string], regist
 /**
  * Where JSON.parse failed (` at position 61 (line 3 column 5)`), or ''. Its error is not kept as
  * a cause: V8's message quotes the text around the failure (`Unexpected token 'g', "ghp_s3cret"…`),
- * here a password or a helper's secret, and the registry client prints causes (client.ts).
+ * here a password or a helper's secret, and the registry client prints causes (describeFailure,
+ * errors.ts).
  */
 function jsonPosition(err: unknown): string {
   const m = / at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error | undefined)?.message ?? '');

@@ -22,7 +22,7 @@ export interface RegistryErrorInit {
   /** The part of the exchange that failed when it was not the request itself (`token request to auth.docker.io`). */
   stage?: string;
   retryAfterMs?: number;
-  /** Worth another attempt whatever the status says: a 404 of an upload session (see Repository.sessionError). */
+  /** Worth another attempt whatever the status says: a 404 of an upload session (see sessionError in upload.ts). */
   retryable?: boolean;
   cause?: unknown;
 }
@@ -114,9 +114,13 @@ function oneLine(s: string): string {
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
+/** `push manifest 1.2.3 to ghcr.io/o/app`: what was being done where, the head of a message. */
+export function describeOperation(op: Operation, host: string, repository?: string): string {
+  return `${op.action} ${op.preposition} ${repository ? `${host}/${repository}` : host}`;
+}
+
 function formatMessage(init: RegistryErrorInit): string {
-  const where = init.repository ? `${init.host}/${init.repository}` : init.host;
-  const head = `${init.operation.action} ${init.operation.preposition} ${where}`;
+  const head = describeOperation(init.operation, init.host, init.repository);
   const stage = init.stage ? `: ${init.stage}` : '';
   const reasons: string[] = [];
   for (const e of init.errors ?? []) reasons.push(e.message ? `${e.code}: ${e.message}` : e.code);
@@ -124,4 +128,14 @@ function formatMessage(init: RegistryErrorInit): string {
   const status = init.status !== undefined ? `${init.status}${reasons.length ? '' : init.statusText ? ` ${init.statusText}` : ''}` : '';
   const why = [status, reasons.join('; ')].filter((x) => x !== '').join(' ');
   return `${head}${stage}${why ? `: ${why}` : ''}`;
+}
+
+/** A failure's message, and its cause's when that says more (`… : connect ECONNREFUSED …`). */
+export function describeFailure(err: unknown): string {
+  // Duck-typed: errors may come from another realm (jest's VM), failing instanceof.
+  const e = err as { name?: unknown; message?: unknown; cause?: { message?: unknown } } | undefined;
+  if (typeof e?.message !== 'string') return String(err);
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'the time budget ran out';
+  const cause = typeof e.cause?.message === 'string' ? e.cause.message : undefined;
+  return cause && cause !== e.message ? `${e.message}: ${cause}` : e.message;
 }

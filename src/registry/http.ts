@@ -1,5 +1,5 @@
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 /**
  * One HTTP/1.1 exchange on Node's own client (`node:http`/`node:https`, keep-alive global
@@ -28,6 +28,9 @@ export interface HttpRequest {
    */
   idleTimeoutMs: number;
 }
+
+/** The statuses of a redirect to follow (RFC 9110 §15.4). */
+export const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /** Methods whose empty body is declared (`Content-Length: 0`) rather than sent chunked. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -109,4 +112,43 @@ function responseOf(res: IncomingMessage): HttpResponse {
     },
     body: res,
   };
+}
+
+// --- reading responses ---
+
+/** Let the rest of a response go (to keep the connection for the next request). */
+export async function discard(res: HttpResponse): Promise<void> {
+  res.body.resume();
+}
+
+/** `res` with `text` as its body, to be read again after the original body was consumed. */
+export function withBody(res: HttpResponse, text: string): HttpResponse {
+  return { status: res.status, statusText: res.statusText, headers: res.headers, body: Readable.from([Buffer.from(text)]) };
+}
+
+/** The whole body; more than `limit` bytes fails, naming `what` was being read. */
+export async function readLimited(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      res.body.destroy();
+      throw new Error(`${what}: the response is larger than ${limit} bytes`);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Up to `limit` bytes of the body as text; the rest is not read. */
+export async function readText(res: HttpResponse, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    n += c.length;
+    if (n >= limit) break;
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, limit);
 }

@@ -29,6 +29,16 @@ const MAX_NAME = 255;
 
 export const isValidTag = (s: string): boolean => TAG.test(s);
 
+/** Throws unless `digest` is a sha256 digest: what a blob request names. */
+export function checkDigest(digest: string): void {
+  if (!isDigest(digest)) throw new Error(`${JSON.stringify(digest)} is not a sha256 digest`);
+}
+
+/** Throws unless `reference` is a tag or a sha256 digest: what a manifest request names. */
+export function checkReference(reference: string): void {
+  if (!isDigest(reference) && !isValidTag(reference)) throw new Error(`${JSON.stringify(reference)} is neither a tag nor a sha256 digest`);
+}
+
 /**
  * Parse `[host[:port]/]path[:tag][@sha256:…]`. The first element is a host only if it has
  * a `.` or `:` or is `localhost` (as the Docker CLI decides); otherwise the name is on Docker

@@ -9,7 +9,7 @@ import { fromBuffer } from '../oci/layer.js';
 import { LayoutWriter } from '../oci/layout.js';
 import { formatPlatform } from '../oci/platform.js';
 import { isIndexMediaType, Key, Layout, MediaType, type Descriptor, type Index, type Manifest } from '../oci/spec.js';
-import type { Repository } from '../registry/client.js';
+import type { Repository } from '../registry/repository.js';
 import { RegistryError } from '../registry/errors.js';
 import { allDone } from '../util.js';
 import { spdxDocument } from './spdx.js';
