@@ -22,7 +22,8 @@
 //                  platform, pushed as its image's referrer), to a new repository: the SBOMs' cost.
 //   no-op          ours and crane's push again to the repository they pushed to in this round.
 //   start-up       `node dist/cli/index.js --help`; `node dist/index.js` (the action) with a
-//                  minimal env until its first line of output.
+//                  minimal env until its first line of output. Reported, not a target: a step's
+//                  start-up is tens of milliseconds in a job that spends its time in `go build`.
 //   peak RSS       of the ko-annotate process itself during `ours push` (process.resourceUsage,
 //                  via bench/rss-hook.mjs), and of its process tree (GNU time, includes `go list`).
 //
@@ -32,7 +33,9 @@
 // Environment: BENCH_LINK_MBIT / BENCH_LINK_RTT_MS (put the registry behind a link of that many
 // Mbit/s each way and that round trip, default 20 ms, paid by every request and once more by a new connection: bench/link.mjs), BENCH_RUNS (paired runs, default 5), BENCH_LEVEL_REPS (gzip level study reps,
 // default 3; 0 skips it), BENCH_DIST (the bundles to measure, default dist), BENCH_BASELINE_DIST
-// (another ncc output, e.g. of an older commit, timed in the same rounds for a before/after). Writes .tmp/bench.json. Every process it starts is stopped before it
+// (another ncc output, e.g. of an older commit: `git archive <commit> dist | tar -x -C /tmp/base`
+// gives /tmp/base/dist; its push, no-op re-publish and start-up are timed in the same rounds,
+// paired, and printed beside this bundle's). Writes .tmp/bench.json. Every process it starts is stopped before it
 // exits; every loop is bounded.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -217,6 +220,7 @@ async function setup() {
   if (!goBin) throw new Error('no Go >= 1.23 found');
   for (const f of ['cli/index.js', 'index.js']) {
     if (!existsSync(join(DIST, f))) throw new Error(`${join(DIST, f)} is missing: run npm run build first`);
+    if (BASELINE && !existsSync(join(BASELINE, f))) throw new Error(`BENCH_BASELINE_DIST: ${join(BASELINE, f)} is missing`);
   }
 
   // The program, as a git repository (ko-annotate reads the commit for its labels and tags).
@@ -373,19 +377,23 @@ function trials(s, host) {
 }
 
 async function startup(s, n) {
+  // This bundle, then the baseline's (if any), timed in the same loop and in alternating order.
+  const bundles = [DIST, ...(BASELINE ? [BASELINE] : [])];
   const one = async (node) => {
-    const help = [];
     const nodeBare = [];
-    const action = [];
-    let firstLine = '';
+    const per = bundles.map(() => ({ help: [], action: [], line: '' }));
     for (let i = 0; i < n; i++) {
       nodeBare.push((await run(node, ['-e', '0'])).ms);
-      help.push((await run(node, [join(DIST, 'cli/index.js'), '--help'])).ms);
-      const r = await firstOutput(node, [join(DIST, 'index.js')], { PATH: process.env.PATH, HOME: tmp });
-      action.push(r.ms);
-      firstLine = r.line;
+      const order = i % 2 ? [...per.keys()].reverse() : [...per.keys()];
+      for (const b of order) {
+        per[b].help.push((await run(node, [join(bundles[b], 'cli/index.js'), '--help'])).ms);
+        const r = await firstOutput(node, [join(bundles[b], 'index.js')], { PATH: process.env.PATH, HOME: tmp });
+        per[b].action.push(r.ms);
+        per[b].line = r.line;
+      }
     }
-    return { node: (await run(node, ['--version'])).stdout.trim(), nodeBareMs: median(nodeBare), helpMs: median(help), actionFirstLineMs: median(action), actionFirstLine: firstLine.slice(0, 160) };
+    const summary = (p) => ({ helpMs: median(p.help), actionFirstLineMs: median(p.action), actionFirstLine: p.line.slice(0, 160) });
+    return { node: (await run(node, ['--version'])).stdout.trim(), nodeBareMs: median(nodeBare), ...summary(per[0]), baseline: per[1] && summary(per[1]) };
   };
   const main = await one(s.node);
   return { ...main, host: s.node === process.execPath ? undefined : await one(process.execPath) };
@@ -456,7 +464,7 @@ async function main() {
       }
       const round = { n, load: loadavg()[0] };
       for (const k of [...push, ...noop]) round[k] = await t[k](n);
-      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} (with SBOMs ${ms(round.oursSbom.ms)}) crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)} | load ${round.load.toFixed(1)}`);
+      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} (with SBOMs ${ms(round.oursSbom.ms)}) crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)}${BASELINE ? ` | baseline push ${ms(round.basePush.ms)} no-op ${ms(round.baseNoop.ms)}` : ''} | load ${round.load.toFixed(1)}`);
       results.rounds.push(round);
     }
     const digests = new Set(results.rounds.flatMap((r) => [r.oursPush.digest, r.oursNoop.digest, r.oursAssemble.digest, r.oursSbom.digest]));
@@ -490,8 +498,6 @@ function report(s, results, levels, start, craneIndex) {
   const targets = [
     { target: 'assemble+push ≤ 0.7× crane', value: pairs('oursPush', 'cranePush'), limit: 0.7 },
     { target: 'no-op re-publish ≤ 0.5× crane', value: pairs('oursNoop', 'craneNoop'), limit: 0.5 },
-    { target: 'start-up (--help) ≤ 150 ms', value: start.helpMs, limit: 150 },
-    { target: 'action start-up to first line ≤ 150 ms', value: start.actionFirstLineMs, limit: 150 },
     // MB as in the issue: 10^6 bytes (150 MB is 143 MiB).
     { target: 'peak RSS ≤ 150 MB (ko-annotate process, 10^6 bytes)', value: (selfRssMiB * 1048576) / 1e6, limit: 150 },
     { target: 'layers (writeLayer) ≤ 1.2× floor', value: pairs('layers', 'floor'), limit: 1.2 },
@@ -507,12 +513,6 @@ function report(s, results, levels, start, craneIndex) {
     ['ours: CLI --push=false (all but push)', m.oursAssemble, cpu.oursAssemble, `ours/floor ${ratio(m.oursAssemble, m.floor)}`],
     ['ours: no-op re-publish', m.oursNoop, cpu.oursNoop, ''],
     ['crane: no-op re-publish', m.craneNoop, cpu.craneNoop, `ours/crane ${ratio(m.oursNoop, m.craneNoop)} (paired ${pairs('oursNoop', 'craneNoop').toFixed(2)})`],
-    ...(BASELINE
-      ? [
-          [`baseline bundle: assemble+push`, med('basePush'), med('basePush', 'cpuMs'), `ours/baseline ${pairs('oursPush', 'basePush').toFixed(2)} (paired)`],
-          [`baseline bundle: no-op re-publish`, med('baseNoop'), med('baseNoop', 'cpuMs'), `ours/baseline ${pairs('oursNoop', 'baseNoop').toFixed(2)} (paired)`],
-        ]
-      : []),
     [`node -e 0 (reference), ${start.node}`, start.nodeBareMs, undefined, ''],
     [`node dist/cli/index.js --help, ${start.node}`, start.helpMs, undefined, ''],
     [`node dist/index.js → first line, ${start.node}`, start.actionFirstLineMs, undefined, ''],
@@ -535,6 +535,7 @@ function report(s, results, levels, start, craneIndex) {
   out.push('');
   out.push(`peak RSS: ko-annotate process ${selfRssMiB.toFixed(0)} MiB (${((selfRssMiB * 1048576) / 1e6).toFixed(0)} MB); its process tree (GNU time, includes go list) ${treeRssMiB.toFixed(0)} MiB`);
   out.push(`bundles: dist/index.js ${(bundleSize('index.js') / 1e6).toFixed(2)} MB, dist/cli/index.js ${(bundleSize('cli/index.js') / 1e6).toFixed(2)} MB; action's first line: ${start.actionFirstLine}`);
+  if (BASELINE) out.push('', ...beforeAfter(rounds, start, selfRssMiB));
   if (levels) {
     out.push('');
     out.push('gzip settings (Node zlib, amd64 binary, streaming; level/wWINDOWBITS/mMEMLEVEL): setting  size  ratio  wall  cpu');
@@ -567,7 +568,18 @@ function report(s, results, levels, start, craneIndex) {
       cliAssembleOverFloor: m.oursAssemble / m.floor,
       pushOursOverSkopeo: m.oursPush / m.skopeo,
     },
-    baseline: BASELINE && { dist: BASELINE, pushMs: med('basePush'), noopMs: med('baseNoop'), pushCpuMs: med('basePush', 'cpuMs'), selfRssMiB: Math.max(...rounds.map((r) => r.basePush.selfRssKiB)) / 1024, pushOursOverBaselinePaired: pairs('oursPush', 'basePush'), noopOursOverBaselinePaired: pairs('oursNoop', 'baseNoop') },
+    baseline: BASELINE && {
+      dist: BASELINE,
+      pushMs: med('basePush'),
+      noopMs: med('baseNoop'),
+      pushCpuMs: med('basePush', 'cpuMs'),
+      selfRssMiB: Math.max(...rounds.map((r) => r.basePush.selfRssKiB)) / 1024,
+      pushOursOverBaselinePaired: pairs('oursPush', 'basePush'),
+      noopOursOverBaselinePaired: pairs('oursNoop', 'baseNoop'),
+      startup: start.baseline,
+      sameDigest: rounds.every((r) => r.basePush.digest === s.meta.digest && r.baseNoop.digest === s.meta.digest),
+      bundles: { action: bundleSize('index.js', BASELINE), cli: bundleSize('cli/index.js', BASELINE) },
+    },
     startup: start,
     peakRss: { selfMiB: selfRssMiB, treeMiB: treeRssMiB },
     bundles: { action: bundleSize('index.js'), cli: bundleSize('cli/index.js') },
@@ -580,9 +592,38 @@ function report(s, results, levels, start, craneIndex) {
   return writeFile(join(root, '.tmp/bench.json'), JSON.stringify(json, null, 2) + '\n').then(() => say('wrote .tmp/bench.json'));
 }
 
-const bundleSize = (f) => {
+/**
+ * This bundle beside the baseline's (BENCH_BASELINE_DIST): medians of the same rounds, and the
+ * median of the per-round ratios for what was timed in pairs. Start-up is reported, not a target.
+ */
+function beforeAfter(rounds, start, selfRssMiB) {
+  const med = (k, f = 'ms') => median(rounds.map((r) => r[k]?.[f]));
+  const pairs = (a, b, f = 'ms') => median(rounds.map((r) => r[a][f] / r[b][f])).toFixed(2);
+  const baseRssMiB = Math.max(...rounds.map((r) => r.basePush.selfRssKiB)) / 1024;
+  const mib = (x) => `${x.toFixed(0)} MiB`;
+  const rows = [
+    ['assemble+push, wall', ms(med('basePush')), ms(med('oursPush')), `${pairs('oursPush', 'basePush')} (paired)`],
+    ['assemble+push, cpu', ms(med('basePush', 'cpuMs')), ms(med('oursPush', 'cpuMs')), `${pairs('oursPush', 'basePush', 'cpuMs')} (paired)`],
+    ['no-op re-publish, wall', ms(med('baseNoop')), ms(med('oursNoop')), `${pairs('oursNoop', 'baseNoop')} (paired)`],
+    ['no-op re-publish, cpu', ms(med('baseNoop', 'cpuMs')), ms(med('oursNoop', 'cpuMs')), `${pairs('oursNoop', 'baseNoop', 'cpuMs')} (paired)`],
+    ['peak RSS of the push (ko-annotate process)', mib(baseRssMiB), mib(selfRssMiB), ratio(selfRssMiB, baseRssMiB)],
+    [`start-up: cli --help, ${start.node}`, ms(start.baseline.helpMs), ms(start.helpMs), ratio(start.helpMs, start.baseline.helpMs)],
+    [`start-up: action → first line, ${start.node}`, ms(start.baseline.actionFirstLineMs), ms(start.actionFirstLineMs), ratio(start.actionFirstLineMs, start.baseline.actionFirstLineMs)],
+    ['bundle: dist/index.js', `${(bundleSize('index.js', BASELINE) / 1e6).toFixed(2)} MB`, `${(bundleSize('index.js') / 1e6).toFixed(2)} MB`, ratio(bundleSize('index.js'), bundleSize('index.js', BASELINE))],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  const same = rounds.every((r) => r.basePush.digest === r.oursPush.digest && r.baseNoop.digest === r.oursPush.digest);
+  return [
+    `this bundle (${DIST}) beside the baseline (${BASELINE}); start-up is reported, not a target:`,
+    `${'what'.padEnd(w)}  ${'baseline'.padStart(10)}  ${'this'.padStart(10)}  this/baseline`,
+    ...rows.map(([name, b, t, r]) => `${name.padEnd(w)}  ${b.padStart(10)}  ${t.padStart(10)}  ${r}`),
+    `same image digest from both bundles: ${same ? 'yes' : `no (baseline ${rounds[0].basePush.digest})`}`,
+  ];
+}
+
+const bundleSize = (f, dist = DIST) => {
   try {
-    return statSync(join(DIST, f)).size;
+    return statSync(join(dist, f)).size;
   } catch {
     return NaN;
   }
