@@ -143,7 +143,7 @@ describe('bad input fails before any build or push (docs/reliability.md)', () =>
   it('has at least 40 cases over every input of action.yml', () => {
     expect(BAD_INPUTS.length).toBeGreaterThanOrEqual(40);
     const covered = new Set(BAD_INPUTS.flatMap((c) => Object.keys(c.raw ?? {})));
-    for (const name of ['packages', 'working-directory', 'repository', 'naming', 'base-image', 'platforms', 'tags', 'latest', 'labels', 'annotations', 'push', 'sbom', 'oci-layout-path', 'username', 'token', 'ldflags', 'flags', 'env', 'user', 'timeout'] satisfies InputName[]) {
+    for (const name of ['packages', 'working-directory', 'repository', 'naming', 'base-image', 'platforms', 'tags', 'flavor', 'latest', 'labels', 'annotations', 'push', 'sbom', 'oci-layout-path', 'username', 'token', 'ldflags', 'flags', 'env', 'user', 'timeout'] satisfies InputName[]) {
       expect(covered).toContain(name);
     }
   });

@@ -17,7 +17,7 @@ KO_ANNOTATE_TOKEN, or log in so that ~/.docker/config.json has credentials.
   ko-annotate build ./cmd/app --push=false --oci-layout-path out
 `;
 
-const REPEATABLE = new Set<InputName>(['labels', 'annotations', 'tags', 'ldflags', 'flags', 'env', 'packages', 'platforms']);
+const REPEATABLE = new Set<InputName>(['labels', 'annotations', 'tags', 'flavor', 'ldflags', 'flags', 'env', 'packages', 'platforms']);
 
 /** Parse the command line into the same raw record the action reads from its inputs. */
 export function parseCommandLine(argv: readonly string[], env: Record<string, string | undefined>): RawInputs | 'help' {

@@ -2,6 +2,7 @@ import { formatPlatform, parsePlatform } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { UserAnnotations } from './gobuild/assemble.js';
 import { parseReference } from './registry/reference.js';
+import { isTagRules, parseTagRules, type TagRules } from './github/tag-rules.js';
 
 /** Every input of action.yml, by name. The CLI builds the same record from its flags. */
 export const INPUT_NAMES = [
@@ -12,6 +13,7 @@ export const INPUT_NAMES = [
   'base-image',
   'platforms',
   'tags',
+  'flavor',
   'latest',
   'labels',
   'annotations',
@@ -49,6 +51,8 @@ export interface Inputs {
   baseImage?: string;
   platforms?: Platform[] | 'all';
   tags?: string[];
+  /** The `tags` input as docker/metadata-action's rules, when any line is `type=…` (docs/tag-rules.md); then `tags` is unset. */
+  tagRules?: TagRules;
   latest: Tristate;
   labels: Record<string, string>;
   annotations: UserAnnotations;
@@ -106,7 +110,14 @@ export function parseInputs(raw: RawInputs): Inputs {
   const platforms = platformsRaw ? parsePlatformList(platformsRaw, 'input "platforms"') : undefined;
 
   const tagsRaw = get('tags');
-  const tags = tagsRaw ? list(tagsRaw, 'tags') : undefined;
+  const flavorRaw = get('flavor');
+  // docs/tag-rules.md: one `type=…` line makes the whole input metadata-action's rules.
+  const tagRules = isTagRules(tagsRaw) ? parseTagRules(tagsRaw, flavorRaw) : undefined;
+  if (tagRules === undefined && flavorRaw) {
+    fail('flavor', flavorRaw, 'applies to tag rules only: give "tags" as type=… rules (metadata-action\'s default is type=schedule, type=ref,event=branch, type=ref,event=tag, type=ref,event=pr)');
+  }
+  if (tagRules && tagRules.rules.length > 256) fail('tags', tagsRaw, `lists ${tagRules.rules.length} rules; at most ${MAX_ITEMS}`);
+  const tags = tagsRaw && !tagRules ? list(tagsRaw, 'tags') : undefined;
   for (const t of tags ?? []) if (!TAG.test(t)) fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
 
   const baseImage = get('base-image') || undefined;
@@ -122,6 +133,8 @@ export function parseInputs(raw: RawInputs): Inputs {
   if (token !== undefined && /[\s\p{Cc}]/u.test(token)) fail('token', token, 'contains white space or a control character (a line break?); paste the token alone');
 
   const latest = oneOf('latest', get('latest') || 'auto', ['auto', 'true', 'false'] as const);
+  // With tag rules, latest is the rules' and the flavor's (docs/tag-rules.md#flavor).
+  if (tagRules && latest !== 'auto') fail('latest', latest, `does not apply to tag rules (type=…); write flavor: latest=${latest}`);
   // docs/tags.md: `false` never sets latest; explicit tags that name it say the opposite.
   if (latest === 'false' && tags?.includes('latest')) fail('latest', 'false', 'contradicts input "tags", which lists latest; drop one of them');
 
@@ -136,6 +149,7 @@ export function parseInputs(raw: RawInputs): Inputs {
     baseImage,
     platforms,
     tags,
+    tagRules,
     latest,
     labels: keyValues('labels', raw.labels ?? ''),
     annotations: userAnnotations(raw.annotations ?? ''),

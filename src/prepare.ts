@@ -7,6 +7,7 @@ import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type Git
 import { createdTime } from './github/created.js';
 import { apiToken, repoInfo, type RepoInfo } from './github/repo-info.js';
 import { computeTags, tagsFollowExisting } from './github/tags.js';
+import { planTagRules } from './github/rules-plan.js';
 import type { Inputs } from './inputs.js';
 import type { Logger } from './log.js';
 import type { RunRequest } from './engine.js';
@@ -16,6 +17,8 @@ export interface PrepareDeps {
   fetch: typeof globalThis.fetch;
   /** Runs a command line (`args[0]` is the program); used for git. */
   run: RunCommand;
+  /** The clock, for tag rules' {{date}} (docs/tag-rules.md#expressions); the wall clock by default. */
+  now?: () => Date;
 }
 
 /** This action's version: package.json's (a unit test keeps the two equal). */
@@ -73,8 +76,25 @@ export async function prepareRun(
   };
   const created = await createdTime({ env, ctx, gitCommitTime });
   const info = runnerInfo ?? (await lookUp(ctx));
+  // docs/tag-rules.md: metadata-action's rules decide the tags and the version; the existing
+  // tags only hold floating ones back.
+  const rules = inputs.tagRules
+    ? await planTagRules(inputs.tagRules, {
+        // Outside Actions the checkout's context stands for the runner's.
+        env: runnerCtx ? env : { ...env, GITHUB_EVENT_NAME: ctx.eventName, GITHUB_REF: ctx.ref, GITHUB_SHA: ctx.sha },
+        payload: runnerCtx ? payload : {},
+        defaultBranch: ctx.defaultBranch ?? info.defaultBranch,
+        now: deps.now?.() ?? new Date(),
+        // The revision's time is read as for `created` (fetching a pull request's head if need be).
+        commitTime: (sha) =>
+          sha.toLowerCase() === ctx.revision
+            ? gitCommitTime()
+            : deps.run(['git', 'log', '-1', '--format=%cI', sha], workspace).then((r) => (r.code === 0 ? r.stdout.trim() || undefined : undefined)),
+        logger: deps.logger,
+      })
+    : undefined;
   const plan = (existing: readonly string[] | undefined) =>
-    computeTags({ ctx, explicitTags: inputs.tags, latest: inputs.latest, existingTags: existing ?? [] });
+    rules ? rules.plan(existing) : computeTags({ ctx, explicitTags: inputs.tags, latest: inputs.latest, existingTags: existing ?? [] });
   const { version } = plan(undefined);
   const provenance: Provenance = {
     source: local && !local.fromRemote ? undefined : sourceUrl(ctx),
@@ -102,7 +122,7 @@ export async function prepareRun(
     provenance,
     push,
     tagsFor: (existing) => plan(existing).tags,
-    tagsFollowExisting: tagsFollowExisting({ ctx, explicitTags: inputs.tags }),
+    tagsFollowExisting: rules ? rules.followsExisting : tagsFollowExisting({ ctx, explicitTags: inputs.tags }),
     // {{.Env.NAME}} sees the environment go build gets, as in ko's createTemplateData: the
     // build's own (a `.ko.yaml` build's env, the platform's GOOS/GOARCH) over the process's.
     render: (text, where, buildEnv) => renderTemplate(text, { env: { ...templateEnv, ...buildEnv }, created: new Date(created), git }, where),

@@ -24,7 +24,7 @@ export interface VectorCase {
 export interface Vectors {
   about: string;
   source: { repository: string; commit: string };
-  harness: { now: string; repo_api_response: { default_branch: string } };
+  harness: { now: string; repo_api_response: { default_branch: string; description?: string } };
   fixtures: Record<string, Fixture>;
   cases: VectorCase[];
 }

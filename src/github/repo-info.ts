@@ -7,6 +7,8 @@ export interface RepoInfo {
   description?: string;
   /** SPDX id. */
   license?: string;
+  /** The default branch (for tag rules' type=edge, docs/tag-rules.md). */
+  defaultBranch?: string;
 }
 
 export interface RepoInfoDeps {
@@ -59,9 +61,10 @@ async function fromApi(ctx: GithubContext, { token, fetch, logger, timeoutMs = 1
       logger.warning(`could not read repository details from ${url}: HTTP ${res.status}; ${skipped}`);
       return {};
     }
-    const body = (await res.json()) as { description?: unknown; license?: { spdx_id?: unknown } | null };
+    const body = (await res.json()) as { description?: unknown; license?: { spdx_id?: unknown } | null; default_branch?: unknown };
     return {
       ...(typeof body.description === 'string' ? { description: body.description } : {}),
+      ...(typeof body.default_branch === 'string' ? { defaultBranch: body.default_branch } : {}),
       ...(typeof body.license?.spdx_id === 'string' ? { license: body.license.spdx_id } : {}),
     };
   } catch (err) {
@@ -81,8 +84,8 @@ function describeFailure(err: unknown, timeoutMs: number): string {
   return typeof cause === 'string' ? `${message} (${cause})` : message;
 }
 
-function clean({ description, license }: RepoInfo, logger: Logger): RepoInfo {
-  const out: RepoInfo = {};
+function clean({ description, license, defaultBranch }: RepoInfo, logger: Logger): RepoInfo {
+  const out: RepoInfo = defaultBranch ? { defaultBranch } : {};
   const d = description?.trim();
   if (d) {
     // Count code points, not UTF-16 units, so an emoji is never cut in half.
