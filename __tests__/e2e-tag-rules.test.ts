@@ -69,6 +69,7 @@ describe('metadata-action vectors through dist/index.js (push off)', () => {
         inputs: {
           tags: tags.map(asInputLine).join('\n'),
           flavor: c.inputs!.flavor.map(asInputLine).join('\n'),
+          packages: './cmd/hello',
           push: 'false',
           'base-image': 'scratch',
           platforms: 'linux/amd64',
@@ -133,7 +134,7 @@ describe('floating tags made by rules only move forward, against a token-auth re
         event: tagPush(tag),
         registry,
         workspace: workspace.dir,
-        inputs: { tags: RULES, repository, username: registry.username, 'base-image': 'scratch', platforms: 'linux/amd64', sbom: 'none' },
+        inputs: { packages: './cmd/hello', tags: RULES, repository, username: registry.username, 'base-image': 'scratch', platforms: 'linux/amd64', sbom: 'none' },
       });
 
     const first = await run('v2.3.4');

@@ -4,13 +4,18 @@
 // reason (exclusionOf) and still checked for what this action does instead. Labels are not
 // compared: this action writes its own (docs/tag-rules.md#differences); the version label is
 // checked end to end (e2e-tag-rules.test.ts).
-import { afterAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { dateFormatter, type DateFormatter } from '../src/github/dates.js';
 import { defaultFlavor, parseFlavorItems } from '../src/github/flavor.js';
 import { evaluateTagRules, parseRule, rulesContext, tagRulesOf } from '../src/github/tag-rules.js';
 import { exclusionOf, METADATA_ACTION_DEFAULT_RULES, tagsForOneImage, vectors, type Expected, type VectorCase } from './support/metadata-action-cases.js';
 
 const items = (list: readonly string[]) => list.map((text, i) => ({ text, line: i + 1 }));
 const counts = { applicable: 0, excluded: [] as string[] };
+let formatDate: DateFormatter;
+beforeAll(async () => {
+  formatDate = await dateFormatter();
+});
 
 afterAll(() => {
   console.log(
@@ -61,7 +66,7 @@ describe('version and tags for each event (metadata-action meta.test.ts)', () =>
     const run = () => {
       const rules = tagRulesOf(items(tags), parseFlavorItems(items(c.inputs!.flavor)));
       // The harness fixes the clock for {{date}} and {{commit_date}} alike, and the repository API's default branch.
-      const ctx = rulesContext(env, fixture.payload, { defaultBranch: vectors.harness.repo_api_response.default_branch, now, commitDate: now });
+      const ctx = rulesContext(env, fixture.payload, { defaultBranch: vectors.harness.repo_api_response.default_branch, now, commitDate: now, formatDate });
       return evaluateTagRules(rules, ctx);
     };
     const why = exclusionOf(c);

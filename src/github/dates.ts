@@ -1,5 +1,3 @@
-import moment from 'moment';
-
 /**
  * `{{date 'format' tz='Zone'}}` and `{{commit_date …}}` (docs/tag-rules.md#expressions): a
  * moment.js format, as docker/metadata-action renders it with moment-timezone. moment formats;
@@ -7,11 +5,17 @@ import moment from 'moment';
  * own copy of the zone data is not needed. Only the zone-abbreviation tokens (`z`, `zz`) would
  * need it, and they are refused when the rule is read (checkFormat).
  */
-export function formatDate(date: Date, format: string | undefined, zone: string): string {
-  const offset = offsetMinutes(date, zone);
-  // utcOffset(0) puts moment in UTC mode, as moment-timezone's tz('UTC') does, so that a
-  // missing format gives the same default (…ss[Z] for UTC, …ssZ otherwise).
-  return moment.utc(date.getTime()).utcOffset(offset).format(format);
+export type DateFormatter = (date: Date, format: string | undefined, zone: string) => string;
+
+/** Loaded only for rules that use a date: most runs never evaluate moment's code. */
+export async function dateFormatter(): Promise<DateFormatter> {
+  const { default: moment } = await import(/* webpackMode: "eager" */ 'moment');
+  return (date, format, zone) => {
+    const offset = offsetMinutes(date, zone);
+    // utcOffset(0) puts moment in UTC mode, as moment-timezone's tz('UTC') does, so that a
+    // missing format gives the same default (…ss[Z] for UTC, …ssZ otherwise).
+    return moment.utc(date.getTime()).utcOffset(offset).format(format);
+  };
 }
 
 /** Whether `zone` is an IANA time zone this runtime knows. */

@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import { parseRfc3339 } from './created.js';
+import { dateFormatter } from './dates.js';
 import { evaluateTagRules, forwardOnly, rulesContext, type TagRules } from './tag-rules.js';
 import type { TagsResult } from './tags.js';
 
@@ -27,7 +28,8 @@ export interface RulesPlan {
  * floating tags that would move backwards.
  */
 export async function planTagRules(rules: TagRules, input: RulesPlanInput): Promise<RulesPlan> {
-  const first = rulesContext(input.env, input.payload, { defaultBranch: input.defaultBranch, now: input.now, commitDate: input.now });
+  const formatDate = rules.usesDates ? await dateFormatter() : undefined;
+  const first = rulesContext(input.env, input.payload, { defaultBranch: input.defaultBranch, now: input.now, commitDate: input.now, formatDate });
   const commitDate = rules.usesCommitDate ? await commitDateOf(first.sha, input) : input.now;
   const outcome = evaluateTagRules(rules, { ...first, commitDate });
   for (const w of outcome.warnings) input.logger.warning(w);

@@ -1,6 +1,6 @@
 import semver from 'semver';
 import { csvRecords, listItems, type ListItem } from './csv.js';
-import { checkFormat, formatDate, isTimeZone } from './dates.js';
+import { checkFormat, isTimeZone, type DateFormatter } from './dates.js';
 import { namesIn, parseTemplate, render, type Param, type Scope, type Template } from './expressions.js';
 import { parseFlavor, parseFlavorItems, type Flavor } from './flavor.js';
 import { isValidTag } from './tags.js';
@@ -45,6 +45,8 @@ export interface TagRules {
   flavorTemplates: { prefix: Template; suffix: Template };
   /** Whether `{{commit_date}}` appears anywhere (the commit time is then looked up). */
   usesCommitDate: boolean;
+  /** Whether `{{date}}` or `{{commit_date}}` appears anywhere (a date formatter is then needed). */
+  usesDates: boolean;
 }
 
 /** Whether the `tags` input is tag rules: any line of the form `type=…` (docs/tag-rules.md). */
@@ -74,7 +76,8 @@ export function tagRulesOf(items: readonly ListItem[], flavor: Flavor, where = '
   // Array.prototype.sort is stable: rules of equal priority keep their order, as in metadata-action.
   const rules = parsed.sort((a, b) => b.priority - a.priority);
   const all = [...rules.flatMap((r) => Object.values(r.templates)), flavorTemplates.prefix, flavorTemplates.suffix];
-  return { rules, flavor, flavorTemplates, usesCommitDate: all.some((t) => t !== undefined && namesIn(t).includes('commit_date')) };
+  const uses = (name: string) => all.some((t) => t !== undefined && namesIn(t).includes(name));
+  return { rules, flavor, flavorTemplates, usesCommitDate: uses('commit_date'), usesDates: uses('date') || uses('commit_date') };
 }
 
 /** One rule, checked: metadata-action's checks, and those that would otherwise fail or be ignored at run time. */
@@ -267,6 +270,8 @@ export interface RulesContext {
   now: Date;
   /** The commit's time, for {{commit_date}}. */
   commitDate: Date;
+  /** Renders {{date}} and {{commit_date}}; needed only when the rules use them (TagRules.usesDates). */
+  formatDate?: DateFormatter;
 }
 
 const SHORT_SHA_LENGTH = 7;
@@ -278,7 +283,7 @@ const SHORT_SHA_LENGTH = 7;
 export function rulesContext(
   env: Record<string, string | undefined>,
   payload: unknown,
-  known: { defaultBranch?: string; now: Date; commitDate: Date },
+  known: { defaultBranch?: string; now: Date; commitDate: Date; formatDate?: DateFormatter },
 ): RulesContext {
   const p = record(payload);
   const pr = record(p.pull_request);
@@ -304,6 +309,7 @@ export function rulesContext(
     defaultBranch: known.defaultBranch,
     now: known.now,
     commitDate: known.commitDate,
+    formatDate: known.formatDate,
   };
 }
 
@@ -507,16 +513,14 @@ function semverScope(v: semver.SemVer): Scope {
   return { version: v.version, major: v.major, minor: v.minor, patch: v.patch, prerelease: v.prerelease, build: v.build, raw: v.raw };
 }
 
-function dateHelper(date: Date) {
-  return (params: Param[], hash: Record<string, Param>) => {
+function dateScope(ctx: RulesContext): Scope {
+  const helper = (date: Date) => (params: Param[], hash: Record<string, Param>) => {
+    if (!ctx.formatDate) throw new Error('the tag rules use a date, but no date formatter was loaded (TagRules.usesDates)');
     const format = params[0]?.kind === 'string' ? params[0].value : undefined;
     const tz = hash.tz?.kind === 'string' ? hash.tz.value : 'UTC';
-    return formatDate(date, format, tz);
+    return ctx.formatDate(date, format, tz);
   };
-}
-
-function dateScope(ctx: RulesContext): Scope {
-  return { date: dateHelper(ctx.now), commit_date: dateHelper(ctx.commitDate) };
+  return { date: helper(ctx.now), commit_date: helper(ctx.commitDate) };
 }
 
 function globalScope(ctx: RulesContext): Scope {
