@@ -116,7 +116,7 @@ export function parseInputs(raw: RawInputs): Inputs {
   if (tagRules === undefined && flavorRaw) {
     fail('flavor', flavorRaw, 'applies to tag rules only: give "tags" as type=… rules (metadata-action\'s default is type=schedule, type=ref,event=branch, type=ref,event=tag, type=ref,event=pr)');
   }
-  if (tagRules && tagRules.rules.length > 256) fail('tags', tagsRaw, `lists ${tagRules.rules.length} rules; at most ${MAX_ITEMS}`);
+  if (tagRules && tagRules.rules.length > MAX_ITEMS) fail('tags', tagsRaw, `lists ${tagRules.rules.length} rules; at most ${MAX_ITEMS}`);
   const tags = tagsRaw && !tagRules ? list(tagsRaw, 'tags') : undefined;
   for (const t of tags ?? []) if (!TAG.test(t)) fail('tags', t, 'is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})');
 
