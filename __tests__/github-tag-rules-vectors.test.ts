@@ -19,7 +19,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   console.log(
-    `metadata-action vectors: ${vectors.cases.length} cases, ${counts.applicable} applicable and passed, ${counts.excluded.length} excluded:\n` +
+    `metadata-action vectors: ${vectors.cases.length} cases, ${counts.applicable} applicable and passed (version and tags; labels are this action's own, docs/tag-rules.md#differences), ${counts.excluded.length} excluded:\n` +
       counts.excluded.map((e) => `  ${e}`).join('\n'),
   );
 });
