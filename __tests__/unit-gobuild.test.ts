@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { assembleImage, inheritedLabels, metadataKeys } from '../src/gobuild/assemble.js';
 import { childEnv, GoBuildError, GoToolchain, parseBuildInfo, parseDiagnostics, type Command } from '../src/gobuild/go.js';
 import { scratch } from '../src/oci/image.js';
-import { formatPlatform, goEnv, parsePlatform, platformMatches } from '../src/oci/platform.js';
+import { bestPlatformMatch, compatiblePlatforms, formatPlatform, goEnv, parsePlatform, platformMatches } from '../src/oci/platform.js';
 import { Key } from '../src/oci/spec.js';
 
 describe('platforms', () => {
@@ -13,13 +13,14 @@ describe('platforms', () => {
     ['linux/arm/v7', { os: 'linux', architecture: 'arm', variant: 'v7' }, { GOOS: 'linux', GOARCH: 'arm', GOARM: '7' }],
     ['linux/arm/v6', { os: 'linux', architecture: 'arm', variant: 'v6' }, { GOOS: 'linux', GOARCH: 'arm', GOARM: '6' }],
     ['linux/amd64/v3', { os: 'linux', architecture: 'amd64', variant: 'v3' }, { GOOS: 'linux', GOARCH: 'amd64', GOAMD64: 'v3' }],
+    ['linux/arm64/v8.2', { os: 'linux', architecture: 'arm64', variant: 'v8.2' }, { GOOS: 'linux', GOARCH: 'arm64', GOARM64: 'v8.2' }],
   ])('%s parses, formats back and sets the Go environment', (s, platform, env) => {
     expect(parsePlatform(s)).toEqual(platform);
     expect(formatPlatform(parsePlatform(s))).toBe(s);
     expect(goEnv(parsePlatform(s))).toEqual(env);
   });
 
-  it.each(['linux', 'linux/amd65', 'linux/arm/v9', 'Linux/amd64', 'linux/amd64/v3/x', 'linux//amd64', ''])('rejects %j', (s) => {
+  it.each(['linux', 'linux/amd65', 'linux/arm64/v8.', 'linux/amd64/v3.1', 'linux.x/amd64', 'linux/arm/v9', 'Linux/amd64', 'linux/amd64/v3/x', 'linux//amd64', ''])('rejects %j', (s) => {
     expect(() => parsePlatform(s)).toThrow(JSON.stringify(s));
   });
 
@@ -27,6 +28,53 @@ describe('platforms', () => {
     expect(platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe(true);
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(false);
     expect(platformMatches({ os: 'linux', architecture: 'amd64' }, undefined)).toBe(false);
+  });
+
+  // containerd/platforms' compare.go (platformVector), less its other-architecture fallbacks.
+  it.each([
+    ['linux/amd64', ['linux/amd64']],
+    ['linux/amd64/v1', ['linux/amd64']],
+    ['linux/amd64/v2', ['linux/amd64/v2', 'linux/amd64']],
+    ['linux/amd64/v3', ['linux/amd64/v3', 'linux/amd64/v2', 'linux/amd64']],
+    ['linux/amd64/v4', ['linux/amd64/v4', 'linux/amd64/v3', 'linux/amd64/v2', 'linux/amd64']],
+    ['linux/arm/v7', ['linux/arm/v7', 'linux/arm/v6', 'linux/arm/v5']],
+    ['linux/arm', ['linux/arm/v7', 'linux/arm/v6', 'linux/arm/v5']],
+    ['linux/arm/v6', ['linux/arm/v6', 'linux/arm/v5']],
+    ['linux/arm/v5', ['linux/arm/v5']],
+    ['linux/arm64', ['linux/arm64']],
+    ['linux/arm64/v8', ['linux/arm64']],
+    ['linux/arm64/v8.2', ['linux/arm64/v8.2', 'linux/arm64/v8.1', 'linux/arm64']],
+    ['linux/arm64/v9', ['linux/arm64/v9', 'linux/arm64/v8.5', 'linux/arm64/v8.4', 'linux/arm64/v8.3', 'linux/arm64/v8.2', 'linux/arm64/v8.1', 'linux/arm64']],
+    ['linux/arm64/v9.2', ['linux/arm64/v9.2', 'linux/arm64/v9.1', 'linux/arm64/v9', 'linux/arm64/v8.7', 'linux/arm64/v8.6', 'linux/arm64/v8.5', 'linux/arm64/v8.4', 'linux/arm64/v8.3', 'linux/arm64/v8.2', 'linux/arm64/v8.1', 'linux/arm64']],
+    ['linux/arm64/v9.5', ['linux/arm64/v9.5', 'linux/arm64/v9.4', 'linux/arm64/v9.3', 'linux/arm64/v9.2', 'linux/arm64/v9.1', 'linux/arm64/v9', 'linux/arm64/v8.9', 'linux/arm64/v8.8', 'linux/arm64/v8.7', 'linux/arm64/v8.6', 'linux/arm64/v8.5', 'linux/arm64/v8.4', 'linux/arm64/v8.3', 'linux/arm64/v8.2', 'linux/arm64/v8.1', 'linux/arm64']],
+    ['linux/riscv64', ['linux/riscv64']],
+  ])('%s runs code for, best first, %j', (want, order) => {
+    expect(compatiblePlatforms(parsePlatform(want)).map(formatPlatform)).toEqual(order);
+  });
+
+  const entries = (...ps: string[]) => ps.map((p) => (p === 'attestation' ? undefined : parsePlatform(p)));
+  it.each([
+    // [requested, the base's entries, the entry used (-1: none)]
+    ['linux/amd64/v3', ['linux/amd64'], 0],
+    ['linux/amd64/v3', ['linux/amd64', 'linux/amd64/v2'], 1],
+    ['linux/amd64/v3', ['linux/amd64', 'linux/amd64/v2', 'linux/amd64/v3'], 2],
+    ['linux/amd64/v3', ['linux/amd64/v4'], -1],
+    ['linux/amd64', ['linux/amd64/v2'], -1],
+    ['linux/amd64', ['linux/amd64/v1'], 0],
+    ['linux/amd64', ['linux/386'], -1],
+    ['linux/amd64/v2', ['linux/arm64', 'attestation', 'linux/amd64'], 2],
+    ['linux/arm/v7', ['linux/arm/v5', 'linux/arm/v6'], 1],
+    ['linux/arm/v7', ['linux/arm'], 0],
+    ['linux/arm/v6', ['linux/arm/v7'], -1],
+    ['linux/arm/v6', ['linux/arm'], -1],
+    ['linux/arm64/v8.2', ['linux/arm64/v8'], 0],
+    ['linux/arm64/v8.2', ['linux/arm64/v8.1', 'linux/arm64'], 0],
+    ['linux/arm64', ['linux/arm64/v8.1'], -1],
+    ['linux/arm64', ['linux/arm/v7'], -1],
+    ['linux/arm64/v9', ['linux/arm64/v8.5', 'linux/arm64/v8.6'], 0],
+    ['linux/amd64', ['windows/amd64'], -1],
+  ] as const)('%s on a base of %j uses entry %d', (want, have, i) => {
+    expect(bestPlatformMatch(parsePlatform(want), entries(...have))).toBe(i);
   });
 });
 

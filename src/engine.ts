@@ -11,7 +11,7 @@ import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { imagesOf, scratch, type Artifact } from './oci/image.js';
 import type { TarEntry } from './oci/layer.js';
-import { formatPlatform, goEnv } from './oci/platform.js';
+import { formatPlatform, goEnv, platformMatches } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
@@ -356,7 +356,7 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
           ? platformSpec === 'all'
             ? fail('input "platforms": "all" needs a base image index to list platforms; base is scratch')
             : platformSpec
-          : base.images.map((i) => i.platform);
+          : [...base.platforms];
       // Templates see each platform's build environment, as ko's do: CGO_ENABLED, GOOS, GOARCH
       // (GOARM, GOAMD64) win over the env input, which wins over .ko.yaml's (GoToolchain.buildCommand).
       const platformEnv = (p: Platform) => ({ ...withInputs, ...BUILD_ENV, ...goEnv(p) });
@@ -407,8 +407,15 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
   const { source, reference } = await deps.openBase(ref);
   try {
     const base = await resolveBase(source, ref, reference, platforms);
+    // docs/cgo.md#platform-matching: the image is the platform asked for, built on a lower variant's entry.
+    base.platforms.forEach((p, i) => {
+      const entry = base.images[i];
+      if (!platformMatches(p, entry.platform)) {
+        deps.logger.info(`${formatPlatform(p)}: base ${ref} has no ${formatPlatform(p)} entry; building on its ${formatPlatform(entry.platform)} entry (${entry.digest})`);
+      }
+    });
     if (base.skipped) {
-      const built = base.images.map((i) => formatPlatform(i.platform)).join(', ');
+      const built = base.platforms.map(formatPlatform).join(', ');
       deps.logger.info(`platforms "all" of ${ref}: ${built} (not ${base.skipped.map(formatPlatform).join(', ')}: images are built for linux only)`);
     }
     return base;

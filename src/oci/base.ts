@@ -1,6 +1,6 @@
 import { imageFromParts, type Image } from './image.js';
 import type { Layer } from './layer.js';
-import { formatPlatform, isUnknownPlatform, platformMatches } from './platform.js';
+import { bestPlatformMatch, formatPlatform, isUnknownPlatform } from './platform.js';
 import { familyOf, isIndexMediaType, isManifestMediaType, type Index, type Manifest, type MediaFamily, type Platform } from './spec.js';
 import { readConfigBlob, type ContentSource } from './store.js';
 
@@ -12,8 +12,13 @@ export interface ResolvedBase {
   readonly digest: string;
   readonly isIndex: boolean;
   readonly family: MediaFamily;
-  /** One image per requested platform, in the requested order. */
+  /**
+   * One image per requested platform, in the requested order: the base's entry that serves it,
+   * which may be a lower variant (docs/cgo.md#platform-matching); its `platform` is the entry's.
+   */
   readonly images: readonly Image[];
+  /** The platform each of `images` is built for: the one requested, or with `all` the entry's own. */
+  readonly platforms: readonly Platform[];
   /** With `platforms: all`: the base's platforms left out because they are not Linux. */
   readonly skipped?: readonly Platform[];
 }
@@ -42,17 +47,18 @@ export async function resolveBase(
     const wanted = platforms === 'all' ? available.filter(isLinux) : platforms;
     if (!wanted.length) throw new Error(`base image ${name} has no Linux platform to build (it has ${available.map(formatPlatform).join(', ') || 'none'})`);
     const images: Image[] = [];
+    const entries = index.manifests.map((m) => (isManifestMediaType(m.mediaType) && !isUnknownPlatform(m.platform) ? m.platform : undefined));
     for (const p of wanted) {
-      const d = index.manifests.find((m) => isManifestMediaType(m.mediaType) && platformMatches(p, m.platform));
-      if (!d) {
+      const i = bestPlatformMatch(p, entries);
+      if (i < 0) {
         throw new Error(
-          `base image ${name} has no ${formatPlatform(p)} image (it has ${available.map(formatPlatform).join(', ') || 'none'})`,
+          `base image ${name} has no ${formatPlatform(p)} image, nor a lower variant of it (it has ${available.map(formatPlatform).join(', ') || 'none'})`,
         );
       }
-      images.push(await loadImage(source, d.digest, d.platform!));
+      images.push(await loadImage(source, index.manifests[i].digest, index.manifests[i].platform!));
     }
     const skipped = platforms === 'all' ? available.filter((p) => !isLinux(p)) : [];
-    return { name, digest: top.digest, isIndex: true, family, images, ...(skipped.length ? { skipped } : {}) };
+    return { name, digest: top.digest, isIndex: true, family, images, platforms: wanted, ...(skipped.length ? { skipped } : {}) };
   }
   if (!isManifestMediaType(top.mediaType)) {
     throw new Error(`base image ${name}: unsupported media type ${top.mediaType}`);
@@ -62,13 +68,13 @@ export async function resolveBase(
     throw new Error(`base image ${name} is a single ${formatPlatform(image.platform)} image; images are built for linux only`);
   }
   if (platforms !== 'all') {
-    const other = platforms.find((p) => !platformMatches(p, image.platform));
+    const other = platforms.find((p) => bestPlatformMatch(p, [image.platform]) < 0);
     if (other) {
       throw new Error(`base image ${name} is a single ${formatPlatform(image.platform)} image; it cannot serve ${formatPlatform(other)}`);
     }
   }
-  const count = platforms === 'all' ? 1 : platforms.length;
-  return { name, digest: top.digest, isIndex: false, family, images: Array(count).fill(image) };
+  const wanted = platforms === 'all' ? [image.platform] : platforms;
+  return { name, digest: top.digest, isIndex: false, family, images: wanted.map(() => image), platforms: wanted };
 }
 
 const isLinux = (p: Platform) => p.os === 'linux';
