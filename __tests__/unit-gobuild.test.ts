@@ -81,7 +81,7 @@ describe('platforms', () => {
 describe('the go command line', () => {
   const go = new GoToolchain(async () => ({ code: 0, stdout: '', stderr: '' }), { PATH: '/usr/bin', HOME: '/home/u' });
 
-  it('is data: -trimpath, CGO_ENABLED=0 and the platform env always win', () => {
+  it('is data: -trimpath and the platform env always win; CGO_ENABLED is 0 unless the user env says 1', () => {
     const c: Command = go.buildCommand({
       target: 'example.com/app/cmd/app',
       output: '/tmp/out/app',
@@ -95,8 +95,13 @@ describe('the go command line', () => {
       cmd: 'go',
       args: ['build', '-trimpath', '-o', '/tmp/out/app', '-v', '-tags=netgo', '-ldflags=-s -w -X main.version=1.2.3', 'example.com/app/cmd/app'],
       cwd: '/src',
-      env: { PATH: '/usr/bin', HOME: '/home/u', GOFLAGS: '-mod=vendor', CGO_ENABLED: '0', GOOS: 'linux', GOARCH: 'arm', GOARM: '7' },
+      env: { PATH: '/usr/bin', HOME: '/home/u', GOFLAGS: '-mod=vendor', CGO_ENABLED: '1', GOOS: 'linux', GOARCH: 'arm', GOARM: '7' },
     });
+    const plain = go.buildCommand({ target: '.', output: '/tmp/out/app', cwd: '/src', flags: [], ldflags: [], env: {}, platformEnv: { GOOS: 'linux', GOARCH: 'amd64' } });
+    expect(plain.env.CGO_ENABLED).toBe('0');
+    // The runner's own CGO_ENABLED is not an input: the default stays off (docs/cgo.md).
+    const runner = new GoToolchain(async () => ({ code: 0, stdout: '', stderr: '' }), { PATH: '/usr/bin', CGO_ENABLED: '1' });
+    expect(runner.buildCommand({ target: '.', output: '/o', cwd: '/src', flags: [], ldflags: [], env: {}, platformEnv: {} }).env.CGO_ENABLED).toBe('0');
   });
 
   it('says plainly when go is not on PATH', async () => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the test suite needs and is missing, and only that; safe to run again.
 #   Go >= 1.23, docker-registry (distribution 2.8), skopeo, umoci, openssl, htpasswd, git, and
-#   qemu-user with arm64's libc and libstdc++ (scripts/deflate-cpus.sh runs Node on other CPUs).
+#   qemu-user with arm64's libc and libstdc++ (scripts/deflate-cpus.sh runs Node on other CPUs),
+#   and for cgo (docs/cgo.md): gcc, Debian's arm64 cross compiler, and qemu-user-static, whose
+#   qemu-aarch64-static -L <rootfs> runs the arm64 cgo binary against an image's own libc.
 # Runs as root in CI (sudo only when not root). apt-get update runs once, and only when
 # something must be installed. The packaged registry service is never left running: tests
 # start their own registries on loopback, and the packaged one listens on all interfaces.
@@ -52,6 +54,12 @@ want openssl openssl
 want htpasswd apache2-utils # htpasswd -B: distribution's htpasswd auth accepts bcrypt only
 want git git
 want qemu-x86_64 qemu-user
+want gcc gcc
+want aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+want qemu-aarch64-static qemu-user-static
+# The compilers' libc headers are only recommended, and apt_install skips recommends.
+[ -e /usr/include/stdio.h ] || packages+=(libc6-dev)
+[ -e /usr/aarch64-linux-gnu/include/stdio.h ] || packages+=(libc6-dev-arm64-cross)
 [ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || packages+=(libc6-arm64-cross)
 [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || packages+=(libstdc++6-arm64-cross)
 

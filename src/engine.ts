@@ -4,9 +4,10 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { buildPackages, lastElement, type BuiltPackage, type PackagePlan } from './gobuild/builder.js';
 import type { Provenance } from './gobuild/assemble.js';
+import { cgoEnabled, findCCompiler, thisHost, type Host } from './gobuild/cgo.js';
 import { BUILD_ENV, type GoPackage, type GoToolchain } from './gobuild/go.js';
 import { baseImageOverride, refuseToolexec, refuseToolexecInEnv } from './config/koyaml.js';
-import { Defaults, parseKoEnvironment, parsePlatformList, validateBaseImage, validateRepository, type InputName, type Inputs, type Naming } from './inputs.js';
+import { Defaults, parseKoEnvironment, parsePlatformList, platformEnvFor, validateBaseImage, validateRepository, type InputName, type Inputs, type Naming } from './inputs.js';
 import { DeferredLogger, type Logger } from './log.js';
 import { resolveBase, type ResolvedBase } from './oci/base.js';
 import { imagesOf, scratch, type Artifact } from './oci/image.js';
@@ -30,7 +31,7 @@ export interface KoSettings {
    * `dir` (which may be another module), with the package relative to it. Undefined: the
    * working directory and the name as given.
    */
-  locate?(spec: string): { dir: string; target: string } | undefined;
+  locate?(spec: string): { dir: string; target: string; env?: Record<string, string> } | undefined;
   /**
    * Per-package build settings (templates already rendered): where to run `go build`, flags,
    * ldflags, env. `over` is the rest of one platform's build environment (the env input,
@@ -82,7 +83,7 @@ export async function listPackages(inputs: Inputs, workspace: string, ko: KoSett
   return Promise.all(
     inputs.packages.map(async (spec) => {
       const at = ko?.locate?.(spec) ?? { dir: workDir, target: spec };
-      const [pkg] = await go.list([at.target], at.dir, env, flags);
+      const [pkg] = await go.list([at.target], at.dir, { ...('env' in at ? at.env : {}), ...env }, flags);
       return { ...pkg, spec };
     }),
   );
@@ -110,6 +111,8 @@ export interface RegistryTarget extends Publisher {
 export interface EngineDeps {
   go: GoToolchain;
   logger: Logger;
+  /** The machine's OS and architecture, for a native cgo build's C compiler (docs/cgo.md); default: this one. */
+  host?: Host;
   /** Opens a base reference: `oci:<dir>[:<name>]` or a registry reference. */
   openBase(reference: string): Promise<{ source: ContentSource; reference: string }>;
   /** The publisher for `repository`, logging to `logger` (the run's logger when not given). */
@@ -339,6 +342,11 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   };
 
   const withInputs = inputEnv(inputs, render);
+  const platformInputEnv = (p: Platform) => {
+    const env = Object.fromEntries(Object.entries(platformEnvFor(inputs.platformEnv, p)).map(([k, v]) => [k, render(v, 'input "env"')]));
+    refuseToolexecInEnv(Object.entries(env).map(([k, v]) => `${k}=${v}`), 'input "env"');
+    return env;
+  };
   return Promise.all(
     pkgs.map(async (pkg) => {
       // Inputs win, then ko's order: a per-package override, KO_DEFAULTBASEIMAGE, the file's default.
@@ -357,12 +365,24 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
             ? fail('input "platforms": "all" needs a base image index to list platforms; base is scratch')
             : platformSpec
           : [...base.platforms];
-      // Templates see each platform's build environment, as ko's do: CGO_ENABLED, GOOS, GOARCH
-      // (GOARM, GOAMD64) win over the env input, which wins over .ko.yaml's (GoToolchain.buildCommand).
-      const platformEnv = (p: Platform) => ({ ...withInputs, ...BUILD_ENV, ...goEnv(p) });
+      // Templates see each platform's build environment, as ko's do: GOOS, GOARCH (GOARM,
+      // GOAMD64) win over the env input (its lines for the platform last), which wins over
+      // .ko.yaml's, which wins over CGO_ENABLED=0 (GoToolchain.buildCommand).
+      const inputsFor = (p: Platform) => ({ ...withInputs, ...platformInputEnv(p) });
+      const platformEnv = (p: Platform) => ({ ...BUILD_ENV, ...inputsFor(p), ...goEnv(p) });
       const perPlatform = platforms.map((p) => ko?.buildFor?.(pkg, platformEnv(p)));
       const fromKo = perPlatform[0];
       const buildDir = fromKo?.dir ? resolve(workDir, fromKo.dir) : workDir;
+      // docs/cgo.md: a C compiler for each cgo platform is found now, before anything is built.
+      const envs = await Promise.all(
+        platforms.map(async (p, i) => {
+          const env = { ...(perPlatform[i]?.env ?? {}), ...inputsFor(p) };
+          if (!cgoEnabled({ ...BUILD_ENV, ...env })) return env;
+          const cc = await findCCompiler(p, env, { host: deps.host ?? thisHost(), path: deps.go.searchPath });
+          deps.logger.info(`cgo for ${pkg.importPath} on ${formatPlatform(p)}: ${cc.how}`);
+          return { ...env, ...cc.env };
+        }),
+      );
       return {
         pkg,
         repository: repoFor(pkg),
@@ -376,9 +396,9 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
           return {
             flags: [...(perPlatform[i]?.flags ?? []), ...inputFlags(inputs, render, buildEnv)],
             ldflags: [...(perPlatform[i]?.ldflags ?? []), ...inputs.ldflags.map((f) => render(f, 'input "ldflags"', buildEnv))],
+            env: envs[i],
           };
         }),
-        env: { ...(fromKo?.env ?? {}), ...withInputs },
         user: inputs.user,
         labels: inputs.labels,
         annotations: inputs.annotations,

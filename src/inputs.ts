@@ -1,4 +1,4 @@
-import { formatPlatform, parsePlatform } from './oci/platform.js';
+import { formatPlatform, parsePlatform, platformMatches } from './oci/platform.js';
 import type { Platform } from './oci/spec.js';
 import type { UserAnnotations } from './gobuild/assemble.js';
 import { parseReference } from './registry/reference.js';
@@ -63,9 +63,19 @@ export interface Inputs {
   token?: string;
   ldflags: string[];
   flags: string[];
+  /** `env` lines for every platform. */
   env: Record<string, string>;
+  /** `env` lines limited to one platform by a prefix (`linux/arm64:CC=…`, docs/cgo.md#env), in order. */
+  platformEnv: PlatformEnvLine[];
   user?: string;
   timeoutMs: number;
+}
+
+/** An `env` line for one platform: `linux/arm64:CC=aarch64-linux-gnu-gcc`. */
+export interface PlatformEnvLine {
+  platform: Platform;
+  key: string;
+  value: string;
 }
 
 /** The most any one input may hold; larger is a mistake, not a configuration. */
@@ -161,7 +171,7 @@ export function parseInputs(raw: RawInputs): Inputs {
     ldflags: lines(raw.ldflags ?? ''),
     // Split at white space, but not inside a template's braces: `-tags={{ .Env.TAGS }}` is one flag.
     flags: lines(raw.flags ?? '').flatMap((l) => l.match(/(?:\{\{.*?\}\}|\S)+/g) ?? []),
-    env: keyValues('env', raw.env ?? '', ENV_KEY),
+    ...envLines(raw.env ?? ''),
     user,
     timeoutMs: parseDuration(get('timeout') || Defaults.timeout),
   };
@@ -285,6 +295,50 @@ function keyValues(name: InputName, s: string, keyPattern = /^[^\s=]+$/): Record
     out[key] = line.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * The `env` input: `KEY=VALUE` lines, each optionally limited to one platform with an
+ * `os/arch[/variant]:` prefix, as `annotations` lines are to a level (docs/cgo.md#env).
+ */
+function envLines(s: string): Pick<Inputs, 'env' | 'platformEnv'> {
+  const env: Record<string, string> = {};
+  const platformEnv: PlatformEnvLine[] = [];
+  const all = lines(s);
+  if (all.length > MAX_ITEMS) fail('env', s, `has ${all.length} lines; at most ${MAX_ITEMS}`);
+  for (const line of all) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) fail('env', line, 'is not KEY=VALUE (or os/arch:KEY=VALUE)');
+    const left = line.slice(0, eq).trim();
+    const colon = left.lastIndexOf(':');
+    const key = left.slice(colon + 1);
+    if (!ENV_KEY.test(key)) fail('env', line, `has an invalid key ${JSON.stringify(key)}`);
+    const value = line.slice(eq + 1);
+    if (colon < 0) {
+      env[key] = value;
+      continue;
+    }
+    const prefix = left.slice(0, colon);
+    let platform: Platform;
+    try {
+      platform = parsePlatform(prefix);
+    } catch {
+      return fail('env', line, `has a platform prefix ${JSON.stringify(prefix)} that is not os/arch[/variant] (e.g. linux/arm64:CC=aarch64-linux-gnu-gcc)`);
+    }
+    if (platform.os !== 'linux') fail('env', line, `is limited to ${prefix}, not a Linux platform; images are built for linux only`);
+    platformEnv.push({ platform, key, value });
+  }
+  return { env, platformEnv };
+}
+
+/**
+ * The `env` lines limited to `p`, later ones winning: a prefix with a variant (`linux/arm/v7:`)
+ * names that variant; one without (`linux/arm:`) every variant of its architecture.
+ */
+export function platformEnvFor(lines: readonly PlatformEnvLine[], p: Platform): Record<string, string> {
+  const applies = (l: PlatformEnvLine) =>
+    l.platform.variant === undefined ? l.platform.os === p.os && l.platform.architecture === p.architecture : platformMatches(l.platform, p);
+  return Object.fromEntries(lines.filter(applies).map((l) => [l.key, l.value]));
 }
 
 function userAnnotations(s: string): UserAnnotations {

@@ -14,7 +14,7 @@ export async function loadKoSettings(
   render: (text: string, where: string, buildEnv?: Readonly<Record<string, string>>) => string,
 ): Promise<KoSettings> {
   refuseToolexec(inputs.flags, 'input "flags"');
-  refuseToolexecInEnv(Object.entries(inputs.env).map(([k, v]) => `${k}=${v}`), 'input "env"');
+  refuseToolexecInEnv([...Object.entries(inputs.env).map(([k, v]) => `${k}=${v}`), ...inputs.platformEnv.map((l) => `${l.key}=${l.value}`)], 'input "env"');
   const workingDirectory = resolve(workspace, inputs.workingDirectory);
   const config = await loadKoConfig({ workingDirectory, env });
   const asTarget = (dir: string, pkgDir: string) => {
@@ -30,7 +30,10 @@ export async function loadKoSettings(
       const b = resolveBuild(config, '', relative(workingDirectory, pkgDir) || '.');
       if (b.id === undefined) return undefined;
       const dir = resolve(workingDirectory, b.dir);
-      return { dir, target: asTarget(dir, pkgDir) };
+      // go list must see the build's CGO_ENABLED=1 (docs/cgo.md): a main package of cgo files
+      // has no files without it. Templates are not rendered yet; a literal value is what counts.
+      const cgo = b.env.map((l) => /^CGO_ENABLED=([^{]*)$/.exec(l)?.[1]).filter((v) => v !== undefined).at(-1);
+      return { dir, target: asTarget(dir, pkgDir), ...(cgo !== undefined ? { env: { CGO_ENABLED: cgo } } : {}) };
     },
     baseImageOverrides: config?.baseImageOverrides,
     defaultPlatforms: config?.defaultPlatforms,

@@ -6,12 +6,14 @@ import type { ResolvedBase } from '../oci/base.js';
 import type { Artifact, Image } from '../oci/image.js';
 import { READ_CHUNK, reusedLayer, tarDigest, writeLayer, type Layer, type TarEntry } from '../oci/layer.js';
 import { formatPlatform, goEnv } from '../oci/platform.js';
+import { RootFs } from '../oci/rootfs.js';
 import { Key, mediaTypesOf, type Platform } from '../oci/spec.js';
 import type { Logger } from '../log.js';
 import type { PreviousImages } from '../publish/previous.js';
 import { parseRepository } from '../registry/reference.js';
 import { allDone, cpuCount, formatBytes, mapLimit } from '../util.js';
 import { assembleImage, binaryEntries, combine, metadataKeys, type Provenance, type UserAnnotations } from './assemble.js';
+import { elfInterpreter } from './elf.js';
 import type { BuildInfo, GoPackage, GoToolchain } from './go.js';
 
 /** Everything needed to build one package's image (resolved from inputs and .ko.yaml). */
@@ -25,11 +27,11 @@ export interface PackagePlan {
   buildDir: string;
   buildTarget: string;
   /**
-   * `go build` flags and ldflags for each of `platforms`, in order: templates are rendered per
-   * platform, since `{{.Env.GOARCH}}` (as in ko) is that platform's.
+   * `go build` flags, ldflags and env for each of `platforms`, in order: templates are rendered
+   * per platform, since `{{.Env.GOARCH}}` (as in ko) is that platform's, and env lines may be
+   * limited to a platform, as a cgo cross compiler is (docs/cgo.md).
    */
-  args: readonly { flags: string[]; ldflags: string[] }[];
-  env: Record<string, string>;
+  args: readonly { flags: string[]; ldflags: string[]; env: Record<string, string> }[];
   user?: string;
   labels: Record<string, string>;
   annotations: UserAnnotations;
@@ -94,6 +96,12 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       return layerFor(plan.kodata, join(dir, 'kodata.tar.gz'), mediaTypesOf(familyOf(plan)).layer, deps, pi);
     }),
   );
+  // Each base image's file system, read once and only if a binary is dynamically linked.
+  const fsOf = new Map<string, Promise<RootFs>>();
+  const baseFs = (image: Image) => {
+    if (!fsOf.has(image.digest)) fsOf.set(image.digest, RootFs.of(image));
+    return fsOf.get(image.digest)!;
+  };
   const binaryWrites = mapLimit(jobs, cpuCount(), async ({ plan, pi, platform, i }) => {
     const dir = join(deps.workDir, `pkg${pi}`, formatPlatform(platform).replaceAll('/', '-'));
     await mkdir(dir, { recursive: true });
@@ -107,7 +115,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         cwd: plan.buildDir,
         flags: plan.args[i]!.flags,
         ldflags: plan.args[i]!.ldflags,
-        env: plan.env,
+        env: plan.args[i]!.env,
         platformEnv: goEnv(platform),
         workspace: deps.workspace,
       });
@@ -115,6 +123,9 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
       deps.logger.section(title, [`go build failed after ${Date.now() - started} ms`]);
       throw err;
     }
+    // docs/cgo.md#interpreter: a dynamically linked binary needs its interpreter in the base,
+    // checked before its layer is written or uploaded.
+    const interpreter = await checkInterpreter(binary, plan, i, platform, baseFs);
     const size = (await stat(binary)).size;
     // `go version -m` runs while the layer is written; it is not needed before assembly.
     const [info, layer] = await allDone([
@@ -132,6 +143,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     deps.logger.section(title, [
       `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
       `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
+      ...(interpreter ? [`dynamically linked: its interpreter ${interpreter.path} is in the base (${interpreter.file})`] : []),
       `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : layer.stored ? ', uploaded as it was written' : ''})`,
     ]);
     return { binary, info, layer };
@@ -182,6 +194,35 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     return { plan, artifact, platforms: built, goVersion };
   });
 }
+
+/**
+ * The ELF interpreter of `binary` and where the base has it, or undefined for a static binary;
+ * throws when the base lacks it (docs/cgo.md#interpreter).
+ */
+async function checkInterpreter(
+  binary: string,
+  plan: PackagePlan,
+  i: number,
+  platform: Platform,
+  baseFs: (image: Image) => Promise<RootFs>,
+): Promise<{ path: string; file: string } | undefined> {
+  const path = await elfInterpreter(binary);
+  if (path === undefined) return undefined;
+  const base = plan.base === 'scratch' ? undefined : plan.base.images[i];
+  const file = base && (await baseFs(base)).resolveFile(path);
+  if (file) return { path, file };
+  const which = plan.base === 'scratch' ? 'base image scratch (empty)' : `base image ${plan.base.name} (its ${formatPlatform(base!.platform)} image ${base!.digest})`;
+  throw new InterpreterMissingError(
+    `${formatPlatform(platform)}: ${plan.pkg.importPath} is dynamically linked (cgo) and needs its ELF interpreter ${path}, which ${which} does not have. ` +
+      `Use a base image with glibc that has it, such as ${GLIBC_BASES.join(' or ')} (input "base-image"), or link statically.`,
+  );
+}
+
+/** Small glibc bases with the dynamic loader (docs/cgo.md#interpreter). */
+export const GLIBC_BASES = ['cgr.dev/chainguard/glibc-dynamic', 'gcr.io/distroless/base-debian12'] as const;
+
+/** A dynamically linked binary whose base lacks its interpreter: it could not start. */
+export class InterpreterMissingError extends Error {}
 
 /**
  * The layer of `entries`: the published one with the same diff ID when the repository has

@@ -43,11 +43,14 @@ export interface Module {
 
 export class GoNotFoundError extends Error {}
 
-/** What every `go build` runs with, over the user's env and under the platform's (docs/image.md#layout). */
+/**
+ * What every `go build` runs with unless the user's env (the input, .ko.yaml) says otherwise,
+ * over the runner's environment: cgo off (docs/image.md#layout, docs/cgo.md), whatever the runner has.
+ */
 export const BUILD_ENV = { CGO_ENABLED: '0' };
 
-/** What `go list` runs with besides the caller's env: what every build has (images are linux only). */
-const LIST_ENV = { ...BUILD_ENV, GOOS: 'linux' };
+/** What `go list` runs with under the caller's env: images are linux only. */
+const LIST_ENV = { GOOS: 'linux' };
 
 /**
  * The Go toolchain, run through an injected `Run`. The build environment is the caller's,
@@ -67,7 +70,8 @@ export class GoToolchain {
     // any build, and one for linux only lists on a macOS or Windows runner too. So do the
     // build's -tags: a main package whose files all need `-tags=prod` is one with them.
     const tags = flags.flatMap((f, i) => (/^--?tags=/.test(f) ? [f] : /^--?tags$/.test(f) && flags[i + 1] !== undefined ? [f, flags[i + 1]] : []));
-    const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...tags, ...specs], cwd, { ...env, ...LIST_ENV });
+    const listEnv = { ...BUILD_ENV, ...env, ...LIST_ENV };
+    const r = await this.exec(['list', '-e', '-json=ImportPath,Name,Dir,Module,Error', ...tags, ...specs], cwd, listEnv);
     if (r.code !== 0 && !r.stdout.trim()) throw new Error(`go list ${specs.join(' ')} failed:\n${r.stderr.trim()}`);
     const listed = parseJsonStream(r.stdout) as GoListEntry[];
     if (listed.length !== specs.length) {
@@ -77,7 +81,9 @@ export class GoToolchain {
       const spec = specs[i];
       if (p.Error) {
         const why = /build constraints exclude all Go files/.test(p.Error.Err)
-          ? ` (images are built with ${Object.entries(LIST_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}: files that import "C" and files for other systems are left out)`
+          ? listEnv.CGO_ENABLED === '1'
+            ? ` (images are built with GOOS=linux: files for other systems are left out)`
+            : ` (images are built with CGO_ENABLED=${listEnv.CGO_ENABLED} GOOS=linux: files that import "C" and files for other systems are left out; CGO_ENABLED=1 in input "env" turns cgo on, docs/cgo.md)`
           : '';
         // A source error (a broken import block) says where only in Pos.
         const err = p.Error.Err.trim();
@@ -103,8 +109,9 @@ export class GoToolchain {
       cmd: this.goBinary,
       args,
       cwd: opts.cwd,
-      // The user's env comes first so that the platform cannot be overridden by accident.
-      env: { ...this.baseEnv, ...opts.env, ...BUILD_ENV, ...opts.platformEnv },
+      // cgo is off unless the user's env turns it on (docs/cgo.md); the platform comes last, so
+      // that the user's env cannot override it by accident.
+      env: { ...this.baseEnv, ...BUILD_ENV, ...opts.env, ...opts.platformEnv },
     };
   }
 
@@ -119,6 +126,11 @@ export class GoToolchain {
     const r = await this.exec(['version', '-m', binary], cwd, {});
     if (r.code !== 0) throw new Error(`go version -m ${binary} failed: ${r.stderr.trim()}`);
     return parseBuildInfo(r.stdout);
+  }
+
+  /** PATH as the go command (and the C compiler it runs for cgo) sees it. */
+  get searchPath(): string {
+    return this.baseEnv.PATH ?? this.baseEnv.Path ?? '';
   }
 
   private exec(args: string[], cwd: string, env: Record<string, string>) {
