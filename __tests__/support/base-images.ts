@@ -335,3 +335,80 @@ export async function umociUnpack(layoutDir: string, tag: string, rootfsDir: str
     await rm(work, { recursive: true, force: true });
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// A glibc base from this machine's C library, for cgo binaries (docs/cgo.md#interpreter)
+
+/**
+ * Where this machine keeps the dynamic loader and libc per platform: its own (Debian's
+ * x86_64 glibc) and Debian's libc6-arm64-cross. `interpreter` is what a binary's PT_INTERP
+ * names; in the image it is a symbolic link, as in Debian, so the check must follow it.
+ */
+export const GLIBC_PLATFORMS = [
+  {
+    platform: { os: 'linux', architecture: 'amd64' },
+    hostLibDir: '/lib/x86_64-linux-gnu',
+    libDir: 'usr/lib/x86_64-linux-gnu',
+    loader: 'ld-linux-x86-64.so.2',
+    interpreter: '/lib64/ld-linux-x86-64.so.2',
+  },
+  {
+    platform: { os: 'linux', architecture: 'arm64' },
+    hostLibDir: '/usr/aarch64-linux-gnu/lib',
+    libDir: 'usr/lib/aarch64-linux-gnu',
+    loader: 'ld-linux-aarch64.so.1',
+    interpreter: '/lib/ld-linux-aarch64.so.1',
+  },
+] as const satisfies readonly { platform: Platform; hostLibDir: string; libDir: string; loader: string; interpreter: string }[];
+
+/**
+ * An OCI index of linux/amd64 and linux/arm64 images holding glibc's loader and libc.so.6
+ * (copied from this machine), laid out as Debian does since /usr was merged: the files in
+ * /usr/lib/<triplet>, `/lib` → `usr/lib`, and the interpreter's path a link to the loader.
+ * Each platform's base layers plus a second layer with the C library.
+ */
+export async function buildGlibcBaseLayout(dir: string, tag = 'glibc'): Promise<BaseLayout> {
+  const blobs = join(dir, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  const images: Image[] = [];
+  for (const [i, g] of GLIBC_PLATFORMS.entries()) {
+    const host = async (name: string): Promise<TarEntry> => {
+      const bytes = await readFile(join(g.hostLibDir, name)); // the real file behind any link
+      return { type: 'file', path: `${g.libDir}/${name}`, mode: 0o755, size: bytes.length, open: () => Readable.from([bytes]) };
+    };
+    const libc: TarEntry[] = [
+      { type: 'directory', path: 'usr', mode: 0o755 },
+      { type: 'directory', path: 'usr/lib', mode: 0o755 },
+      { type: 'directory', path: g.libDir, mode: 0o755 },
+      await host(g.loader),
+      await host('libc.so.6'),
+      { type: 'symlink', path: 'lib', target: 'usr/lib' },
+      ...(g.interpreter.startsWith('/lib64/')
+        ? [{ type: 'directory', path: 'lib64', mode: 0o755 } as const, { type: 'symlink', path: g.interpreter.slice(1), target: `/${g.libDir.slice(4)}/${g.loader}` } as const]
+        : [{ type: 'symlink', path: `usr${g.interpreter}`, target: `${g.libDir.split('/').at(-1)}/${g.loader}` } as const]),
+    ];
+    const layers: Layer[] = [];
+    for (const [j, entries] of [baseEntries(g.platform), libc].entries()) {
+      const partial = join(blobs, `.partial-glibc-${i}-${j}`);
+      const written = await writeLayer(entries, partial, mediaTypesOf('oci').layer);
+      const final = join(blobs, digestHex(written.digest));
+      await rename(partial, final);
+      layers.push(fileLayer(final, { mediaType: written.mediaType, digest: written.digest, diffId: written.diffId, size: written.size }));
+    }
+    const config = baseConfig(g.platform);
+    config.history = [...(config.history ?? []), { created: BASE_CREATED, created_by: `glibc from this machine's ${g.hostLibDir}` }];
+    images.push(makeImage({ family: 'oci', config, layers }));
+  }
+  const artifact = makeIndex('oci', images);
+  const writer = new LayoutWriter(dir);
+  await writer.putContent(artifact);
+  await writer.putName(artifact, tag);
+  return {
+    dir,
+    tag,
+    artifact,
+    digest: artifact.digest,
+    mediaType: artifact.mediaType,
+    platforms: images.map((img) => ({ platform: formatPlatform(img.platform), digest: img.digest })),
+  };
+}

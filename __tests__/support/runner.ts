@@ -123,14 +123,14 @@ export interface Workspace {
 
 /**
  * GITHUB_WORKSPACE as actions/checkout leaves it: a git repository whose HEAD holds the
- * example module at its root. The recorded events name fixed SHAs that no real commit can
+ * example module (examples/hello, or `example`) at its root. The recorded events name fixed SHAs that no real commit can
  * have, so `pinCommit` makes git answer for them with this commit (a replace ref), as the
  * checkout of that SHA would.
  */
-export async function createWorkspace(commitTime = '2026-01-05T10:20:30+01:00'): Promise<Workspace> {
+export async function createWorkspace(commitTime = '2026-01-05T10:20:30+01:00', example = exampleDir): Promise<Workspace> {
   const dir = await mkdtemp(join(tmpdir(), 'ko-annotate-workspace-'));
   try {
-    await cp(exampleDir, dir, { recursive: true });
+    await cp(example, dir, { recursive: true });
     const env = {
       ...process.env,
       GIT_AUTHOR_NAME: 'Mona Lisa',
