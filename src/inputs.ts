@@ -65,7 +65,7 @@ export interface Inputs {
   flags: string[];
   /** `env` lines for every platform. */
   env: Record<string, string>;
-  /** `env` lines limited to one platform by a prefix (`linux/arm64:CC=…`, docs/cgo.md#env), in order. */
+  /** `env` lines limited to one platform by a prefix (`linux/arm64:CC=…`, docs/cgo.md#env-lines-for-one-platform), in order. */
   platformEnv: PlatformEnvLine[];
   user?: string;
   timeoutMs: number;
@@ -299,7 +299,7 @@ function keyValues(name: InputName, s: string, keyPattern = /^[^\s=]+$/): Record
 
 /**
  * The `env` input: `KEY=VALUE` lines, each optionally limited to one platform with an
- * `os/arch[/variant]:` prefix, as `annotations` lines are to a level (docs/cgo.md#env).
+ * `os/arch[/variant]:` prefix, as `annotations` lines are to a level (docs/cgo.md#env-lines-for-one-platform).
  */
 function envLines(s: string): Pick<Inputs, 'env' | 'platformEnv'> {
   const env: Record<string, string> = {};
