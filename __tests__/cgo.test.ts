@@ -57,6 +57,7 @@ describe('a cgo program for linux/amd64 and linux/arm64 on a glibc base', () => 
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('cgo for example.com/cgo/cmd/answer on linux/amd64: CC=gcc (');
     expect(r.stdout).toContain('cgo for example.com/cgo/cmd/answer on linux/arm64: CC=aarch64-linux-gnu-gcc (');
+    expect(r.stdout).toContain('go build ./cmd/answer (GOOS=linux GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc) in ');
     expect(r.stdout).toContain('dynamically linked: its interpreter /lib64/ld-linux-x86-64.so.2 is in the base (/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2)');
     expect(r.stdout).toContain('dynamically linked: its interpreter /lib/ld-linux-aarch64.so.1 is in the base (/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1)');
   });

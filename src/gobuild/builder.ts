@@ -141,7 +141,7 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     ]);
     // Builds run in parallel: each one's lines are written as one group when it is done.
     deps.logger.section(title, [
-      `go build ${plan.buildTarget} (${Object.entries(goEnv(platform)).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
+      `go build ${plan.buildTarget} (${Object.entries({ ...goEnv(platform), ...cgoOf(plan.args[i]!.env) }).map(([k, v]) => `${k}=${v}`).join(' ')}) in ${plan.buildDir}`,
       `built ${appName(plan.pkg.importPath)} with ${info.goVersion}: ${formatBytes(size)} in ${Date.now() - started} ms`,
       ...(interpreter ? [`dynamically linked: its interpreter ${interpreter.path} is in the base (${interpreter.file})`] : []),
       `layer ${layer.digest} (${formatBytes(layer.size)} compressed${layer.reused ? ', already in the repository' : layer.stored ? ', uploaded as it was written' : ''})`,
@@ -194,6 +194,10 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
     return { plan, artifact, platforms: built, goVersion };
   });
 }
+
+/** What the log shows of a cgo build's env: that cgo is on, and with which C compiler. */
+const cgoOf = (env: Readonly<Record<string, string>>): Record<string, string> =>
+  env.CGO_ENABLED === '1' ? { CGO_ENABLED: '1', ...(env.CC ? { CC: env.CC } : {}) } : {};
 
 /**
  * The ELF interpreter of `binary` and where the base has it, or undefined for a static binary;
