@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadKoConfig } from '../src/config/koyaml.js';
 import type { PackageResult } from '../src/engine.js';
-import { workflow } from '../src/github/commands.js';
+import { workflow } from '../src/github/runner.js';
 import { INPUT_NAMES } from '../src/inputs.js';
 import { readActionInputs } from '../src/main.js';
 import { outputsOf } from '../src/outputs.js';
@@ -103,13 +103,20 @@ describe('the outputs', () => {
 });
 
 describe('the inputs', () => {
-  it('are read as the runner passes them: INPUT_<NAME> upper-cased, spaces as _, hyphens kept, trimmed; the token masked', async () => {
+  it('are read as the runner passes them: INPUT_<NAME> upper-cased, spaces as _, hyphens kept, trimmed; both tokens masked', async () => {
     const names = Object.keys((await action()).inputs);
     expect([...INPUT_NAMES].sort()).toEqual([...names].sort());
     const env = Object.fromEntries(names.map((n) => [`INPUT_${n.replace(/ /g, '_').toUpperCase()}`, `  value of ${n}\n`]));
-    const log: string[] = [];
-    const raw = readActionInputs(env, workflow({}, (s) => log.push(s)));
-    expect(raw).toEqual(Object.fromEntries(names.map((n) => [n, `value of ${n}`])));
-    expect(log.join('')).toContain('::add-mask::value of token');
+    const masked: string[] = [];
+    // @actions/core reads process.env.
+    const saved = process.env;
+    process.env = env;
+    try {
+      const raw = readActionInputs({ ...workflow, mask: (s) => masked.push(s) });
+      expect(raw).toEqual(Object.fromEntries(names.map((n) => [n, `value of ${n}`])));
+    } finally {
+      process.env = saved;
+    }
+    expect(masked.sort()).toEqual(['value of github-token', 'value of token']);
   });
 });

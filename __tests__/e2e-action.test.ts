@@ -551,9 +551,10 @@ describe('dist/index.js under a runner environment, against a token-auth registr
     published['1.4.0'] = digest;
   });
 
-  test('schedule on main: description and license from the GitHub API (anonymously: the token is the registry\'s), created from git', async () => {
+  test('schedule on main: description and license from the GitHub API with the github-token (masked, never the registry\'s token), created from git', async () => {
     const event = loadEvent('schedule-main');
-    const r = await run('schedule-main', {}, {
+    const apiToken = 'ghs_e2e-token-for-the-api-only';
+    const r = await run('schedule-main', { 'github-token': apiToken }, {
       api: (path) =>
         path === '/repos/Octo-Org/Hello-World'
           ? { status: 200, body: { full_name: 'Octo-Org/Hello-World', description: 'Said hello, via the API', license: { spdx_id: 'MIT' } } }
@@ -568,8 +569,9 @@ describe('dist/index.js under a runner environment, against a token-auth registr
       licenses: 'MIT',
     });
     expect(r.apiRequests.map((q) => `${q.method} ${q.path}`)).toEqual(['GET /repos/Octo-Org/Hello-World']);
-    // The token input is for the registry's host only (docs/publishing.md#credentials); only a ghcr.io one goes to api.github.com.
-    expect(r.apiRequests[0].headers.authorization).toBeUndefined();
+    // The registry's `token` stays with its host; the API gets `github-token` (docs/publishing.md#credentials).
+    expect(r.apiRequests[0].headers.authorization).toBe(`token ${apiToken}`);
+    expectTokenKeptSecret(r, apiToken);
   });
 
   test('pull_request #42: built and digested, nothing pushed; revision is the PR head', async () => {

@@ -55,10 +55,10 @@ describe('the example app on scratch, two platforms, into an OCI layout', () => 
     const groups: string[][] = [];
     let open: string[] | undefined;
     for (const line of log) {
-      if (line.startsWith('::group::')) {
+      if (line.startsWith('group: ')) {
         expect(open).toBeUndefined();
-        open = [line.slice('::group::'.length)];
-      } else if (line === '::endgroup::') {
+        open = [line.slice('group: '.length)];
+      } else if (line === 'endgroup') {
         groups.push(open!);
         open = undefined;
       } else open?.push(line);

@@ -54,7 +54,7 @@ const pushCtx = (edit?: (repo: Record<string, unknown>) => void) => {
   edit?.(p.repository);
   return readContext({ ...env, GITHUB_API_URL: apiUrl }, p);
 };
-const deps = (logger = new MemoryLogger()) => ({ token: TOKEN, fetch: globalThis.fetch, logger, timeoutMs: 500 });
+const deps = (logger = new MemoryLogger()) => ({ token: TOKEN, logger, timeoutMs: 500 });
 
 describe('repoInfo from the payload', () => {
   it('takes description and license from the payload without calling the API', async () => {
@@ -109,14 +109,14 @@ describe('repoInfo from the payload', () => {
 });
 
 describe('repoInfo from the API', () => {
-  it('asks GET /repos/{owner}/{repo} once with the Bearer token', async () => {
+  it('asks GET /repos/{owner}/{repo} once with the token, through Octokit', async () => {
     reply = { status: 200, body: { full_name: 'Octo-Org/Hello-World', description: 'From the API', license: { spdx_id: 'MIT' } } };
     expect(await repoInfo(scheduleCtx(), deps())).toEqual({ description: 'From the API', license: 'MIT' });
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({
       method: 'GET',
       url: '/api/v3/repos/Octo-Org/Hello-World',
-      headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/vnd.github+json' },
+      headers: { authorization: `token ${TOKEN}`, accept: 'application/vnd.github+json' },
     });
   });
 

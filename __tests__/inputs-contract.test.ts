@@ -53,7 +53,7 @@ async function build(raw: RawInputs, extraEnv: Record<string, string> = {}): Pro
   const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', 'base-image': 'scratch', platforms: 'linux/amd64', ...raw });
   const logger = new MemoryLogger();
   const env = { ...localEnv(), ...extraEnv };
-  const prepared = await prepareRun(inputs, env, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
+  const prepared = await prepareRun(inputs, env, {}, ws, { logger, run: realRun });
   const ko = await loadKoSettings(inputs, env, ws, prepared.render!);
   return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
 }

@@ -101,7 +101,7 @@ afterAll(async () => {
 async function build(raw: Record<string, string>, env: Record<string, string> = {}, logger = new MemoryLogger()): Promise<RunResult> {
   const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', ...raw });
   const environment = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
-  const prepared = await prepareRun(inputs, environment, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
+  const prepared = await prepareRun(inputs, environment, {}, ws, { logger, run: realRun });
   const ko = await loadKoSettings(inputs, environment, ws, prepared.render!);
   return runEngine({ ...prepared, ko }, layoutOnlyDeps(logger));
 }

@@ -45,7 +45,7 @@ async function build(ws: string, raw: Record<string, string>, env: Record<string
   const logger = deps.logger;
   const inputs = parseInputs({ repository: 'registry.example/acme', push: 'false', sbom: 'none', ...raw });
   const environment = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
-  const prepared = await prepareRun(inputs, environment, {}, ws, { logger, fetch: globalThis.fetch, run: realRun });
+  const prepared = await prepareRun(inputs, environment, {}, ws, { logger, run: realRun });
   const ko = await loadKoSettings(inputs, environment, ws, prepared.render!);
   return runEngine({ ...prepared, ko }, deps);
 }

@@ -43,9 +43,9 @@ function pushBoth(prefix: string, logger: MemoryLogger) {
 
 /** The lines of the group whose name starts with `name`, or undefined. */
 function groupLines(lines: readonly string[], name: string): string[] | undefined {
-  const start = lines.findIndex((l) => l.startsWith(`::group::${name}`));
+  const start = lines.findIndex((l) => l.startsWith(`group: ${name}`));
   if (start < 0) return undefined;
-  const end = lines.indexOf('::endgroup::', start);
+  const end = lines.indexOf('endgroup', start);
   return lines.slice(start + 1, end);
 }
 
@@ -78,7 +78,7 @@ describe('several packages', () => {
       expect(lines).toContain(`pushed ${p.repository}@${p.digest}`);
       expect(lines!.filter((l) => l.includes(other.repository))).toEqual([]);
       // The tags come later, through the same publisher, straight to the log.
-      expect(logger.lines.indexOf(`tagged ${p.repository}:1.2.3 → ${p.digest}`)).toBeGreaterThan(logger.lines.lastIndexOf('::endgroup::'));
+      expect(logger.lines.indexOf(`tagged ${p.repository}:1.2.3 → ${p.digest}`)).toBeGreaterThan(logger.lines.lastIndexOf('endgroup'));
     }
   }, 240_000);
 

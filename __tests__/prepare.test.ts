@@ -48,7 +48,7 @@ function recording(): { run: RunCommand; events: string[] } {
 }
 
 const inputs = parseInputs({ push: 'false', sbom: 'none' });
-const deps = (run: RunCommand) => ({ logger: new MemoryLogger(), fetch: globalThis.fetch, run });
+const deps = (run: RunCommand) => ({ logger: new MemoryLogger(), run });
 
 describe('prepareRun and git', () => {
   it('outside Actions: starts every git query before waiting for any, and takes HEAD’s time from them', async () => {
@@ -119,7 +119,7 @@ describe('prepareRun and git', () => {
     const env = { GITHUB_REPOSITORY: 'Octo-Org/Hello-World', GITHUB_SHA: merge, GITHUB_REF: 'refs/pull/1/merge', GITHUB_EVENT_NAME: 'pull_request' };
     const payload = { pull_request: { number: 1, head: { sha: prHead } } };
     const logger = new MemoryLogger();
-    const prepared = await prepareRun(inputs, env, payload, ws, { logger, fetch: globalThis.fetch, run: realRun });
+    const prepared = await prepareRun(inputs, env, payload, ws, { logger, run: realRun });
     expect(prepared.provenance.revision).toBe(prHead);
     expect(prepared.provenance.created).toBe('2026-02-03T03:05:06Z');
     expect(logger.lines).toContain(`fetched the pull request's head ${prHead} for its commit time (the checkout has only the merge commit)`);

@@ -1,6 +1,8 @@
 // Audit of docs/tags.md–§5 (tags, publishing, credentials, failures): each case here once failed.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInputs } from '../src/inputs.js';
@@ -79,47 +81,71 @@ describe('the publish time budget (README.md#inputs `timeout`, docs/reliability.
   }, 20_000);
 });
 
-describe('the token goes to the repository host only (docs/publishing.md#credentials)', () => {
+describe('the registry token goes to the repository host only, the github-token to the GitHub API only (docs/publishing.md#credentials)', () => {
   const SECRET = 'dckr_pat_meant-for-docker-hub-only';
+  const API_TOKEN = 'ghs_meant-for-the-api-only';
 
-  /** The GitHub API requests prepareRun makes on a schedule run (no repository in the payload). */
-  async function apiRequests(repository: string | undefined, env: Record<string, string> = {}) {
-    const calls: { url: string; authorization: string | null }[] = [];
-    const fetch = (async (url: string | URL | Request, init?: RequestInit) => {
-      calls.push({ url: String(url), authorization: new Headers(init?.headers).get('authorization') });
-      return new Response(JSON.stringify({ description: 'hello', license: { spdx_id: 'MIT' } }), { status: 200, headers: { 'Content-Type': 'application/json' } });
-    }) as typeof globalThis.fetch;
-    const inputs = parseInputs({ push: 'false', sbom: 'none', token: SECRET, username: 'me', ...(repository && { repository }) });
-    const runnerEnv = {
-      GITHUB_ACTIONS: 'true',
-      GITHUB_REPOSITORY: 'octo-org/hello',
-      GITHUB_SHA: 'a'.repeat(40),
-      GITHUB_REF: 'refs/heads/main',
-      GITHUB_EVENT_NAME: 'schedule',
-      SOURCE_DATE_EPOCH: '1767225600',
-      ...env,
-    };
-    const prepared = await prepareRun(inputs, runnerEnv, {}, tmpdir(), { logger: new MemoryLogger(), fetch, run: async () => ({ code: 1, stdout: '' }) });
-    return { calls, prepared };
+  /** The requests prepareRun makes on a schedule run (no repository in the payload), at a loopback stand-in of GITHUB_API_URL. */
+  async function apiRequests(raw: Record<string, string>, env: Record<string, string> = {}) {
+    const calls: { url: string; authorization: string | undefined }[] = [];
+    const api = createServer((req, res) => {
+      calls.push({ url: req.url ?? '', authorization: req.headers.authorization });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ description: 'hello', license: { spdx_id: 'MIT' } }));
+    });
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    try {
+      const inputs = parseInputs({ push: 'false', sbom: 'none', token: SECRET, username: 'me', ...raw });
+      const runnerEnv = {
+        GITHUB_ACTIONS: 'true',
+        GITHUB_REPOSITORY: 'octo-org/hello',
+        GITHUB_SHA: 'a'.repeat(40),
+        GITHUB_REF: 'refs/heads/main',
+        GITHUB_EVENT_NAME: 'schedule',
+        GITHUB_API_URL: `http://127.0.0.1:${(api.address() as AddressInfo).port}/api/v3`,
+        SOURCE_DATE_EPOCH: '1767225600',
+        ...env,
+      };
+      const prepared = await prepareRun(inputs, runnerEnv, {}, tmpdir(), { logger: new MemoryLogger(), run: async () => ({ code: 1, stdout: '' }) });
+      return { calls, prepared };
+    } finally {
+      api.closeAllConnections();
+      await new Promise((resolve) => api.close(resolve));
+    }
   }
 
   it.each([
-    ['docker.io/me/app', {}],
-    ['registry.example.com/me/app', {}],
-    [undefined, { KO_DOCKER_REPO: 'quay.io/me/app' }],
-    // A ghcr.io token is a GitHub.com one: a GHES API is another host.
-    ['ghcr.io/octo-org/hello', { GITHUB_API_URL: 'https://ghes.example.com/api/v3', GITHUB_SERVER_URL: 'https://ghes.example.com' }],
-  ])('not to the GitHub API when the repository is %s %j: the lookup is anonymous', async (repository, env) => {
-    const { calls, prepared } = await apiRequests(repository, env);
-    expect(calls).toHaveLength(1);
-    expect(calls[0].authorization).toBeNull();
+    ['docker.io/me/app'],
+    ['registry.example.com/me/app'],
+    ['ghcr.io/octo-org/hello'],
+  ])('the API gets the github-token, never the registry token, when the repository is %s', async (repository) => {
+    const { calls, prepared } = await apiRequests({ repository, 'github-token': API_TOKEN });
+    expect(calls).toEqual([{ url: '/api/v3/repos/octo-org/hello', authorization: `token ${API_TOKEN}` }]);
     expect(prepared.provenance.description).toBe('hello');
   });
 
-  it('to GitHub.com’s API with a ghcr.io token, the registry’s own service (and by default)', async () => {
-    for (const repository of ['ghcr.io/octo-org/hello', undefined]) {
-      const { calls } = await apiRequests(repository);
-      expect(calls).toEqual([{ url: 'https://api.github.com/repos/octo-org/hello', authorization: `Bearer ${SECRET}` }]);
-    }
+  it('without a github-token the lookup is anonymous, even with a ghcr.io registry token', async () => {
+    const { calls, prepared } = await apiRequests({ repository: 'ghcr.io/octo-org/hello' });
+    expect(calls).toEqual([{ url: '/api/v3/repos/octo-org/hello', authorization: undefined }]);
+    expect(prepared.provenance.licenses).toBe('MIT');
+  });
+
+  it('the registry gets the registry token, never the github-token', async () => {
+    const registry = await FakeRegistry.start({ auth: 'basic' });
+    cleanups.push(() => registry.close());
+    const deps = realDeps({
+      logger: new MemoryLogger(),
+      env: { DOCKER_CONFIG: await emptyDockerConfig() },
+      username: 'me',
+      token: SECRET,
+      githubToken: API_TOKEN,
+      targetRepository: `${registry.host}/me/app`,
+    });
+    // The fake knows no such user and refuses: what matters is what was sent.
+    await deps.registryTarget(`${registry.host}/me/app`).listTags().catch(() => undefined);
+    const sent = registry.requests.map((r) => r.headers.authorization ?? '').join('\n');
+    expect(sent).toContain(`Basic ${Buffer.from(`me:${SECRET}`).toString('base64')}`);
+    expect(sent).not.toContain(API_TOKEN);
+    expect(sent).not.toContain(Buffer.from(`me:${API_TOKEN}`).toString('base64'));
   });
 });

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { GoBuildError } from './gobuild/go.js';
 import { explainFailure } from './explain.js';
-import { readPayload } from './github/payload.js';
+import { runnerContext } from './github/context.js';
 import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';
 import type { Logger } from './log.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
@@ -12,7 +12,8 @@ Builds Go main packages into OCI images and publishes them, like the GitHub Acti
 Every action input is a flag of the same name (--platforms, --push, --oci-layout-path,
 --repository, --base-image, --tags, --labels, ...). --labels, --annotations, --tags,
 --ldflags, --flags and --env may be repeated. The registry token is never a flag: set
-KO_ANNOTATE_TOKEN, or log in so that ~/.docker/config.json has credentials.
+KO_ANNOTATE_TOKEN, or log in so that ~/.docker/config.json has credentials. Nor is the
+github-token: in a workflow step the CLI reads it from GITHUB_TOKEN.
 
   ko-annotate build ./cmd/app --push=false --oci-layout-path out
 `;
@@ -21,7 +22,7 @@ const REPEATABLE = new Set<InputName>(['labels', 'annotations', 'tags', 'flavor'
 
 /** Parse the command line into the same raw record the action reads from its inputs. */
 export function parseCommandLine(argv: readonly string[], env: Record<string, string | undefined>): RawInputs | 'help' {
-  const flagNames = INPUT_NAMES.filter((n) => n !== 'token');
+  const flagNames = INPUT_NAMES.filter((n) => n !== 'token' && n !== 'github-token');
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -41,6 +42,7 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
   }
   if (packages.length) raw.packages = [raw.packages, ...packages].filter(Boolean).join('\n');
   raw.token = env.KO_ANNOTATE_TOKEN ?? '';
+  if (env.GITHUB_TOKEN) raw['github-token'] = env.GITHUB_TOKEN;
   return raw;
 }
 
@@ -78,7 +80,7 @@ export async function cli(
     const { runJob } = await import(/* webpackMode: "eager" */ './job.js');
     // Run from a workflow step, the CLI reads the event as the action does (a pull request's
     // revision is its head, not GITHUB_SHA's merge commit).
-    const payload = env.GITHUB_REPOSITORY ? readPayload(env, (m) => logger.warning(m)) : {};
+    const payload = env.GITHUB_REPOSITORY ? runnerContext(env, (m) => logger.warning(m)).payload : {};
     const result = await runJob(inputs, env, payload, workspace, logger, { signal: io.signal });
     io.err(`\n${summaryMarkdown(result)}\n`);
     if (env.KO_ANNOTATE_OUTPUTS_JSON === 'true') io.out(`${outputsOf(result).metadata}\n`);

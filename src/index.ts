@@ -1,4 +1,4 @@
 import { cancelOnSignals } from './cancel.js';
 import { run } from './main.js';
 
-await run(process.env, undefined, cancelOnSignals());
+await run(undefined, cancelOnSignals());

@@ -22,6 +22,7 @@ export const INPUT_NAMES = [
   'oci-layout-path',
   'username',
   'token',
+  'github-token',
   'ldflags',
   'flags',
   'env',
@@ -61,6 +62,8 @@ export interface Inputs {
   ociLayoutPath?: string;
   username?: string;
   token?: string;
+  /** For GitHub's REST API only; never sent to a registry (docs/publishing.md#credentials). */
+  githubToken?: string;
   ldflags: string[];
   flags: string[];
   /** `env` lines for every platform. */
@@ -84,7 +87,7 @@ const MAX_ITEMS = 256;
 
 const fail = (name: InputName, value: string, why: string): never => {
   // The token is a secret: its value is never quoted, not even in part (docs/publishing.md#credentials).
-  if (name === 'token') throw new Error(`input "token": the value ${why}`);
+  if (name === 'token' || name === 'github-token') throw new Error(`input "${name}": the value ${why}`);
   return failAt(`input "${name}"`, value, why);
 };
 /** `where` names the setting: `input "platforms"`, `KO_DEFAULTPLATFORMS`, `.ko.yaml defaultBaseImage`. */
@@ -141,6 +144,8 @@ export function parseInputs(raw: RawInputs): Inputs {
   if (username !== undefined && !/^[^\s:\p{Cc}]+$/u.test(username)) fail('username', username, 'must not contain ":", white space or control characters');
   const token = (raw.token ?? '').trim() || undefined;
   if (token !== undefined && /[\s\p{Cc}]/u.test(token)) fail('token', token, 'contains white space or a control character (a line break?); paste the token alone');
+  const githubToken = (raw['github-token'] ?? '').trim() || undefined;
+  if (githubToken !== undefined && /[\s\p{Cc}]/u.test(githubToken)) fail('github-token', githubToken, 'contains white space or a control character (a line break?); paste the token alone');
 
   const latest = oneOf('latest', get('latest') || 'auto', ['auto', 'true', 'false'] as const);
   // With tag rules, latest is the rules' and the flavor's (docs/tag-rules.md#flavor).
@@ -168,6 +173,7 @@ export function parseInputs(raw: RawInputs): Inputs {
     ociLayoutPath,
     username,
     token,
+    githubToken,
     ldflags: lines(raw.ldflags ?? ''),
     // Split at white space, but not inside a template's braces: `-tags={{ .Env.TAGS }}` is one flag.
     flags: lines(raw.flags ?? '').flatMap((l) => l.match(/(?:\{\{.*?\}\}|\S)+/g) ?? []),

@@ -16,8 +16,6 @@ export async function runJob(
   workspace: string,
   logger: Logger,
   seams: {
-    /** For the GitHub API (repository description and license). */
-    fetch?: typeof globalThis.fetch;
     /** Lets a test observe or replace real dependencies (docs/architecture.md#dependencies). */
     wrap?: (deps: EngineDeps) => EngineDeps;
     /** Aborted when the step is cancelled (src/cancel.ts). */
@@ -30,8 +28,8 @@ export async function runJob(
   // modules in the one minified bundle (a separate chunk would be neither minified nor in
   // licenses.txt); only their evaluation waits for the import.
   // git gets the environment go gets: the runner passes the token as INPUT_TOKEN.
-  const run = commandRunner(childEnv(env, [inputs.token ?? ''].filter(Boolean)));
-  const preparing = prepareRun(inputs, env, payload, workspace, { logger, fetch: seams.fetch ?? globalThis.fetch, run });
+  const run = commandRunner(childEnv(env, [inputs.token ?? '', inputs.githubToken ?? ''].filter(Boolean)));
+  const preparing = prepareRun(inputs, env, payload, workspace, { logger, run });
   preparing.catch(() => undefined); // awaited below, after go list has started
   const [{ loadKoSettings }, { realDeps }, { listPackages, runEngine }] = await Promise.all([
     import(/* webpackMode: "eager" */ './kosettings.js'),
@@ -46,6 +44,7 @@ export async function runJob(
     env,
     username: inputs.username,
     token: inputs.token,
+    githubToken: inputs.githubToken,
     targetRepository: () => inputs.repository ?? parseKoEnvironment(env).repository ?? prepared?.defaultRepository,
     timeoutMs: inputs.timeoutMs,
     signal: seams.signal,

@@ -1,4 +1,4 @@
-/** The logger every module is given (docs/architecture.md#dependencies): the runner's workflow commands in the action (github/commands.ts), stderr in the CLI. */
+/** The logger every module is given (docs/architecture.md#dependencies): @actions/core in the action (github/runner.ts), stderr in the CLI. */
 export interface Logger {
   info(message: string): void;
   warning(message: string, where?: Annotation): void;
@@ -29,11 +29,11 @@ export class MemoryLogger implements Logger {
   error(m: string) { this.lines.push(`error: ${m}`); }
   debug(m: string) { this.lines.push(`debug: ${m}`); }
   async group<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    this.lines.push(`::group::${name}`);
-    try { return await fn(); } finally { this.lines.push('::endgroup::'); }
+    this.lines.push(`group: ${name}`);
+    try { return await fn(); } finally { this.lines.push('endgroup'); }
   }
   section(name: string, lines: readonly string[]) {
-    this.lines.push(`::group::${name}`, ...lines, '::endgroup::');
+    this.lines.push(`group: ${name}`, ...lines, 'endgroup');
   }
 }
 

@@ -5,7 +5,7 @@ import { gitInfo, type GitInfo, type RunCommand } from './config/git.js';
 import { renderTemplate } from './config/template.js';
 import { defaultRepository, isPullRequestEvent, readContext, sourceUrl, type GithubContext } from './github/context.js';
 import { createdTime } from './github/created.js';
-import { apiToken, repoInfo, type RepoInfo } from './github/repo-info.js';
+import { repoInfo, type RepoInfo } from './github/repo-info.js';
 import { computeTags, tagsFollowExisting } from './github/tags.js';
 import { planTagRules } from './github/rules-plan.js';
 import type { Inputs } from './inputs.js';
@@ -14,7 +14,6 @@ import type { RunRequest } from './engine.js';
 
 export interface PrepareDeps {
   logger: Logger;
-  fetch: typeof globalThis.fetch;
   /** Runs a command line (`args[0]` is the program); used for git. */
   run: RunCommand;
   /** The clock, for tag rules' {{date}} (docs/tag-rules.md#expressions); the wall clock by default. */
@@ -37,18 +36,15 @@ export async function prepareRun(
   payload: unknown,
   workspace: string,
   deps: PrepareDeps,
-): Promise<Omit<RunRequest, 'ko'> & { ctx: GithubContext; git: GitInfo }> {
+): Promise<Omit<RunRequest, 'ko'> & { ctx: GithubContext; git: GitInfo; render: NonNullable<RunRequest['render']> }> {
   // The runner's context needs no git, so in Actions the repository lookup (a network request)
   // starts with the git processes; outside Actions the context comes from the checkout.
   const runnerCtx = env.GITHUB_REPOSITORY ? readContext(env, payload) : undefined;
   // Outside Actions there is no token and often no network: the description and license are
-  // only looked up for a run in Actions.
-  // The token is the target registry's: the engine's order picks the target.
-  const registryHost = (ctx: GithubContext) => (inputs.repository ?? (env.KO_DOCKER_REPO?.trim() || defaultRepository(ctx))).split('/')[0];
+  // only looked up for a run in Actions. The API gets the `github-token` input, never the
+  // registry's `token` (docs/publishing.md#credentials).
   const lookUp = (ctx: GithubContext): Promise<RepoInfo> =>
-    env.GITHUB_ACTIONS === 'true'
-      ? repoInfo(ctx, { token: apiToken(ctx, registryHost(ctx), inputs.token), fetch: deps.fetch, logger: deps.logger })
-      : Promise.resolve({});
+    env.GITHUB_ACTIONS === 'true' ? repoInfo(ctx, { token: inputs.githubToken ?? '', logger: deps.logger }) : Promise.resolve({});
   const [git, remote, runnerInfo] = await Promise.all([
     gitInfo({ dir: workspace, run: deps.run, env }),
     runnerCtx ? undefined : deps.run(['git', 'remote', 'get-url', 'origin'], workspace),
@@ -106,9 +102,9 @@ export async function prepareRun(
     builder: BUILDER,
   };
   const push = inputs.push === 'auto' ? !isPullRequestEvent(ctx.eventName) : inputs.push === 'true';
-  // {{.Env.X}} sees what go build does (childEnv): never the action's inputs or a token, which a
+  // {{.Env.X}} sees what go build does (childEnv): never the action's inputs or a token (either), which a
   // template in ldflags would otherwise write into the binary.
-  const templateEnv = { ...childEnv(env, [inputs.token ?? ''].filter(Boolean)), ...inputs.env };
+  const templateEnv = { ...childEnv(env, [inputs.token ?? '', inputs.githubToken ?? ''].filter(Boolean)), ...inputs.env };
   return {
     ctx,
     git,

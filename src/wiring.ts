@@ -20,6 +20,8 @@ export interface WiringOptions {
   /** The target repository's host gets these credentials, and no other host (docs/publishing.md#credentials). */
   username?: string;
   token?: string;
+  /** The `github-token` input: no child process sees it either. */
+  githubToken?: string;
   /** A function when it is known only later (the job's git queries may name it): read at the first registry request. */
   targetRepository?: string | (() => string | undefined);
   /** The publish phase's time budget (the `timeout` input); it starts when publishing does. */
@@ -31,7 +33,7 @@ export interface WiringOptions {
 /** The real dependencies: Go from PATH, registries over HTTP(S), the file system for kodata. */
 export function realDeps(o: WiringOptions): EngineDeps {
   // What every child process gets: Go and the Docker credential helpers alike.
-  const children = childEnv(o.env, [o.token ?? ''].filter(Boolean));
+  const children = childEnv(o.env, [o.token ?? '', o.githubToken ?? ''].filter(Boolean));
   const go = new GoToolchain(execRunner(o.signal), children, o.env.KO_ANNOTATE_GO ?? 'go');
   const dockerConfig = dockerConfigCredentials({ env: o.env, runHelper: helperRunner(children) });
   // Asked once per registry client (see Registry), by then the target is known.

@@ -1,6 +1,33 @@
+import { existsSync } from 'node:fs';
+import { context as importedContext } from '@actions/github';
+
+/** @actions/github's context: the event payload and the run's variables. */
+export type RunnerContext = typeof importedContext;
+
+/**
+ * @actions/github's Context for `env` (the action's is process.env; the CLI and tests pass
+ * theirs). The class reads process.env when it is constructed, and the module's own `context`
+ * was made at import, so a fresh one is built with `env` in place. A GITHUB_EVENT_PATH that names
+ * no file (a local runner such as act, a hand-made environment) is reported through `warn` and
+ * read as no payload.
+ */
+export function runnerContext(env: Record<string, string | undefined>, warn: (message: string) => void): RunnerContext {
+  const path = env.GITHUB_EVENT_PATH;
+  const missing = Boolean(path) && !existsSync(path!);
+  if (missing) warn(`GITHUB_EVENT_PATH ${path} does not exist; running without the event payload`);
+  const Context = importedContext.constructor as new () => RunnerContext;
+  const saved = process.env;
+  process.env = missing ? { ...env, GITHUB_EVENT_PATH: '' } : (env as NodeJS.ProcessEnv);
+  try {
+    return new Context();
+  } finally {
+    process.env = saved;
+  }
+}
+
 /**
  * The GitHub Actions run as data: the runner's environment plus the event payload
- * (the JSON file at `GITHUB_EVENT_PATH`, which the caller reads). Everything that
+ * (the JSON file at `GITHUB_EVENT_PATH`, as runnerContext reads it). Everything that
  * feeds the image metadata (docs/image.md#metadata) and the tags (docs/tags.md) is taken from here.
  */
 export interface GithubContext {
@@ -46,8 +73,8 @@ export const isPullRequestEvent = (eventName: string): boolean =>
 
 /**
  * Read the context from the runner's environment and the parsed event payload.
- * Pure: `env` is usually `process.env`, `payload` the parsed `GITHUB_EVENT_PATH` file
- * (or `{}` when there is none, as in local runs).
+ * Pure: `env` is usually `process.env`, `payload` runnerContext's (`{}` when there is none,
+ * as in local runs). The defaults for the server and API URLs are @actions/github's.
  */
 export function readContext(env: Record<string, string | undefined>, payload: unknown): GithubContext {
   const repository = (env.GITHUB_REPOSITORY ?? '').trim();

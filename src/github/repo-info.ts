@@ -1,3 +1,5 @@
+import { getOctokit } from '@actions/github';
+import { GitHub } from '@actions/github/lib/utils';
 import type { Logger } from '../log.js';
 import { Key } from '../oci/spec.js';
 import type { GithubContext } from './context.js';
@@ -12,9 +14,8 @@ export interface RepoInfo {
 }
 
 export interface RepoInfoDeps {
-  /** A GitHub token (see apiToken); sent only to `ctx.apiUrl`. Empty means an anonymous request. */
+  /** The `github-token` input: sent only to `ctx.apiUrl`, never to a registry (docs/publishing.md#credentials). Empty means an anonymous request. */
   token: string;
-  fetch: typeof globalThis.fetch;
   logger: Logger;
   /** Defaults to 10 s; tests shorten it. */
   timeoutMs?: number;
@@ -22,46 +23,34 @@ export interface RepoInfoDeps {
 
 export const maxDescriptionLength = 512;
 
-const githubApiUrl = 'https://api.github.com';
-
-/**
- * The token for the repository lookup, given the `token` input and the registry host it is
- * for. That input belongs to `repository`'s host alone (docs/publishing.md#credentials): a Docker Hub or cloud
- * registry token must not reach GitHub. Only a ghcr.io token, which is GitHub.com's own (the
- * default is `github.token`), goes to GitHub.com's API; otherwise the lookup is anonymous.
- */
-export function apiToken(ctx: GithubContext, registryHost: string, token: string | undefined): string {
-  return registryHost.toLowerCase() === 'ghcr.io' && ctx.apiUrl === githubApiUrl ? (token ?? '') : '';
-}
-
 /**
  * Description and license of the repository: from the event payload when it carries a
- * `repository` object, else from one `GET /repos/{owner}/{repo}`. Metadata is best effort —
- * a failed request is a warning and the keys are omitted; it never fails the run.
+ * `repository` object, else from one `GET /repos/{owner}/{repo}` on `ctx.apiUrl` (GitHub.com or
+ * GHES) with @actions/github's Octokit. Metadata is best effort — a failed request is a warning
+ * and the keys are omitted; it never fails the run.
  */
 export async function repoInfo(ctx: GithubContext, deps: RepoInfoDeps): Promise<RepoInfo> {
   const raw = ctx.hasPayloadRepository ? { description: ctx.description, license: ctx.license } : await fromApi(ctx, deps);
   return clean(raw, deps.logger);
 }
 
-async function fromApi(ctx: GithubContext, { token, fetch, logger, timeoutMs = 10_000 }: RepoInfoDeps): Promise<RepoInfo> {
-  const url = `${ctx.apiUrl.replace(/\/+$/, '')}/repos/${ctx.repository}`;
-  const headers: Record<string, string> = {
-    Accept: 'application/vnd.github+json',
-    'X-GitHub-Api-Version': '2022-11-28',
-    'User-Agent': 'ko-annotate',
-  };
-  if (token) headers.Authorization = `Bearer ${token}`;
+async function fromApi(ctx: GithubContext, { token, logger, timeoutMs = 10_000 }: RepoInfoDeps): Promise<RepoInfo> {
+  const baseUrl = ctx.apiUrl.replace(/\/+$/, '');
+  const url = `${baseUrl}/repos/${ctx.repository}`;
+  // getOctokit needs a token; without one the same client asks anonymously.
+  const octokit = token ? getOctokit(token, { baseUrl }) : new GitHub({ baseUrl });
+  const [owner, repo] = ctx.repository.split('/') as [string, string];
   const skipped = `the image gets no ${Key.Description} or ${Key.Licenses}`;
   try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) {
-      // Drain the body so the connection can be reused or closed.
-      await res.body?.cancel().catch(() => undefined);
-      logger.warning(`could not read repository details from ${url}: HTTP ${res.status}; ${skipped}`);
-      return {};
-    }
-    const body = (await res.json()) as { description?: unknown; license?: { spdx_id?: unknown } | null; default_branch?: unknown };
+    const { data } = await octokit.rest.repos.get({
+      owner,
+      repo,
+      headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+      request: { signal: AbortSignal.timeout(timeoutMs) },
+    });
+    // Octokit hands on a body that is not JSON as a string.
+    if (typeof data !== 'object' || data === null) throw new Error('the answer is not a JSON object');
+    const body = data as { description?: unknown; license?: { spdx_id?: unknown } | null; default_branch?: unknown };
     return {
       ...(typeof body.description === 'string' ? { description: body.description } : {}),
       ...(typeof body.default_branch === 'string' ? { defaultBranch: body.default_branch } : {}),
@@ -76,11 +65,14 @@ async function fromApi(ctx: GithubContext, { token, fetch, logger, timeoutMs = 1
 // Duck-typed, not `instanceof`: fetch's errors (DOMException, TypeError with a cause) may come
 // from another realm, where `instanceof Error` is false.
 function describeFailure(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
-  if (e?.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`;
-  const message = typeof e?.message === 'string' ? e.message : String(err);
+  const e = err as { status?: unknown; response?: unknown; cause?: unknown } | undefined;
+  // Octokit's RequestError: with a response, GitHub answered; without one, fetch failed and the cause says why.
+  if (e?.response !== undefined && typeof e.status === 'number') return `HTTP ${e.status}`;
+  const f = (e?.cause ?? err) as { name?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+  if (f?.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`;
+  const message = typeof f?.message === 'string' ? f.message : String(f);
   // undici says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is in the cause.
-  const cause = e?.cause?.code ?? e?.cause?.message;
+  const cause = f?.cause?.code ?? f?.cause?.message;
   return typeof cause === 'string' ? `${message} (${cause})` : message;
 }
 
