@@ -9,7 +9,7 @@ rm -rf dist
 # part of its start-up (`npm run bench` times both entry points).
 npx ncc build src/index.ts -o dist --license licenses.txt --target es2022 --minify --quiet
 npx ncc build src/bin.ts -o dist/cli --target es2022 --minify --quiet
-# A dynamic import() without webpackMode "eager" (see src/job.ts) makes ncc write a chunk file
+# A dynamic import() without webpackMode "eager" makes ncc write a chunk file
 # next to the bundle, which is neither minified nor covered by licenses.txt.
 chunks="$(find dist -name '*.js' ! -path dist/index.js ! -path dist/cli/index.js)"
 if [ -n "$chunks" ]; then

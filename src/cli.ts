@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { GoBuildError } from './gobuild/go.js';
 import { explainFailure } from './explain.js';
 import { runnerContext } from './github/context.js';
+import { runJob } from './job.js';
 import { INPUT_NAMES, parseInputs, type InputName, type RawInputs } from './inputs.js';
 import type { Logger } from './log.js';
 import { outputsOf, summaryMarkdown } from './outputs.js';
@@ -76,8 +77,6 @@ export async function cli(
     }
     const inputs = parseInputs(raw);
     const workspace = io.cwd;
-    // Evaluated only for a build: --help and a bad command line need none of it ("eager": see job.ts).
-    const { runJob } = await import(/* webpackMode: "eager" */ './job.js');
     // Run from a workflow step, the CLI reads the event as the action does (a pull request's
     // revision is its head, not GITHUB_SHA's merge commit).
     const payload = env.GITHUB_REPOSITORY ? runnerContext(env, (m) => logger.warning(m)).payload : {};

@@ -60,8 +60,6 @@ export interface RunRequest {
    * environment go build gets besides the process's) is what `{{.Env.NAME}}` sees over it.
    */
   render?(text: string, where: string, buildEnv?: Readonly<Record<string, string>>): string;
-  /** listPackages of these inputs, when the caller started it earlier (the job does, while git runs). */
-  listed?: Promise<ListedPackage[]>;
 }
 
 /** A package as `go list` resolved it, with the name the user gave it. */
@@ -291,12 +289,10 @@ async function planPackages(req: RunRequest, deps: EngineDeps): Promise<PackageP
   const { inputs, env, ko } = req;
   const workDir = resolve(req.workspace, inputs.workingDirectory);
   const render = req.render ?? ((s: string) => s);
+  const pkgs = await listPackages(inputs, req.workspace, ko, deps.go, render);
   // The layout is written only after every build and alongside the push: a path that is a
   // file, or below one, must fail first (docs/reliability.md), not as a bare ENOTDIR once the content is up.
-  const layoutChecked = inputs.ociLayoutPath === undefined ? undefined : checkDirectoryInput('oci-layout-path', inputs.ociLayoutPath, resolve(req.workspace, inputs.ociLayoutPath));
-  layoutChecked?.catch(() => undefined); // awaited below, after go list
-  const pkgs = await (req.listed ?? listPackages(inputs, req.workspace, ko, deps.go, render));
-  await layoutChecked;
+  if (inputs.ociLayoutPath !== undefined) await checkDirectoryInput('oci-layout-path', inputs.ociLayoutPath, resolve(req.workspace, inputs.ociLayoutPath));
   const repoRoot = resolve(req.workspace);
 
   const koEnv = parseKoEnvironment(env);

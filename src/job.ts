@@ -1,13 +1,16 @@
-import type { EngineDeps, RunResult } from './engine.js';
+import { commandRunner } from './config/git.js';
+import { runEngine, type EngineDeps, type RunResult } from './engine.js';
+import { childEnv } from './gobuild/go.js';
 import { parseKoEnvironment, type Inputs } from './inputs.js';
+import { loadKoSettings } from './kosettings.js';
 import type { Logger } from './log.js';
 import { BUILDER, prepareRun } from './prepare.js';
-import { childEnv } from './gobuild/go.js';
-import { commandRunner } from './config/git.js';
+import { realDeps } from './wiring.js';
 
 /**
- * One run with the real dependencies, shared by the action and the CLI: context and
- * provenance, .ko.yaml, the registries (credentials for the target host only), the engine.
+ * One run with the real dependencies, shared by the action and the CLI, in order: the context
+ * and provenance (git, the event, the repository API), .ko.yaml, the registries (credentials for
+ * the target host only), then the engine, which lists the packages with Go and builds them.
  */
 export async function runJob(
   inputs: Inputs,
@@ -23,37 +26,19 @@ export async function runJob(
   } = {},
 ): Promise<RunResult> {
   logger.info(`${BUILDER}: ${inputs.packages.join(', ')} in ${inputs.workingDirectory}`);
-  // prepareRun starts its git processes before it first waits, and the engine's code (most of
-  // the bundle) is evaluated while they run rather than at start-up. "eager": ncc keeps these
-  // modules in the one minified bundle (a separate chunk would be neither minified nor in
-  // licenses.txt); only their evaluation waits for the import.
-  // git gets the environment go gets: the runner passes the token as INPUT_TOKEN.
-  const run = commandRunner(childEnv(env, [inputs.token ?? '', inputs.githubToken ?? ''].filter(Boolean)));
-  const preparing = prepareRun(inputs, env, payload, workspace, { logger, run });
-  preparing.catch(() => undefined); // awaited below, after go list has started
-  const [{ loadKoSettings }, { realDeps }, { listPackages, runEngine }] = await Promise.all([
-    import(/* webpackMode: "eager" */ './kosettings.js'),
-    import(/* webpackMode: "eager" */ './wiring.js'),
-    import(/* webpackMode: "eager" */ './engine.js'),
-  ]);
-  let prepared: Awaited<typeof preparing> | undefined;
-  // .ko.yaml needs nothing from git but its templates, which are rendered only after go list.
-  const ko = await loadKoSettings(inputs, env, workspace, (text, where, buildEnv) => prepared!.render!(text, where, buildEnv));
+  // git gets the environment go gets: without the action's inputs and tokens.
+  const secrets = [inputs.token ?? '', inputs.githubToken ?? ''].filter(Boolean);
+  const prepared = await prepareRun(inputs, env, payload, workspace, { logger, run: commandRunner(childEnv(env, secrets)) });
+  const ko = await loadKoSettings(inputs, env, workspace, prepared.render);
   const deps = realDeps({
     logger,
     env,
     username: inputs.username,
     token: inputs.token,
     githubToken: inputs.githubToken,
-    targetRepository: () => inputs.repository ?? parseKoEnvironment(env).repository ?? prepared?.defaultRepository,
+    targetRepository: inputs.repository ?? parseKoEnvironment(env).repository ?? prepared.defaultRepository,
     timeoutMs: inputs.timeoutMs,
     signal: seams.signal,
   });
-  const used = seams.wrap ? seams.wrap(deps) : deps;
-  // go list runs while git does, unless an `env` value is a template: Go must see it rendered.
-  const templated = Object.values(inputs.env).some((v) => v.includes('{{'));
-  const listed = templated ? preparing.then((p) => listPackages(inputs, workspace, ko, used.go, p.render)) : listPackages(inputs, workspace, ko, used.go);
-  listed.catch(() => undefined); // the engine awaits it
-  prepared = await preparing;
-  return runEngine({ ...prepared, ko, listed }, used);
+  return runEngine({ ...prepared, ko }, seams.wrap ? seams.wrap(deps) : deps);
 }
