@@ -9,9 +9,12 @@ rm -rf dist
 # part of its start-up (`npm run bench` times both entry points).
 npx ncc build src/index.ts -o dist --license licenses.txt --target es2022 --minify --quiet
 npx ncc build src/bin.ts -o dist/cli --target es2022 --minify --quiet
+# The toolkit's artifact client, for fan-out jobs only (src/fanout/artifact-client.ts): a bundle
+# of its own, loaded when a fan-out job first uses it, so that no other run parses it.
+npx ncc build src/fanout/artifact-client.ts -o dist/artifact --license licenses.txt --target es2022 --minify --quiet
 # A dynamic import() without webpackMode "eager" makes ncc write a chunk file
 # next to the bundle, which is neither minified nor covered by licenses.txt.
-chunks="$(find dist -name '*.js' ! -path dist/index.js ! -path dist/cli/index.js)"
+chunks="$(find dist -name '*.js' ! -path dist/index.js ! -path dist/cli/index.js ! -path dist/artifact/index.js)"
 if [ -n "$chunks" ]; then
   echo "build.sh: ncc wrote chunk files; make the dynamic import() eager: $chunks" >&2
   exit 1

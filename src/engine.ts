@@ -19,6 +19,10 @@ import { LayoutPublisher } from './publish/layout.js';
 import type { PreviousImages } from './publish/previous.js';
 import type { Publisher } from './publish/publisher.js';
 import { allDone } from './util.js';
+import { runIdentity, uploadHandoffs } from './fanout/handoff.js';
+import { legHandoffs, putLegContent } from './fanout/leg.js';
+import { runMerge, type FanOutDeps } from './fanout/merge.js';
+import type { SbomResult, SbomWhere } from './sbom/referrer.js';
 
 /** The settings .ko.yaml and KO_* environment variables contribute (README.md#inputs, ko's config). */
 export interface KoSettings {
@@ -123,13 +127,7 @@ export interface EngineDeps {
    * content starts going up, with `published`, which settles once it is all there: a referrer
    * manifest must wait for it (its subject must exist), its blobs need not. Before any tag.
    */
-  sboms?(
-    built: BuiltPackage,
-    where: { push: boolean; layoutDir?: string },
-    published: Promise<void>,
-    logger?: Logger,
-    imagesUp?: Promise<unknown>,
-  ): Promise<{ platform: string; digest: string }[]>;
+  sboms?(built: BuiltPackage, where: SbomWhere, published: Promise<void>, logger?: Logger, imagesUp?: Promise<unknown>): Promise<SbomResult[]>;
   /**
    * What `repository` holds under `tags` now: the digests they name, and the layers of the
    * images this builder made (see publish/previous.ts). Read while Go builds, outside the
@@ -145,6 +143,8 @@ export interface EngineDeps {
   uploadWhileWritten?(repository: string, bytes: Readable, digest: Promise<string>): Promise<void>;
   /** Where private build files go; defaults to the OS temp directory. */
   tmpRoot?: string;
+  /** docs/fan-out.md: the handoff between build legs and the merge job (fan-out build or merge only). */
+  fanOut?: FanOutDeps;
 }
 
 export interface PackageResult {
@@ -161,7 +161,7 @@ export interface PackageResult {
   goVersion: string;
   built: BuiltPackage;
   /** One SPDX document per platform image, when `sbom: spdx` (docs/image.md#sbom). */
-  sboms?: { platform: string; digest: string }[];
+  sboms?: SbomResult[];
 }
 
 export interface RunResult {
@@ -183,6 +183,10 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     // A push needs Node's HTTP client (registry/http.ts); load it while `go list` runs.
     if (req.push) setImmediate(warmHttpClient);
     const plans = await planning;
+    // docs/fan-out.md: the merge job builds nothing; a build leg publishes no name of any kind.
+    if (req.inputs.fanOut === 'merge') return await runMerge(req, deps, plans);
+    const leg = req.inputs.fanOut === 'build' ? runIdentity(req.env) : undefined;
+    if (leg && !deps.fanOut) throw new Error('fan-out: build needs the artifact service of a GitHub Actions run');
     // A re-run names the layers it would write byte for byte the same by what the repository
     // holds, read (pull access only) while Go builds, so that a layer seldom waits for it, and
     // leaves a tag that already names its artifact as it is. Not with an OCI layout to write,
@@ -197,7 +201,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
           )
         : undefined;
     const uploadWhileWritten = req.push ? deps.uploadWhileWritten?.bind(deps) : undefined;
-    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous, uploadWhileWritten });
+    const built = await buildPackages(plans, req.provenance, { go: deps.go, logger: deps.logger, workDir, scratch, workspace: req.workspace, previous, uploadWhileWritten, fanOutLeg: !!leg });
 
     // Several packages publish together, each one's lines held and then written as its own
     // group (Actions groups do not nest or interleave); one package logs as it goes.
@@ -207,15 +211,17 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     const layout = req.inputs.ociLayoutPath ? new LayoutPublisher(resolve(req.workspace, req.inputs.ociLayoutPath)) : undefined;
     // Tags are listed while the content goes up; they are needed only for the names, and only
     // when they can change them (a release's floating tags).
-    const listTags = req.push && req.tagsFollowExisting !== false;
-    const listing = settled(Promise.all(built.map(async (b, i) => req.tagsFor(listTags ? await targets[i].listTags() : undefined))));
+    const listTags = req.push && req.tagsFollowExisting !== false && !leg;
+    const listing = settled(Promise.all(built.map(async (b, i) => (leg ? [] : req.tagsFor(listTags ? await targets[i].listTags() : undefined)))));
 
-    const sboms: ({ platform: string; digest: string }[] | undefined)[] = [];
+    const sboms: (SbomResult[] | undefined)[] = [];
     const publish = async (b: BuiltPackage, i: number) => {
       let imagesUp!: () => void;
       const imagesThere = new Promise<void>((resolve) => (imagesUp = resolve));
       const published = (async () => {
-        if (req.push) await targets[i].putContent(b.artifact, (await previous?.[i])?.tags, imagesUp);
+        const named = (await previous?.[i])?.tags;
+        if (req.push && leg) await putLegContent(targets[i], b, named, imagesUp);
+        else if (req.push) await targets[i].putContent(b.artifact, named, imagesUp);
         if (layout) await layout.putContent(b.artifact);
       })();
       // The SBOMs' blobs go up alongside the images; the referrer manifests wait for their
@@ -223,7 +229,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       const subjects = Promise.race([imagesThere, published]);
       subjects.catch(() => undefined); // `published` carries the failure to the caller
       const sbom =
-        req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir }, published, logOf(i), subjects) : Promise.resolve(undefined);
+        req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir, deferTags: !!leg }, published, logOf(i), subjects) : Promise.resolve(undefined);
       // Both finish before a failure of either fails the run: nothing is left reading workDir.
       [, sboms[i]] = await allDone([published, sbom]);
     };
@@ -244,6 +250,11 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
         );
       }
     }
+    if (leg) {
+      const names = await uploadHandoffs(deps.fanOut!.artifacts, legHandoffs(built, sboms, leg, req.provenance.revision), deps.tmpRoot);
+      for (const name of names) deps.logger.info(`handed over to the merge job: artifact ${name}`);
+      return { version: req.provenance.version, pushed: req.push, packages: built.map((b, i) => ({ ...legResult(b), sboms: sboms[i] })) };
+    }
     const tags = await listing();
     if (req.push) await allDone(built.map(async (b, i) => targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags)));
     // One after another: each rewrites the layout's index.json. Several packages share their
@@ -260,6 +271,12 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** docs/fan-out.md: a leg's result names its first platform manifest, not the index it did not push, and no tags. */
+function legResult(b: BuiltPackage): PackageResult {
+  const first = b.platforms[0].image;
+  return { ...toResult(b, []), digest: first.digest, ref: `${b.plan.repository}@${first.digest}` };
 }
 
 function toResult(b: BuiltPackage, tags: string[]): PackageResult {

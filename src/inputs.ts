@@ -28,12 +28,15 @@ export const INPUT_NAMES = [
   'env',
   'user',
   'timeout',
+  'fan-out',
 ] as const;
 export type InputName = (typeof INPUT_NAMES)[number];
 export type RawInputs = Partial<Record<InputName, string>>;
 
 export type Naming = 'auto' | 'bare' | 'base' | 'preserve';
 export type Tristate = 'auto' | 'true' | 'false';
+/** docs/fan-out.md: one job, a matrix leg, or the job that merges the legs. */
+export type FanOut = 'off' | 'build' | 'merge';
 
 /** Defaults that README.md#inputs gives but action.yml leaves empty, so that .ko.yaml and KO_* can apply. */
 export const Defaults = {
@@ -72,6 +75,7 @@ export interface Inputs {
   platformEnv: PlatformEnvLine[];
   user?: string;
   timeoutMs: number;
+  fanOut: FanOut;
 }
 
 /** An `env` line for one platform: `linux/arm64:CC=aarch64-linux-gnu-gcc`. */
@@ -156,6 +160,9 @@ export function parseInputs(raw: RawInputs): Inputs {
   const ociLayoutPath = get('oci-layout-path') || undefined;
   if (ociLayoutPath !== undefined && hasDotDot(ociLayoutPath)) fail('oci-layout-path', ociLayoutPath, 'must not contain ".."');
 
+  const fanOut = oneOf('fan-out', get('fan-out') || 'off', ['off', 'build', 'merge'] as const);
+  checkFanOut(fanOut, platformsRaw, platforms, ociLayoutPath);
+
   return {
     packages,
     workingDirectory,
@@ -180,7 +187,22 @@ export function parseInputs(raw: RawInputs): Inputs {
     ...envLines(raw.env ?? ''),
     user,
     timeoutMs: parseDuration(get('timeout') || Defaults.timeout),
+    fanOut,
   };
+}
+
+/**
+ * docs/fan-out.md: the merge job's `platforms` is the set it expects the legs to have built, so
+ * it must be a list (two or more: one platform makes no index to merge); the legs and the merge
+ * publish to a registry only.
+ */
+function checkFanOut(fanOut: FanOut, raw: string, platforms: Platform[] | 'all' | undefined, ociLayoutPath: string | undefined): void {
+  if (fanOut === 'off') return;
+  if (ociLayoutPath !== undefined) fail('oci-layout-path', ociLayoutPath, `cannot be used with fan-out: ${fanOut}; the legs and the merge publish to a registry only`);
+  if (fanOut !== 'merge') return;
+  if (platforms === undefined) return fail('platforms', raw, 'is required with fan-out: merge: list the platforms the build legs build (linux/amd64,linux/arm64)');
+  if (platforms === 'all') return fail('platforms', raw, 'must list the platforms with fan-out: merge, the set the build legs build; "all" names none');
+  if (platforms.length < 2) fail('platforms', raw, 'must list two or more platforms with fan-out: merge; one platform makes no index: build it with fan-out: off');
 }
 
 /** A repository name (255) with a registry host, a tag (128) and a digest (71), with room to spare. */

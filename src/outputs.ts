@@ -22,7 +22,7 @@ export function outputsOf(result: RunResult): Record<string, string> {
     ref: p.ref,
     tags: p.tags,
     platforms: p.platforms.map(({ platform, digest }) => ({ platform, digest })),
-    ...(p.sboms?.length ? { sbom: p.sboms } : {}),
+    ...(p.sboms?.length ? { sbom: p.sboms.map(({ platform, digest }) => ({ platform, digest })) } : {}),
   }));
   const tags = result.packages.flatMap((p) => p.tags.map((t) => `${p.repository}:${t}`));
   const labels = lines(first.labels);

@@ -13,6 +13,7 @@ import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
 import type { UploadFallbacks } from './registry/upload.js';
 import { publishSboms } from './sbom/referrer.js';
+import { toolkitArtifactStore } from './fanout/handoff.js';
 
 export interface WiringOptions {
   logger: Logger;
@@ -93,6 +94,8 @@ export function realDeps(o: WiringOptions): EngineDeps {
     previousImages: (repository, tags, builder) => previousImages(repositoryOn(buildPhase, repository), tags, builder),
     uploadWhileWritten: (repository, bytes, digest) => repositoryOn(buildPhase, repository, 'push').uploadWhileWritten(bytes, digest),
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
+    // docs/fan-out.md: the toolkit's artifact client is loaded only when a fan-out job first uses it.
+    fanOut: { artifacts: toolkitArtifactStore(), repository: (name) => repositoryOn(publishRegistry, name, 'push') },
     // docs/image.md#sbom: referrers go to the same publish-side registry client as the image.
     sboms: (built, where, published, logger = o.logger, imagesUp) =>
       publishSboms(

@@ -73,6 +73,11 @@ export interface BuilderDeps {
    * failure is logged and costs nothing else: publishing uploads what is not there.
    */
   uploadWhileWritten?: (repository: string, bytes: Readable, digest: Promise<string>) => Promise<void>;
+  /**
+   * docs/fan-out.md: this job is a build leg, whose images are entries of the index the merge job
+   * writes: they are made as a one-job build makes an index's entries, even for one platform.
+   */
+  fanOutLeg?: boolean;
 }
 
 /** The family of an artifact follows its base; `scratch` is OCI (docs/image.md#layout). */
@@ -155,15 +160,8 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
   return plans.map((plan, pi) => {
     const mine = jobs.map((j, k) => ({ j, b: binaries[k] })).filter(({ j }) => j.pi === pi);
     const goVersion = mine[0].b.info.goVersion;
-    const keys = metadataKeys(provenance, {
-      title: lastElement(plan.repository),
-      goVersion,
-      importPath: plan.pkg.importPath,
-      modulePath: plan.pkg.modulePath,
-    });
+    const keys = packageKeys(plan, provenance, goVersion);
     const base = plan.base;
-    const baseKeys = (digest: string): Record<string, string> =>
-      base === 'scratch' ? {} : { [Key.BaseName]: base.name, [Key.BaseDigest]: digest };
     const built: BuiltPlatform[] = mine.map(({ j, b }) => {
       const baseImage = base === 'scratch' ? deps.scratch(j.platform) : base.images[j.i];
       const layers: { layer: Layer; comment: string }[] = [];
@@ -181,15 +179,14 @@ export async function buildPackages(plans: readonly PackagePlan[], provenance: P
         labels: { ...keys, ...plan.labels },
         // One platform makes no index: the manifest is what tags name, so the index-level
         // annotations go on it too (the manifest-level ones win).
-        annotations: { ...keys, ...baseKeys(baseImage.digest), ...(mine.length === 1 ? plan.annotations.index : {}), ...plan.annotations.manifest },
+        annotations: { ...keys, ...baseKeys(plan, baseImage.digest), ...(mine.length === 1 && !deps.fanOutLeg ? plan.annotations.index : {}), ...plan.annotations.manifest },
       });
       return { platform: j.platform, image, binary: b.binary, buildInfo: b.info };
     });
-    const indexBaseDigest = base === 'scratch' ? '' : base.digest;
     const artifact = combine(
       familyOf(plan),
       built.map((b) => b.image),
-      { ...keys, ...baseKeys(indexBaseDigest), ...plan.annotations.index },
+      indexAnnotations(plan, provenance, goVersion),
     );
     return { plan, artifact, platforms: built, goVersion };
   });
@@ -227,6 +224,30 @@ export const GLIBC_BASES = ['cgr.dev/chainguard/glibc-dynamic', 'gcr.io/distrole
 
 /** A dynamically linked binary whose base lacks its interpreter: it could not start. */
 export class InterpreterMissingError extends Error {}
+
+/** The docs/image.md#metadata keys of one package's images. */
+export const packageKeys = (plan: PackagePlan, provenance: Provenance, goVersion: string) =>
+  metadataKeys(provenance, {
+    title: lastElement(plan.repository),
+    goVersion,
+    importPath: plan.pkg.importPath,
+    modulePath: plan.pkg.modulePath,
+  });
+
+const baseKeys = (plan: PackagePlan, digest: string): Record<string, string> =>
+  plan.base === 'scratch' ? {} : { [Key.BaseName]: plan.base.name, [Key.BaseDigest]: digest };
+
+/**
+ * The annotations of a package's index: the metadata keys, the base index's name and digest, the
+ * user's index annotations. Also what docs/fan-out.md's merge job writes, with the Go version
+ * the legs report.
+ */
+export function indexAnnotations(plan: PackagePlan, provenance: Provenance, goVersion: string): Record<string, string> {
+  return { ...packageKeys(plan, provenance, goVersion), ...baseKeys(plan, plan.base === 'scratch' ? '' : plan.base.digest), ...plan.annotations.index };
+}
+
+/** The family of a package's images: it follows the base; `scratch` is OCI (docs/image.md#layout). */
+export const familyOfPlan = familyOf;
 
 /**
  * The layer of `entries`: the published one with the same diff ID when the repository has

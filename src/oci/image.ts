@@ -144,11 +144,22 @@ export function mutate(
 
 /** An index over images, in the order given, each entry carrying its platform (docs/image.md#platforms). */
 export function makeIndex(family: MediaFamily, images: readonly Image[], annotations?: Record<string, string>): ImageIndex {
-  const types = mediaTypesOf(family);
+  return indexOfEntries(family, images.map(indexEntry), annotations, images);
+}
+
+/** An image as an entry of an index: its descriptor and platform. */
+export const indexEntry = (img: Image): Descriptor => ({ ...descriptorOf(img), platform: compact({ ...img.platform }) });
+
+/**
+ * The index makeIndex makes, from its entries (indexEntry) rather than the images: docs/fan-out.md's
+ * merge job has only the legs' descriptors, and its index must be the same bytes. `images` are
+ * those of the entries this run holds (none for a merge: they are in the registry already).
+ */
+export function indexOfEntries(family: MediaFamily, entries: readonly Descriptor[], annotations: Record<string, string> | undefined, images: readonly Image[] = []): ImageIndex {
   const index: Index = compact({
     schemaVersion: 2 as const,
-    mediaType: types.index,
-    manifests: images.map((img) => ({ ...descriptorOf(img), platform: compact({ ...img.platform }) })),
+    mediaType: mediaTypesOf(family).index,
+    manifests: entries.map((e) => ({ ...e })),
     annotations: sortedRecord(annotations),
   });
   return indexFromDocument(family, index, images);

@@ -83,7 +83,9 @@ export type ReferrerVia =
   | { kind: 'api' }
   | { kind: 'tag'; tag: string; added: boolean }
   /** Pushed, but the registry has no referrers API and answers the fallback tag with the subject itself. */
-  | { kind: 'unlisted'; tag: string };
+  | { kind: 'unlisted'; tag: string }
+  /** Pushed by a docs/fan-out.md build leg, on a registry without the referrers API: the merge job writes the fallback tag. */
+  | { kind: 'deferred' };
 
 /** What pushReferrer waits for, and how it sends a blob. */
 export interface PushReferrerOptions {
@@ -91,6 +93,8 @@ export interface PushReferrerOptions {
   subject?: Promise<unknown>;
   /** HEAD the blob and upload it if missing; publishSboms passes one that sends a shared blob once. */
   putBlob?(blob: BytesBlob): Promise<void>;
+  /** docs/fan-out.md: a build leg writes no tag of any kind, the fallback tag included; the merge job lists it (listReferrer). */
+  deferTag?: boolean;
 }
 
 /**
@@ -108,18 +112,27 @@ export async function pushReferrer(repo: Repository, r: Referrer, o: PushReferre
   if (!present) subjectHeader = (await repo.pushManifest(r.digest, r.bytes, MediaType.OciManifest)).subject;
   // distribution spec: a registry that processed `subject` answers the PUT with OCI-Subject.
   if (subjectHeader === r.subject.digest) return { kind: 'api' };
-  // Otherwise ask the referrers API and read the fallback tag at once, one round trip instead of
-  // two (GHCR has no referrers API); the tag is used only when the API is missing.
-  const tag = referrersTag(r.subject.digest);
-  const current = readReferrersTag(repo, tag, r.subject.digest).then(
+  if (o.deferTag) return (await repo.referrers(r.subject.digest)) ? { kind: 'api' } : { kind: 'deferred' };
+  return listReferrer(repo, r.subject.digest, r.entry);
+}
+
+/**
+ * Make a pushed referrer findable from its subject: nothing to do where the referrers API lists
+ * it; otherwise add `entry` to the subject's `sha256-<hex>` fallback index.
+ */
+export async function listReferrer(repo: Repository, subject: string, entry: Descriptor): Promise<ReferrerVia> {
+  // Ask the referrers API and read the fallback tag at once, one round trip instead of two
+  // (GHCR has no referrers API); the tag is used only when the API is missing.
+  const tag = referrersTag(subject);
+  const current = readReferrersTag(repo, tag, subject).then(
     (index) => ({ index }),
     (error: unknown) => ({ error }),
   );
-  if (await repo.referrers(r.subject.digest)) return { kind: 'api' };
+  if (await repo.referrers(subject)) return { kind: 'api' };
   const read = await current;
   if ('error' in read) throw read.error;
   if (read.index === 'subject') return { kind: 'unlisted', tag };
-  return addToReferrersTag(repo, r, tag, read.index);
+  return addToReferrersTag(repo, entry, tag, read.index);
 }
 
 async function putBlobIfMissing(repo: Repository, blob: BytesBlob): Promise<void> {
@@ -149,11 +162,11 @@ async function readReferrersTag(repo: Repository, tag: string, subject: string):
 }
 
 /** Add ours to the subject's referrers `index` (read from `tag`) if it is not there, and PUT it back. */
-async function addToReferrersTag(repo: Repository, r: Referrer, tag: string, index: Index): Promise<ReferrerVia> {
-  if (index.manifests.some((d) => d.digest === r.digest)) return { kind: 'tag', tag, added: false };
+async function addToReferrersTag(repo: Repository, entry: Descriptor, tag: string, index: Index): Promise<ReferrerVia> {
+  if (index.manifests.some((d) => d.digest === entry.digest)) return { kind: 'tag', tag, added: false };
   // Other tools' referrers stay as they are; ours is appended. Two writers at the same moment
   // could each drop the other's entry; the spec accepts that race for the tag schema.
-  const next: Index = { ...index, manifests: [...index.manifests, r.entry] };
+  const next: Index = { ...index, manifests: [...index.manifests, entry] };
   await repo.putManifest(tag, encodeJson(next), MediaType.OciIndex);
   return { kind: 'tag', tag, added: true };
 }
@@ -169,6 +182,21 @@ export async function writeReferrerBlobs(dir: string, r: Referrer): Promise<void
   ] as const) {
     await layout.putBytes(digest, bytes);
   }
+}
+
+/** Where publishSboms puts the documents. */
+export interface SbomWhere {
+  push: boolean;
+  layoutDir?: string;
+  /** docs/fan-out.md: a build leg leaves the fallback tags to the merge job (PushReferrerOptions.deferTag). */
+  deferTags?: boolean;
+}
+
+/** One platform's SBOM referrer; `unlisted` when a build leg left its fallback tag to the merge job. */
+export interface SbomResult {
+  platform: string;
+  digest: string;
+  unlisted?: { subject: string; entry: Descriptor };
 }
 
 export interface SbomDeps {
@@ -189,12 +217,12 @@ export interface SbomDeps {
  */
 export async function publishSboms(
   built: BuiltPackage,
-  where: { push: boolean; layoutDir?: string },
+  where: SbomWhere,
   deps: SbomDeps,
   published: Promise<unknown> = Promise.resolve(),
   /** Settles once the platform images are in the repository (before the index); defaults to `published`. */
   imagesUp: Promise<unknown> = published,
-): Promise<{ platform: string; digest: string }[]> {
+): Promise<SbomResult[]> {
   const made = built.platforms.map((p) => {
     const platform = formatPlatform(p.platform);
     const annotations = p.image.manifest.annotations ?? {};
@@ -221,10 +249,10 @@ export async function publishSboms(
       if (!blobs.has(d)) blobs.set(d, putBlobIfMissing(repo, blob));
       return blobs.get(d)!;
     };
-    vias = await allDone(made.map((m) => pushReferrer(repo, m.r, { subject: imagesUp, putBlob })));
+    vias = await allDone(made.map((m) => pushReferrer(repo, m.r, { subject: imagesUp, putBlob, deferTag: where.deferTags })));
   }
   await published;
-  const out: { platform: string; digest: string }[] = [];
+  const out: SbomResult[] = [];
   for (const [i, m] of made.entries()) {
     // One platform at a time: the referrers share the empty config's file.
     if (where.layoutDir) await writeReferrerBlobs(where.layoutDir, m.r);
@@ -235,12 +263,14 @@ export async function publishSboms(
         ? 'via the referrers API'
         : via.kind === 'unlisted'
           ? `not listed: the registry has no referrers API and answers ${via.tag} with the image itself`
-          : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
+          : via.kind === 'deferred'
+            ? `the merge job lists it in ${referrersTag(m.image)}`
+            : `in the referrers index ${via.tag}${via.added ? '' : ' (already listed)'}`;
     const line = `SBOM ${m.platform}: SPDX 2.3, ${m.packages} packages, ${built.plan.repository}@${m.r.digest} refers to ${m.image} (${how})`;
     // Pushed but not findable by its subject: say so where a run's warnings are seen.
     if (via?.kind === 'unlisted') deps.logger.warning(line);
     else deps.logger.info(line);
-    out.push({ platform: m.platform, digest: m.r.digest });
+    out.push({ platform: m.platform, digest: m.r.digest, ...(via?.kind === 'deferred' ? { unlisted: { subject: m.image, entry: m.r.entry } } : {}) });
   }
   return out;
 }
