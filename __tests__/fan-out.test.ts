@@ -1,0 +1,246 @@
+// docs/fan-out.md end to end: build legs and the merge job as separate runs of dist/index.js
+// under the runner protocol (one workflow run id, each job its own job id and runtime token),
+// pushing to the token-auth registry, handing over through the real @actions/artifact client
+// talking to a loopback stand-in of the artifact service (support/artifact-service.ts). The
+// results are read back with skopeo, crane and our validator, and the amd64 image is run.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MemoryLogger } from '../src/log.js';
+import { validateStored } from '../src/oci/validate.js';
+import { Registry } from '../src/registry/client.js';
+import type { Index } from '../src/oci/spec.js';
+import { startArtifactService, type ArtifactService } from './support/artifact-service.js';
+import { pushBaseImage, umociUnpack, type PushedBase } from './support/base-images.js';
+import { repoRoot } from './support/engine.js';
+import { loadEvent } from './support/events.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+import { createWorkspace, fakeSha, runAction, type ActionRun, type Workspace } from './support/runner.js';
+
+const exec = promisify(execFile);
+
+const EVENT = 'push-tag-v1.2.3';
+const TAGS = ['1', '1.2', '1.2.3', 'latest'];
+const PLATFORMS = ['linux/amd64', 'linux/arm64'];
+
+let registry: TestRegistry;
+let base: PushedBase;
+let workspace: Workspace;
+let service: ArtifactService;
+let client: Registry;
+let crane: string;
+
+beforeAll(async () => {
+  [registry, service, workspace] = await Promise.all([startRegistry({ auth: 'token' }), startArtifactService(), createWorkspace()]);
+  base = await pushBaseImage(registry, 'oci-index');
+  client = new Registry(registry.host, { credentials: async () => ({ username: registry.username, password: registry.password }), logger: new MemoryLogger() });
+  crane = await findCrane();
+}, 600_000);
+
+afterAll(async () => {
+  await Promise.all([registry?.stop(), service?.stop(), workspace?.cleanup()]);
+});
+
+/** crane from PATH, else the one `npm run bench` builds (bench/install.sh, Debian's source package). */
+async function findCrane(): Promise<string> {
+  const onPath = await exec('sh', ['-c', 'command -v crane']).then((r) => r.stdout.trim(), () => '');
+  if (onPath) return onPath;
+  const built = join(repoRoot, '.tmp', 'bench', 'crane');
+  if (!existsSync(built)) await exec('bash', [join(repoRoot, 'bench', 'install.sh'), built], { timeout: 540_000 });
+  return built;
+}
+
+interface Job {
+  /** The workflow run: GITHUB_RUN_ID, and the run's backend id in the runtime token. */
+  run: string;
+  /** The job's backend id in its runtime token (each job, and each attempt of it, its own). */
+  job: string;
+  attempt?: number;
+  inputs: Record<string, string>;
+  /** Another commit than the event's (a leg of another revision). */
+  sha?: string;
+}
+
+/** One job's step: dist/index.js under the runner, with the job's artifact-service token. */
+async function runJob(j: Job): Promise<ActionRun> {
+  const recorded = loadEvent(EVENT);
+  const event = { env: { ...recorded.env, ...(j.sha ? { GITHUB_SHA: j.sha, GITHUB_WORKFLOW_SHA: j.sha } : {}) }, payload: recorded.payload };
+  return runAction({
+    event,
+    registry,
+    workspace: workspace.dir,
+    inputs: { 'base-image': base.reference, packages: './cmd/hello', username: registry.username, ...j.inputs },
+    extraEnv: {
+      ...service.envFor(`run-${j.run}`, j.job),
+      GITHUB_RUN_ID: j.run,
+      GITHUB_RUN_ATTEMPT: String(j.attempt ?? 1),
+      GITHUB_JOB: j.job.replace(/-attempt-\d+$/, ''),
+    },
+  });
+}
+
+const leg = (run: string, platform: string, repo: string, over: Partial<Job> = {}) =>
+  runJob({ run, job: `build-${platform.split('/')[1]}${over.attempt && over.attempt > 1 ? `-attempt-${over.attempt}` : ''}`, ...over, inputs: { repository: repo, 'fan-out': 'build', platforms: platform, ...over.inputs } });
+const merge = (run: string, repo: string, over: Partial<Job> = {}) =>
+  runJob({ run, job: `merge${over.attempt && over.attempt > 1 ? `-attempt-${over.attempt}` : ''}`, ...over, inputs: { repository: repo, 'fan-out': 'merge', platforms: PLATFORMS.join(','), ...over.inputs } });
+
+const describeRun = (r: ActionRun) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+function ok(r: ActionRun): ActionRun {
+  if (r.code !== 0) throw new Error(`the job failed: ${describeRun(r)}`);
+  return r;
+}
+function failed(r: ActionRun): string {
+  if (r.code === 0) throw new Error(`the job should have failed: ${describeRun(r)}`);
+  return r.stdout.split('\n').filter((l) => l.startsWith('::error')).join('\n');
+}
+
+const path = (repo: string) => repo.slice(registry.host.length + 1);
+const tagsOf = (repo: string) => client.repository(path(repo)).listTags();
+const images = (r: ActionRun) => JSON.parse(r.outputs.images) as { digest: string; tags: string[]; platforms: { platform: string; digest: string }[] }[];
+
+describe('fan-out across jobs (docs/fan-out.md)', () => {
+  const RUN = '7100000001';
+  const repo = () => `${registry.host}/octo-org/fan-out`;
+  let legs: ActionRun[];
+  let merged: ActionRun;
+
+  test('two legs in parallel push by digest only: no tag of any kind, each hands over one artifact', async () => {
+    legs = await Promise.all(PLATFORMS.map((p) => leg(RUN, p, repo())));
+    legs.forEach(ok);
+    expect(await tagsOf(repo())).toEqual([]);
+    for (const [i, r] of legs.entries()) {
+      const [img] = images(r);
+      expect(img.platforms).toEqual([{ platform: PLATFORMS[i], digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }]);
+      expect(r.outputs.digest).toBe(img.platforms[0].digest);
+      expect(r.outputs.tags).toBe('');
+      expect(img.tags).toEqual([]);
+      // The platform manifest is in the repository, by digest.
+      expect(await client.repository(path(repo())).headManifest(r.outputs.digest)).toEqual(expect.objectContaining({ digest: r.outputs.digest }));
+    }
+    const names = service.artifacts.filter((a) => a.runBackendId === `run-${RUN}`).map((a) => a.name).sort();
+    expect(names).toEqual([expect.stringMatching(/^ko-annotate-fan-out-[0-9a-f]{12}-linux-amd64-attempt-1\.json$/), expect.stringMatching(/^ko-annotate-fan-out-[0-9a-f]{12}-linux-arm64-attempt-1\.json$/)]);
+    // Through the real client: Twirp CreateArtifact → blob PUTs → FinalizeArtifact, per leg.
+    const rpcs = service.requests.filter((q) => q.rpc).map((q) => q.rpc);
+    expect(rpcs.filter((r) => r === 'CreateArtifact')).toHaveLength(2);
+    expect(rpcs.filter((r) => r === 'FinalizeArtifact')).toHaveLength(2);
+  }, 600_000);
+
+  test('the merge writes the index of both legs, its SBOM fallback tags and the computed tags; crane validates it; the amd64 image runs', async () => {
+    merged = ok(await merge(RUN, repo()));
+    expect(merged.stdout).not.toMatch(/go build/);
+    const [img] = images(merged);
+    expect([...img.tags].sort()).toEqual(TAGS);
+    expect(img.platforms).toEqual(PLATFORMS.map((p, i) => ({ platform: p, digest: legs[i].outputs.digest })));
+    const r = client.repository(path(repo()));
+    const tags = await r.listTags();
+    for (const t of TAGS) expect(tags).toContain(t);
+    // The SBOMs' referrers tag schema (this registry has no referrers API): written by the merge.
+    for (const l of legs) expect(tags).toContain(`sha256-${l.outputs.digest.slice('sha256:'.length)}`);
+    const raw = await r.getManifest('1.2.3');
+    expect(raw.digest).toBe(merged.outputs.digest);
+    const index = JSON.parse(raw.bytes.toString()) as Index;
+    expect(index.manifests.map((m) => [m.platform?.architecture, m.digest])).toEqual([
+      ['amd64', legs[0].outputs.digest],
+      ['arm64', legs[1].outputs.digest],
+    ]);
+    expect(await validateStored(r, merged.outputs.digest)).toEqual({ digest: merged.outputs.digest, manifests: 2, layers: expect.any(Number) });
+
+    const dir = await mkdtemp(join(tmpdir(), 'ko-annotate-fan-out-'));
+    try {
+      const auth = Buffer.from(`${registry.username}:${registry.password}`).toString('base64');
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth } } }), { mode: 0o600 });
+      const env = { ...process.env, DOCKER_CONFIG: dir, HOME: dir };
+      await exec(crane, ['validate', '--insecure', '--remote', `${repo()}:1.2.3`], { env, timeout: 120_000 });
+      // skopeo copies the amd64 image out; umoci unpacks it; the binary prints its greeting.
+      await writeFile(join(dir, 'policy.json'), JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+      await exec('skopeo', ['copy', '--quiet', '--policy', join(dir, 'policy.json'), '--src-tls-verify=false', '--src-authfile', join(dir, 'config.json'), `docker://${repo()}@${legs[0].outputs.digest}`, `oci:${join(dir, 'layout')}:amd64`], { timeout: 120_000 });
+      const rootfs = join(dir, 'rootfs');
+      await umociUnpack(join(dir, 'layout'), 'amd64', rootfs);
+      const { stdout } = await exec(join(rootfs, 'ko-app', 'hello'), [], { env: { KO_DATA_PATH: join(rootfs, 'var', 'run', 'ko') } });
+      expect(stdout).toBe('Hello from kodata, world! (hello dev)\nbuilt for linux/amd64\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
+
+  test('the merged index is byte for byte the one a single fan-out: off job makes for the same commit and inputs', async () => {
+    const single = ok(await runJob({ run: '7100000002', job: 'image', inputs: { repository: repo(), platforms: PLATFORMS.join(',') } }));
+    expect(single.outputs.digest).toBe(merged.outputs.digest);
+    expect(single.outputs.annotations).toBe(merged.outputs.annotations);
+    expect(single.outputs.labels).toBe(merged.outputs.labels);
+    expect(images(single)[0].platforms).toEqual(images(merged)[0].platforms);
+    // Everything it would push was there: the merge had pushed these very bytes.
+    expect(single.stdout).toContain(`${repo()}@${merged.outputs.digest} is already there`);
+  }, 600_000);
+});
+
+describe('the merge checks the legs before anything is named (docs/fan-out.md#merge)', () => {
+  const RUN = '7100000011';
+  const repo = () => `${registry.host}/octo-org/fan-out-checks`;
+  let amd64: ActionRun;
+
+  test('a missing leg: the merge fails naming the platform, and writes no tag', async () => {
+    amd64 = ok(await leg(RUN, 'linux/amd64', repo()));
+    const errors = failed(await merge(RUN, repo()));
+    expect(errors).toMatch(/linux\/arm64: no build leg of this workflow run handed it over/);
+    expect(errors).not.toMatch(/linux\/amd64:/);
+    expect(await tagsOf(repo())).toEqual([]);
+  }, 600_000);
+
+  test('a leg of another revision: the merge fails naming the platform and both revisions, and writes no tag', async () => {
+    const other = fakeSha('another commit');
+    const stale = ok(await leg(RUN, 'linux/arm64', repo(), { sha: other }));
+    const errors = failed(await merge(RUN, repo()));
+    expect(errors).toContain(`linux/arm64: the leg (job build-arm64, attempt 1) built revision ${other}; this merge job is at ${loadEvent(EVENT).env.GITHUB_SHA}`);
+    expect(await tagsOf(repo())).toEqual([]);
+    expect(stale.outputs.digest).toMatch(/^sha256:/);
+  }, 600_000);
+
+  test('the leg re-run (attempt 2) supersedes it and the merge publishes', async () => {
+    const rerun = ok(await leg(RUN, 'linux/arm64', repo(), { attempt: 2 }));
+    const done = ok(await merge(RUN, repo(), { attempt: 2 }));
+    expect(done.stdout).toContain('linux/amd64 (attempt 1), linux/arm64 (attempt 2)');
+    expect(images(done)[0].platforms).toEqual([
+      { platform: 'linux/amd64', digest: amd64.outputs.digest },
+      { platform: 'linux/arm64', digest: rerun.outputs.digest },
+    ]);
+    for (const t of TAGS) expect(await tagsOf(repo())).toContain(t);
+    expect((await client.repository(path(repo())).getManifest('latest')).digest).toBe(done.outputs.digest);
+  }, 600_000);
+
+  test('a second leg for the same platform in the same attempt fails: the artifact name is taken (409)', async () => {
+    const errors = failed(await leg(RUN, 'linux/amd64', repo(), { job: 'build-amd64-again' }));
+    expect(errors).toMatch(/could not hand linux\/amd64 over to the merge job .*another job of run attempt 1 already handed over linux\/amd64/);
+  }, 600_000);
+});
+
+describe('faults and bad input', () => {
+  test('a leg whose upload fails fails; the merge then fails naming the missing platform, and nothing is tagged', async () => {
+    const RUN = '7100000021';
+    const repo = `${registry.host}/octo-org/fan-out-faults`;
+    service.fault = (rpc, job) => (rpc === 'CreateArtifact' && job === 'build-arm64' ? { status: 403, code: 'permission_denied', msg: 'artifact storage refused the upload' } : undefined);
+    try {
+      const [a, b] = await Promise.all([leg(RUN, 'linux/amd64', repo), leg(RUN, 'linux/arm64', repo)]);
+      ok(a);
+      expect(failed(b)).toMatch(/could not hand linux\/arm64 over to the merge job .*artifact storage refused the upload/);
+    } finally {
+      service.fault = undefined;
+    }
+    const errors = failed(await merge(RUN, repo));
+    expect(errors).toMatch(/linux\/arm64: no build leg of this workflow run handed it over/);
+    expect(await tagsOf(repo)).toEqual([]);
+  }, 600_000);
+
+  test('fan-out: merge without platforms is bad input: it fails before any request', async () => {
+    const before = service.requests.length;
+    const tokenRequests = registry.tokenRequests.length;
+    const errors = failed(await merge('7100000031', `${registry.host}/octo-org/fan-out-bad`, { inputs: { platforms: '' } }));
+    expect(errors).toMatch(/input "platforms".*required with fan-out: merge/);
+    expect(service.requests.length).toBe(before);
+    expect(registry.tokenRequests.length).toBe(tokenRequests);
+  }, 120_000);
+});
