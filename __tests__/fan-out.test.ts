@@ -105,11 +105,14 @@ const images = (r: ActionRun) => JSON.parse(r.outputs.images) as { digest: strin
 describe('fan-out across jobs (docs/fan-out.md)', () => {
   const RUN = '7100000001';
   const repo = () => `${registry.host}/octo-org/fan-out`;
+  // User annotations of both levels and labels: a leg's one-platform manifest must be made as an
+  // index entry (no index-level annotations on it), or the merged index would differ from one job's.
+  const inputs = { annotations: 'index:org.example.index-only=yes\nmanifest:org.example.level=manifest\norg.example.both=yes', labels: 'org.example.team=images' };
   let legs: ActionRun[];
   let merged: ActionRun;
 
   test('two legs in parallel push by digest only: no tag of any kind, each hands over one artifact', async () => {
-    legs = await Promise.all(PLATFORMS.map((p) => leg(RUN, p, repo())));
+    legs = await Promise.all(PLATFORMS.map((p) => leg(RUN, p, repo(), { inputs })));
     legs.forEach(ok);
     expect(await tagsOf(repo())).toEqual([]);
     for (const [i, r] of legs.entries()) {
@@ -130,7 +133,8 @@ describe('fan-out across jobs (docs/fan-out.md)', () => {
   }, 600_000);
 
   test('the merge writes the index of both legs, its SBOM fallback tags and the computed tags; crane validates it; the amd64 image runs', async () => {
-    merged = ok(await merge(RUN, repo()));
+    merged = ok(await merge(RUN, repo(), { inputs }));
+    expect(merged.stdout).toContain(`fan-out merge: 2 legs of run ${RUN} checked: the platforms of input "platforms", revision ${loadEvent(EVENT).env.GITHUB_SHA}, the same packages, every platform manifest in its repository`);
     expect(merged.stdout).not.toMatch(/go build/);
     const [img] = images(merged);
     expect([...img.tags].sort()).toEqual(TAGS);
@@ -168,11 +172,13 @@ describe('fan-out across jobs (docs/fan-out.md)', () => {
   }, 600_000);
 
   test('the merged index is byte for byte the one a single fan-out: off job makes for the same commit and inputs', async () => {
-    const single = ok(await runJob({ run: '7100000002', job: 'image', inputs: { repository: repo(), platforms: PLATFORMS.join(',') } }));
+    const single = ok(await runJob({ run: '7100000002', job: 'image', inputs: { repository: repo(), platforms: PLATFORMS.join(','), ...inputs } }));
     expect(single.outputs.digest).toBe(merged.outputs.digest);
     expect(single.outputs.annotations).toBe(merged.outputs.annotations);
     expect(single.outputs.labels).toBe(merged.outputs.labels);
     expect(images(single)[0].platforms).toEqual(images(merged)[0].platforms);
+    expect(merged.outputs.annotations).toContain('org.example.index-only=yes');
+    expect(merged.outputs.labels).toContain('org.example.team=images');
     // Everything it would push was there: the merge had pushed these very bytes.
     expect(single.stdout).toContain(`${repo()}@${merged.outputs.digest} is already there`);
   }, 600_000);
@@ -234,6 +240,19 @@ describe('faults and bad input', () => {
     expect(errors).toMatch(/linux\/arm64: no build leg of this workflow run handed it over/);
     expect(await tagsOf(repo)).toEqual([]);
   }, 600_000);
+
+  test('a leg outside a job with the artifact service fails before it builds or pushes anything', async () => {
+    const tokenRequests = registry.tokenRequests.length;
+    const r = await runAction({
+      event: EVENT,
+      registry,
+      workspace: workspace.dir,
+      inputs: { 'base-image': base.reference, packages: './cmd/hello', username: registry.username, repository: `${registry.host}/octo-org/fan-out-nowhere`, 'fan-out': 'build', platforms: 'linux/amd64' },
+    });
+    expect(failed(r)).toMatch(/fan-out needs the runner's artifact service, and ACTIONS_RUNTIME_TOKEN is not set/);
+    expect(r.stdout).not.toMatch(/go build/);
+    expect(registry.tokenRequests.length).toBe(tokenRequests);
+  }, 120_000);
 
   test('fan-out: merge without platforms is bad input: it fails before any request', async () => {
     const before = service.requests.length;

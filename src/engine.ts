@@ -177,6 +177,9 @@ export interface RunResult {
  * place (docs/publishing.md), so a failed run leaves no tag on incomplete content.
  */
 export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunResult> {
+  // docs/fan-out.md: a leg or merge outside a workflow run fails before anything is built.
+  const run = req.inputs.fanOut === 'off' ? undefined : runIdentity(req.env);
+  if (run && !deps.fanOut) throw new Error(`fan-out: ${req.inputs.fanOut} needs the artifact service of a GitHub Actions run`);
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
   try {
     const planning = planPackages(req, deps);
@@ -184,9 +187,8 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     if (req.push) setImmediate(warmHttpClient);
     const plans = await planning;
     // docs/fan-out.md: the merge job builds nothing; a build leg publishes no name of any kind.
-    if (req.inputs.fanOut === 'merge') return await runMerge(req, deps, plans);
-    const leg = req.inputs.fanOut === 'build' ? runIdentity(req.env) : undefined;
-    if (leg && !deps.fanOut) throw new Error('fan-out: build needs the artifact service of a GitHub Actions run');
+    if (req.inputs.fanOut === 'merge') return await runMerge(req, deps, plans, run!);
+    const leg = req.inputs.fanOut === 'build' ? run : undefined;
     // A re-run names the layers it would write byte for byte the same by what the repository
     // holds, read (pull access only) while Go builds, so that a layer seldom waits for it, and
     // leaves a tag that already names its artifact as it is. Not with an OCI layout to write,

@@ -52,9 +52,21 @@ export interface RunIdentity {
   job: string;
 }
 
+/**
+ * The run this job belongs to, and a check that the artifact service is there: the legs and the
+ * merge job meet through it, in one workflow run on GitHub.com or GHE.com (the toolkit's client
+ * refuses GitHub Enterprise Server, which has no such service).
+ */
 export function runIdentity(env: Record<string, string | undefined>): RunIdentity {
   const runId = env.GITHUB_RUN_ID?.trim();
-  if (!runId) throw new Error('fan-out needs GITHUB_RUN_ID: the legs and the merge job meet in one workflow run');
+  if (!runId) throw new Error('fan-out needs GITHUB_RUN_ID: the legs and the merge job meet in one GitHub Actions workflow run');
+  for (const name of ['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_RESULTS_URL']) {
+    if (!env[name]?.trim()) throw new Error(`fan-out needs the runner's artifact service, and ${name} is not set: it runs in a GitHub Actions job only`);
+  }
+  const server = new URL(env.GITHUB_SERVER_URL?.trim() || 'https://github.com').hostname.toLowerCase();
+  if (server !== 'github.com' && !server.endsWith('.ghe.com') && !server.endsWith('.localhost')) {
+    throw new Error(`fan-out hands over through GitHub's artifact service, which ${server} (GitHub Enterprise Server) does not offer to @actions/artifact; build every platform in one job (fan-out: off)`);
+  }
   const attempt = Number(env.GITHUB_RUN_ATTEMPT?.trim() || '1');
   if (!Number.isInteger(attempt) || attempt < 1) throw new Error(`fan-out: GITHUB_RUN_ATTEMPT ${JSON.stringify(env.GITHUB_RUN_ATTEMPT)} is not a run attempt`);
   return { runId, runAttempt: attempt, job: env.GITHUB_JOB?.trim() || '' };

@@ -17,11 +17,11 @@ import {
   HANDOFF_SCHEMA,
   packageSetId,
   parseArtifactName,
-  runIdentity,
   type ArtifactStore,
   type LegHandoff,
   type LegImage,
   type ListedArtifact,
+  type RunIdentity,
 } from './handoff.js';
 
 /** What fan-out needs besides the engine's dependencies. */
@@ -40,12 +40,16 @@ interface Leg {
 }
 
 /** The merge job's run (engine.ts hands over once the packages are planned; nothing is built). */
-export async function runMerge(req: RunRequest, deps: EngineDeps, plans: readonly PackagePlan[]): Promise<RunResult> {
+export async function runMerge(req: RunRequest, deps: EngineDeps, plans: readonly PackagePlan[], run: RunIdentity): Promise<RunResult> {
   const fanOut = deps.fanOut;
   if (!fanOut) throw new Error('fan-out: merge needs the artifact service of a GitHub Actions run');
   const expected = (req.inputs.platforms as Platform[]).map(formatPlatform);
-  const legs = await collectLegs(req, fanOut.artifacts, plans, expected, deps.tmpRoot);
+  const legs = await collectLegs(req, run, fanOut.artifacts, plans, expected, deps.tmpRoot);
   if (req.push) await checkManifests(plans, legs, fanOut);
+  deps.logger.info(
+    `fan-out merge: ${legs.length} legs of run ${run.runId} checked: the platforms of input "platforms", revision ${req.provenance.revision}, the same packages` +
+      (req.push ? ', every platform manifest in its repository' : ' (push is off: the repository is not read)'),
+  );
 
   const indexes = plans.map((plan, i) => mergedIndex(req, plan, legs.map((l) => l.handoff.images[i])));
   for (const [i, index] of indexes.entries()) {
@@ -57,7 +61,7 @@ export async function runMerge(req: RunRequest, deps: EngineDeps, plans: readonl
   if (req.push) {
     // Content first: each index by digest (its manifests were checked above), then the legs'
     // SBOMs' fallback tags, which a leg never writes; then the names.
-    await allDone(plans.map((p, i) => deps.logger.group(`Publish ${p.repository}@${indexes[i].digest}`, () => targets[i].putContent(indexes[i]))));
+    for (const [i, p] of plans.entries()) await deps.logger.group(`Publish ${p.repository}@${indexes[i].digest}`, () => targets[i].putContent(indexes[i]));
     await listSboms(plans, legs, fanOut, deps);
     // Provenance is signed here, over each merged index and its platform manifests, before any
     // tag (docs/provenance.md): the merge job is the one that publishes the index.
@@ -71,8 +75,7 @@ export async function runMerge(req: RunRequest, deps: EngineDeps, plans: readonl
  * against the merge job's own inputs. Every problem is reported at once, each naming its
  * platform; any problem fails the merge before anything is written.
  */
-async function collectLegs(req: RunRequest, store: ArtifactStore, plans: readonly PackagePlan[], expected: readonly string[], tmpRoot?: string): Promise<Leg[]> {
-  const run = runIdentity(req.env);
+async function collectLegs(req: RunRequest, run: RunIdentity, store: ArtifactStore, plans: readonly PackagePlan[], expected: readonly string[], tmpRoot?: string): Promise<Leg[]> {
   const packages = plans.map((p) => ({ package: p.pkg.importPath, repository: p.repository }));
   const set = packageSetId(packages);
   const listed = await store.list();
