@@ -24,6 +24,11 @@
 //   start-up       `node dist/cli/index.js --help`; `node dist/index.js` (the action) with a
 //                  minimal env until its first line of output. Reported, not a target: a step's
 //                  start-up is tens of milliseconds in a job that spends its time in `go build`.
+//   fan-out        docs/fan-out.md: the same image as `ours push`, by two CLI legs run in parallel
+//                  (--fan-out=build, one platform each) and then the merge (--fan-out=merge), with
+//                  the toolkit's artifact client talking to the test suite's stand-in of the
+//                  artifact service (bench/artifact-service.mjs); `go build` is not in it either,
+//                  and both legs share this machine, where on GitHub each has a runner of its own.
 //   peak RSS       of the ko-annotate process itself during `ours push` (process.resourceUsage,
 //                  via bench/rss-hook.mjs), and of its process tree (GNU time, includes `go list`).
 //
@@ -289,7 +294,7 @@ const oursArgs = (repository, push, sbom = 'none') => ['build', PACKAGE, `--repo
 // ---------------------------------------------------------------------------------------
 // Trials: each returns { ms, cpuMs, ... }.
 
-function trials(s, host) {
+function trials(s, host, artifacts) {
   const rssFile = join(tmp, 'rss.json');
   const cli = join(DIST, 'cli/index.js');
   const hook = `file://${join(root, 'bench/rss-hook.mjs')}`;
@@ -332,7 +337,24 @@ function trials(s, host) {
     };
   };
 
+  // docs/fan-out.md: two legs at once, then the merge; each a job of workflow run bench-<n>.
+  const fanOut = async (n) => {
+    const repository = `${host}/fanout-${n}/benchapp`;
+    const job = (name, args) => {
+      const env = { ...s.oursEnv, GITHUB_RUN_ID: `bench-${n}`, GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: name, ACTIONS_RESULTS_URL: artifacts.url, ACTIONS_RUNTIME_TOKEN: artifacts.tokens[`bench-${n}:${name}`] };
+      return timed(s.node, [cli, 'build', PACKAGE, `--repository=${repository}`, '--base-image=scratch', '--push=true', '--sbom=none', ...args], { cwd: s.prog, env });
+    };
+    const t0 = process.hrtime.bigint();
+    const legs = await Promise.all(ARCHES.map((a) => job(`build-${a}`, [`--platforms=linux/${a}`, '--fan-out=build'])));
+    const legsMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const merge = await job('merge', [`--platforms=${ARCHES.map((a) => `linux/${a}`).join(',')}`, '--fan-out=merge']);
+    // The artifact client logs to stdout too; the outputs are the last line.
+    const outputs = JSON.parse(merge.stdout.trim().split('\n').at(-1));
+    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, cpuMs: [...legs, merge].reduce((x, r) => x + r.cpuMs, 0), legsMs, mergeMs: merge.ms, digest: outputs.digest };
+  };
+
   return {
+    fanOut,
     oursPush: (n) => ours(`${host}/ours-${n}/benchapp`, true),
     oursNoop: (n) => ours(`${host}/ours-${n}/benchapp`, true),
     // The action's default: an SPDX SBOM per platform image, pushed as its referrer.
@@ -399,6 +421,34 @@ async function startup(s, n) {
   return { ...main, host: s.node === process.execPath ? undefined : await one(process.execPath) };
 }
 
+/**
+ * The artifact service's stand-in (bench/artifact-service.mjs) under `node`, with a runtime token
+ * for each job of each round's fan-out: `{ url, tokens, stop }`.
+ */
+async function startArtifactService(node) {
+  const pairs = Array.from({ length: RUNS }, (_, i) => [...ARCHES.map((a) => `build-${a}`), 'merge'].map((job) => `bench-${i + 1}:${job}`)).flat();
+  const child = spawn(node, [join(root, 'bench/artifact-service.mjs'), ...pairs], { stdio: ['pipe', 'pipe', 'inherit'] });
+  live.add(child);
+  child.stdin.on('error', () => {});
+  const exited = new Promise((res) => child.once('exit', res));
+  const first = await new Promise((res, rej) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      if (buf.includes('\n')) res(buf.split('\n')[0]);
+    });
+    child.once('exit', (code) => rej(new Error(`bench/artifact-service.mjs exited ${code} (it needs Node 24's type stripping)`)));
+  });
+  const stop = async () => {
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+    live.delete(child);
+  };
+  return { ...JSON.parse(first), stop };
+}
+
 /** Node 24 (action.yml's runtime): BENCH_NODE, else the binary `npx -y node@24` runs. */
 async function actionNode() {
   if (process.env.BENCH_NODE) return process.env.BENCH_NODE;
@@ -443,10 +493,12 @@ async function main() {
   const link = LINK_MBIT ? await startLink(registry.host, { mbit: LINK_MBIT, rttMs: LINK_RTT_MS }) : undefined;
   if (link) say(`the registry is behind a ${LINK_MBIT} Mbit/s link with a ${LINK_RTT_MS} ms round trip (skopeo's own registries are not)`);
   const results = { rounds: [] };
+  let artifacts;
   try {
     const host = link?.host ?? registry.host;
     for (const a of ARCHES) await pushPlatformBase(host, 'base', a, a);
-    const t = trials(s, host);
+    artifacts = await startArtifactService(s.node);
+    const t = trials(s, host, artifacts);
 
     let levels;
     if (LEVEL_REPS > 0) {
@@ -456,7 +508,7 @@ async function main() {
 
     for (let n = 1; n <= RUNS; n++) {
       // Alternate the order so that neither tool always runs on a warmer (or busier) machine.
-      const push = ['oursPush', 'cranePush', 'oursSbom', 'skopeo', 'floor', 'layers', 'oursAssemble', ...(BASELINE ? ['basePush'] : [])];
+      const push = ['oursPush', 'cranePush', 'oursSbom', 'fanOut', 'skopeo', 'floor', 'layers', 'oursAssemble', ...(BASELINE ? ['basePush'] : [])];
       const noop = ['oursNoop', 'craneNoop', ...(BASELINE ? ['baseNoop'] : [])];
       if (n % 2 === 0) {
         push.reverse();
@@ -464,10 +516,10 @@ async function main() {
       }
       const round = { n, load: loadavg()[0] };
       for (const k of [...push, ...noop]) round[k] = await t[k](n);
-      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} (with SBOMs ${ms(round.oursSbom.ms)}) crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)}${BASELINE ? ` | baseline push ${ms(round.basePush.ms)} no-op ${ms(round.baseNoop.ms)}` : ''} | load ${round.load.toFixed(1)}`);
+      say(`round ${n}/${RUNS}: ours ${ms(round.oursPush.ms)} (with SBOMs ${ms(round.oursSbom.ms)}, fan-out ${ms(round.fanOut.ms)}) crane ${ms(round.cranePush.ms)} skopeo ${ms(round.skopeo.ms)} floor ${ms(round.floor.ms)} layers ${ms(round.layers.ms)} | no-op ours ${ms(round.oursNoop.ms)} crane ${ms(round.craneNoop.ms)}${BASELINE ? ` | baseline push ${ms(round.basePush.ms)} no-op ${ms(round.baseNoop.ms)}` : ''} | load ${round.load.toFixed(1)}`);
       results.rounds.push(round);
     }
-    const digests = new Set(results.rounds.flatMap((r) => [r.oursPush.digest, r.oursNoop.digest, r.oursAssemble.digest, r.oursSbom.digest]));
+    const digests = new Set(results.rounds.flatMap((r) => [r.oursPush.digest, r.oursNoop.digest, r.oursAssemble.digest, r.oursSbom.digest, r.fanOut.digest]));
     if (digests.size !== 1 || !digests.has(s.meta.digest)) throw new Error(`ko-annotate's digest changed between runs: ${[...digests].join(', ')}`);
     const craneIndex = JSON.parse((await run(s.crane, ['manifest', '--insecure', `${host}/crane-1/benchapp:${s.meta.images[0].tags[0]}`], { env: s.baseEnv })).stdout);
 
@@ -475,6 +527,7 @@ async function main() {
     const start = await startup(s, Math.max(RUNS, 10));
     await report(s, results, levels, start, craneIndex);
   } finally {
+    await artifacts?.stop();
     await link?.close();
     await registry.stop();
     await rm(registryDir, { recursive: true, force: true });
@@ -490,7 +543,7 @@ function report(s, results, levels, start, craneIndex) {
   const pairs = (a, b, f = 'ms') => median(rounds.map((r) => r[a][f] / r[b][f]));
   const m = {
     oursPush: med('oursPush'), cranePush: med('cranePush'), skopeo: med('skopeo'), floor: med('floor'), layers: med('layers'),
-    oursAssemble: med('oursAssemble'), oursNoop: med('oursNoop'), craneNoop: med('craneNoop'), oursSbom: med('oursSbom'),
+    oursAssemble: med('oursAssemble'), oursNoop: med('oursNoop'), craneNoop: med('craneNoop'), oursSbom: med('oursSbom'), fanOut: med('fanOut'),
   };
   const cpu = Object.fromEntries(Object.keys(m).map((k) => [k, med(k, 'cpuMs')]));
   const selfRssMiB = Math.max(...rounds.map((r) => r.oursPush.selfRssKiB)) / 1024;
@@ -507,6 +560,7 @@ function report(s, results, levels, start, craneIndex) {
     ['ours: assemble+push (CLI, 2 platforms)', m.oursPush, cpu.oursPush, ''],
     ['crane: append+mutate+index append+tag', m.cranePush, cpu.cranePush, `ours/crane ${ratio(m.oursPush, m.cranePush)} (paired ${pairs('oursPush', 'cranePush').toFixed(2)})`],
     ['ours: assemble+push with SBOMs (the default)', m.oursSbom, cpu.oursSbom, `ours with/without SBOMs ${pairs('oursSbom', 'oursPush').toFixed(2)} (paired)`],
+    ['ours: fan-out, 2 legs in parallel + merge', m.fanOut, cpu.fanOut, `fan-out/one job ${pairs('fanOut', 'oursPush').toFixed(2)} (paired); legs ${ms(med('fanOut', 'legsMs'))}, merge ${ms(med('fanOut', 'mergeMs'))}`],
     ['skopeo copy of our OCI layout', m.skopeo, cpu.skopeo, `ours/skopeo ${ratio(m.oursPush, m.skopeo)}`],
     [`floor: tar | gzip -${s.gzipLevel} | sha256sum (both)`, m.floor, cpu.floor, ''],
     ['ours: writeLayer ×2, in-process', m.layers, cpu.layers, `ours/floor ${ratio(m.layers, m.floor)} (paired ${pairs('layers', 'floor').toFixed(2)})`],
@@ -567,6 +621,7 @@ function report(s, results, levels, start, craneIndex) {
       layersOverFloorPaired: pairs('layers', 'floor'),
       cliAssembleOverFloor: m.oursAssemble / m.floor,
       pushOursOverSkopeo: m.oursPush / m.skopeo,
+      fanOutOverOneJobPaired: pairs('fanOut', 'oursPush'),
     },
     baseline: BASELINE && {
       dist: BASELINE,
