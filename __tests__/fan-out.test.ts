@@ -184,7 +184,7 @@ describe('fan-out across jobs (docs/fan-out.md)', () => {
   }, 600_000);
 });
 
-describe('the merge checks the legs before anything is named (docs/fan-out.md#merge)', () => {
+describe('the merge checks the legs before anything is named (docs/fan-out.md#what-the-merge-checks)', () => {
   const RUN = '7100000011';
   const repo = () => `${registry.host}/octo-org/fan-out-checks`;
   let amd64: ActionRun;

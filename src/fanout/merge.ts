@@ -1,4 +1,4 @@
-// docs/fan-out.md#merge: the merge job builds nothing. It collects this run's leg handoffs, checks
+// docs/fan-out.md#what-the-merge-checks: the merge job builds nothing. It collects this run's leg handoffs, checks
 // them against its own plan (platforms, revision, packages, the manifests in the repository), and
 // only then writes the index — the same bytes one `fan-out: off` job writes — the SBOMs'
 // fallback tags, and the tags, tags last.
@@ -133,7 +133,7 @@ async function collectLegs(req: RunRequest, run: RunIdentity, store: ArtifactSto
   return expected.map((p) => legs.get(p)!);
 }
 
-/** docs/fan-out.md#merge: every leg's platform manifest is in its repository, as the leg described it. */
+/** docs/fan-out.md#what-the-merge-checks: every leg's platform manifest is in its repository, as the leg described it. */
 async function checkManifests(plans: readonly PackagePlan[], legs: readonly Leg[], fanOut: FanOutDeps): Promise<void> {
   const checks = legs.flatMap((leg) => leg.handoff.images.map((img, i) => ({ leg, img, repo: fanOut.repository(plans[i].repository) })));
   const found = await mapLimit(checks, 4, ({ img, repo }) => repo.headManifest(img.manifest.digest));
