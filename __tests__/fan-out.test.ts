@@ -241,6 +241,17 @@ describe('faults and bad input', () => {
     expect(await tagsOf(repo)).toEqual([]);
   }, 600_000);
 
+  test('a leg of a platform "platforms" does not list, and one it lists without a leg: both named, nothing tagged', async () => {
+    const RUN = '7100000022';
+    const repo = `${registry.host}/octo-org/fan-out-extra`;
+    (await Promise.all(PLATFORMS.map((p) => leg(RUN, p, repo)))).forEach(ok);
+    const errors = failed(await merge(RUN, repo, { inputs: { platforms: 'linux/amd64,linux/arm/v7' } }));
+    expect(errors).toMatch(/2 problems with the legs; nothing was published or tagged/);
+    expect(errors).toMatch(/linux\/arm\/v7: no build leg of this workflow run handed it over/);
+    expect(errors).toMatch(/linux\/arm64: the leg \(job build-arm64, attempt 1\) built it, but input "platforms" \(linux\/amd64,linux\/arm\/v7\) does not list it/);
+    expect(await tagsOf(repo)).toEqual([]);
+  }, 600_000);
+
   test('a leg outside a job with the artifact service fails before it builds or pushes anything', async () => {
     const tokenRequests = registry.tokenRequests.length;
     const r = await runAction({
