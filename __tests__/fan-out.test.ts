@@ -177,6 +177,9 @@ describe('fan-out across jobs (docs/fan-out.md)', () => {
     expect(single.outputs.annotations).toBe(merged.outputs.annotations);
     expect(single.outputs.labels).toBe(merged.outputs.labels);
     expect(images(single)[0].platforms).toEqual(images(merged)[0].platforms);
+    // The images output is one job's, SBOM referrers included.
+    expect(images(merged)[0]).toEqual(images(single)[0]);
+    expect(images(merged)[0]).toEqual(expect.objectContaining({ sbom: PLATFORMS.map((platform) => ({ platform, digest: expect.stringMatching(/^sha256:/) })) }));
     expect(merged.outputs.annotations).toContain('org.example.index-only=yes');
     expect(merged.outputs.labels).toContain('org.example.team=images');
     // Everything it would push was there: the merge had pushed these very bytes.

@@ -25,6 +25,8 @@ export interface LegImage {
   manifest: Descriptor;
   /** Manifest, config and layers, compressed: the step summary's size (README.md#outputs). */
   compressedSize: number;
+  /** The digest of the SBOM referrer the leg pushed for this manifest (docs/image.md#sbom), for the merge's outputs. */
+  sbom?: string;
   /**
    * The SBOM referrer the leg pushed, when the registry has no referrers API: the merge job adds
    * it to the subject's `sha256-<hex>` fallback index, a tag, which a leg never writes.

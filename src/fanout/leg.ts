@@ -36,7 +36,8 @@ export function legHandoffs(built: readonly BuiltPackage[], sboms: readonly (rea
     job: run.job,
     images: built.map((b, i) => {
       const p = b.platforms.find((x) => formatPlatform(x.platform) === platform)!;
-      const unlisted = sboms[i]?.find((s) => s.platform === platform)?.unlisted;
+      const sbom = sboms[i]?.find((s) => s.platform === platform);
+      const unlisted = sbom?.unlisted;
       return {
         package: b.plan.pkg.importPath,
         repository: b.plan.repository,
@@ -44,6 +45,7 @@ export function legHandoffs(built: readonly BuiltPackage[], sboms: readonly (rea
         family: p.image.family,
         manifest: indexEntry(p.image),
         compressedSize: compressedSize(p),
+        ...(sbom ? { sbom: sbom.digest } : {}),
         ...(unlisted ? { unlistedSbom: unlisted } : {}),
       };
     }),

@@ -196,5 +196,7 @@ function toResult(req: RunRequest, plan: PackagePlan, index: ImageIndex, tags: s
     annotations: index.index.annotations ?? {},
     goVersion: first.goVersion,
     built,
+    // The legs' SBOMs, as a one-job build reports its own (README.md#outputs).
+    sboms: legs.every((l) => l.handoff.images[i].sbom) ? legs.map((l) => ({ platform: l.platform, digest: l.handoff.images[i].sbom! })) : undefined,
   };
 }
