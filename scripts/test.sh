@@ -51,7 +51,9 @@ step "jest"
 mkdir -p .tmp
 results=.tmp/jest-results.json
 rm -f "$results"
-node --experimental-vm-modules node_modules/jest/bin/jest.js --ci --json --outputFile="$results" "$@" ||
+# Node 24, as the runner runs the action: @sigstore/sign needs it (package.json "//").
+node24=$(npx -y node@24 -p process.execPath) || node24=node
+"$node24" --experimental-vm-modules node_modules/jest/bin/jest.js --ci --json --outputFile="$results" "$@" ||
   fail jest "jest reported failures"
 counts=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
