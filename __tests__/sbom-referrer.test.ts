@@ -1,4 +1,4 @@
-// pushReferrer against the in-process fake registry: which way the referrer is made findable
+// The referrers publisher (one referrer: content, then names) against the in-process fake registry: which way the referrer is made findable
 // for each answer a registry can give (OCI-Subject on PUT, a referrers API, neither), and that
 // the referrers tag schema keeps other entries and is idempotent.
 import { afterEach, describe, expect, it } from '@jest/globals';
@@ -8,7 +8,8 @@ import { MediaType, type Index } from '../src/oci/spec.js';
 import { Registry } from '../src/registry/client.js';
 import { targetCredentials } from '../src/registry/credentials.js';
 import { RetryPolicy } from '../src/registry/retry.js';
-import { EMPTY_JSON, pushReferrer, referrersTag, sbomReferrer } from '../src/sbom/referrer.js';
+import { EMPTY_JSON, pushReferrer, referrersTag } from '../src/publish/referrers.js';
+import { sbomReferrer } from '../src/sbom/referrer.js';
 import { FakeRegistry, sha256 } from './support/fake-registry.js';
 
 const servers: FakeRegistry[] = [];

@@ -12,7 +12,7 @@ import { MediaType, type Index, type Manifest } from '../src/oci/spec.js';
 import { Registry } from '../src/registry/client.js';
 import type { Repository } from '../src/registry/repository.js';
 import { targetCredentials } from '../src/registry/credentials.js';
-import { referrersTag } from '../src/sbom/referrer.js';
+import { referrersTag } from '../src/publish/referrers.js';
 import type { SpdxDocument } from '../src/sbom/spdx.js';
 import { realDeps } from '../src/wiring.js';
 import { exampleRequest } from './support/engine.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runEngine, type RunResult } from '../src/engine.js';
 import { MemoryLogger } from '../src/log.js';
 import { MediaType, type Manifest } from '../src/oci/spec.js';
-import { EMPTY_JSON, referrersTag } from '../src/sbom/referrer.js';
+import { EMPTY_JSON, referrersTag } from '../src/publish/referrers.js';
 import { realDeps } from '../src/wiring.js';
 import { exampleRequest } from './support/engine.js';
 import { FakeRegistry, sha256, type Canned, type Recorded } from './support/fake-registry.js';

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { parseBuildInfo } from '../src/gobuild/go.js';
 import { sha256 } from '../src/oci/digest.js';
 import { MediaType, Key } from '../src/oci/spec.js';
-import { EMPTY_JSON, referrersTag, sbomReferrer } from '../src/sbom/referrer.js';
+import { EMPTY_JSON, referrersTag } from '../src/publish/referrers.js';
+import { sbomReferrer } from '../src/sbom/referrer.js';
 import { golangPurl, ociPurl, spdxDocument, spdxTime, type SpdxInput, type SpdxPackage } from '../src/sbom/spdx.js';
 import { spdxProblems } from './support/spdx.js';
 

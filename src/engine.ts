@@ -18,11 +18,12 @@ import type { ContentSource } from './oci/store.js';
 import { LayoutPublisher } from './publish/layout.js';
 import type { PreviousImages } from './publish/previous.js';
 import type { Publisher } from './publish/publisher.js';
+import type { Attached, AttachWhere, SignedStatement } from './publish/attachments.js';
 import { allDone } from './util.js';
 import { runIdentity, uploadHandoffs } from './fanout/handoff.js';
 import { legHandoffs, putLegContent } from './fanout/leg.js';
 import { runMerge, type FanOutDeps } from './fanout/merge.js';
-import type { SbomResult, SbomWhere } from './sbom/referrer.js';
+import type { SbomResult } from './sbom/referrer.js';
 
 /** The settings .ko.yaml and KO_* environment variables contribute (README.md#inputs, ko's config). */
 export interface KoSettings {
@@ -121,13 +122,15 @@ export interface EngineDeps {
   registryTarget(repository: string, logger?: Logger): RegistryTarget;
   kodata(packageDir: string, repoRoot: string): Promise<TarEntry[]>;
   /**
-   * docs/image.md#sbom: make one SPDX document per platform image of `built` and, when `push`, publish
-   * each as a referrer of its image in `built.plan.repository` (and into `layoutDir` when set).
-   * Returns one `{ platform, digest }` per platform image, in order. Called as the package's
-   * content starts going up, with `published`, which settles once it is all there: a referrer
-   * manifest must wait for it (its subject must exist), its blobs need not. Before any tag.
+   * What is attached to `built`'s image (docs/publishing.md#referrers): with `sbom`, one SPDX
+   * document per platform image, and the signed provenance when the run signs
+   * (docs/provenance.md); pushed as referrers when `push`, written into `layoutDir` when set.
+   * Called as the package's content starts going up, with `published`, which settles once it
+   * is all there, and `imagesUp`, once its platform images are: a referrer manifest waits for its
+   * subject, its blobs need not. The result's `names()` writes the referrers' fallback indexes;
+   * the engine calls it with the tags, after every package's content is up.
    */
-  sboms?(built: BuiltPackage, where: SbomWhere, published: Promise<void>, logger?: Logger, imagesUp?: Promise<unknown>): Promise<SbomResult[]>;
+  attach?(built: BuiltPackage, where: AttachWhere, published: Promise<void>, logger?: Logger, imagesUp?: Promise<unknown>): Promise<Attached>;
   /**
    * What `repository` holds under `tags` now: the digests they name, and the layers of the
    * images this builder made (see publish/previous.ts). Read while Go builds, outside the
@@ -162,6 +165,8 @@ export interface PackageResult {
   built: BuiltPackage;
   /** One SPDX document per platform image, when `sbom: spdx` (docs/image.md#sbom). */
   sboms?: SbomResult[];
+  /** The signed statements about it, when provenance is on (docs/provenance.md). */
+  provenance?: SignedStatement[];
 }
 
 export interface RunResult {
@@ -169,6 +174,8 @@ export interface RunResult {
   packages: PackageResult[];
   pushed: boolean;
   layout?: string;
+  /** The repository owner, for the summary's `gh attestation verify --owner` (when run in a GitHub context). */
+  owner?: string;
 }
 
 /**
@@ -216,7 +223,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
     const listTags = req.push && req.tagsFollowExisting !== false && !leg;
     const listing = settled(Promise.all(built.map(async (b, i) => (leg ? [] : req.tagsFor(listTags ? await targets[i].listTags() : undefined)))));
 
-    const sboms: (SbomResult[] | undefined)[] = [];
+    const attached: (Attached | undefined)[] = [];
     const publish = async (b: BuiltPackage, i: number) => {
       let imagesUp!: () => void;
       const imagesThere = new Promise<void>((resolve) => (imagesUp = resolve));
@@ -226,17 +233,18 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
         else if (req.push) await targets[i].putContent(b.artifact, named, imagesUp);
         if (layout) await layout.putContent(b.artifact);
       })();
-      // The SBOMs' blobs go up alongside the images; the referrer manifests wait for their
-      // subjects, the platform images (not the index), and the rest for `published`.
+      // The referrers' blobs go up alongside the images; their manifests wait for their
+      // subjects: the platform images (not the index) for the SBOMs, `published` for the rest.
       const subjects = Promise.race([imagesThere, published]);
       subjects.catch(() => undefined); // `published` carries the failure to the caller
-      const sbom =
-        req.inputs.sbom === 'spdx' && deps.sboms ? deps.sboms(b, { push: req.push, layoutDir: layout?.dir, deferTags: !!leg }, published, logOf(i), subjects) : Promise.resolve(undefined);
+      const attaching = deps.attach
+        ? deps.attach(b, { push: req.push, layoutDir: layout?.dir, sbom: req.inputs.sbom === 'spdx', deferTags: !!leg }, published, logOf(i), subjects)
+        : Promise.resolve(undefined);
       // Both finish before a failure of either fails the run: nothing is left reading workDir.
-      [, sboms[i]] = await allDone([published, sbom]);
+      [, attached[i]] = await allDone([published, attaching]);
     };
     const title = (b: BuiltPackage) => `Publish ${b.plan.repository}@${b.artifact.digest}`;
-    if (req.push || layout || (req.inputs.sbom === 'spdx' && deps.sboms)) {
+    if (req.push || layout || (req.inputs.sbom === 'spdx' && deps.attach)) {
       if (!held) {
         await deps.logger.group(title(built[0]), () => publish(built[0], 0));
       } else {
@@ -253,11 +261,14 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       }
     }
     if (leg) {
+      const sboms = attached.map((a) => a?.sboms);
       const names = await uploadHandoffs(deps.fanOut!.artifacts, legHandoffs(built, sboms, leg, req.provenance.revision), deps.tmpRoot);
       for (const name of names) deps.logger.info(`handed over to the merge job: artifact ${name}`);
       return { version: req.provenance.version, pushed: req.push, packages: built.map((b, i) => ({ ...legResult(b), sboms: sboms[i] })) };
     }
     const tags = await listing();
+    // Names: the referrers' fallback indexes, then the tags (docs/publishing.md#referrers).
+    await allDone(attached.map((a) => a?.names() ?? Promise.resolve()));
     if (req.push) await allDone(built.map(async (b, i) => targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags)));
     // One after another: each rewrites the layout's index.json. Several packages share their
     // tags, so there each entry is named by its reference (`<repository>:<tag>`): named by the
@@ -268,7 +279,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       version: req.provenance.version,
       pushed: req.push,
       layout: layout?.dir,
-      packages: built.map((b, i) => ({ ...toResult(b, tags[i]), sboms: sboms[i] })),
+      packages: built.map((b, i) => ({ ...toResult(b, tags[i]), sboms: attached[i]?.sboms, provenance: attached[i]?.provenance })),
     };
   } finally {
     await rm(workDir, { recursive: true, force: true });

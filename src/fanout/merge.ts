@@ -10,7 +10,7 @@ import { compact, sortedRecord } from '../oci/json.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Descriptor, Platform } from '../oci/spec.js';
 import type { Repository } from '../registry/repository.js';
-import { listReferrer } from '../sbom/referrer.js';
+import { listReferrer } from '../publish/referrers.js';
 import { allDone, mapLimit } from '../util.js';
 import {
   downloadHandoff,

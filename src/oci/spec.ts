@@ -14,6 +14,8 @@ export const MediaType = {
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   SpdxJson: 'application/spdx+json',
+  /** A Sigstore bundle (sigstore protobuf-specs), as referrer artifactType and layer (docs/provenance.md#storage). */
+  SigstoreBundle: 'application/vnd.dev.sigstore.bundle.v0.3+json',
 } as const;
 export type MediaType = (typeof MediaType)[keyof typeof MediaType];
 
@@ -57,6 +59,9 @@ export const Key = {
   GoPackage: 'io.github.ko-annotate.go.package',
   GoModule: 'io.github.ko-annotate.go.module',
   Builder: 'io.github.ko-annotate.builder',
+  /** On a bundle referrer: what the bundle holds (`dsse-envelope`) and its statement's predicate type, as cosign and GitHub write them. */
+  BundleContent: 'dev.sigstore.bundle.content',
+  BundlePredicateType: 'dev.sigstore.bundle.predicateType',
 } as const;
 
 /** Labels with this prefix describe the base image and are dropped before ours are written (docs/image.md#metadata). */
