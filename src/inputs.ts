@@ -3,6 +3,7 @@ import type { Platform } from './oci/spec.js';
 import type { UserAnnotations } from './gobuild/assemble.js';
 import { parseReference } from './registry/reference.js';
 import { isTagRules, parseTagRules, type TagRules } from './github/tag-rules.js';
+import type { SigstoreChoice } from './provenance/sigstore.js';
 
 /** Every input of action.yml, by name. The CLI builds the same record from its flags. */
 export const INPUT_NAMES = [
@@ -29,6 +30,8 @@ export const INPUT_NAMES = [
   'user',
   'timeout',
   'fan-out',
+  'provenance',
+  'sigstore',
 ] as const;
 export type InputName = (typeof INPUT_NAMES)[number];
 export type RawInputs = Partial<Record<InputName, string>>;
@@ -76,6 +79,9 @@ export interface Inputs {
   user?: string;
   timeoutMs: number;
   fanOut: FanOut;
+  /** docs/provenance.md: sign and attach SLSA provenance (and SBOM attestations). */
+  provenance: Tristate;
+  sigstore: SigstoreChoice;
 }
 
 /** An `env` line for one platform: `linux/arm64:CC=aarch64-linux-gnu-gcc`. */
@@ -188,6 +194,8 @@ export function parseInputs(raw: RawInputs): Inputs {
     user,
     timeoutMs: parseDuration(get('timeout') || Defaults.timeout),
     fanOut,
+    provenance: oneOf('provenance', get('provenance') || 'auto', ['auto', 'true', 'false'] as const),
+    sigstore: parseSigstore(get('sigstore') || 'auto'),
   };
 }
 
@@ -203,6 +211,35 @@ function checkFanOut(fanOut: FanOut, raw: string, platforms: Platform[] | 'all' 
   if (platforms === undefined) return fail('platforms', raw, 'is required with fan-out: merge: list the platforms the build legs build (linux/amd64,linux/arm64)');
   if (platforms === 'all') return fail('platforms', raw, 'must list the platforms with fan-out: merge, the set the build legs build; "all" names none');
   if (platforms.length < 2) fail('platforms', raw, 'must list two or more platforms with fan-out: merge; one platform makes no index: build it with fan-out: off');
+}
+
+/**
+ * The `sigstore` input (docs/provenance.md#instances): `auto`, `public-good`, `github`, or
+ * `fulcio=<url>,rekor=<url>,tsa=<url>` with rekor and tsa each optional but not both missing.
+ */
+export function parseSigstore(v: string): SigstoreChoice {
+  if (v === 'auto' || v === 'public-good' || v === 'github') return v;
+  const why = 'is not auto, public-good, github or fulcio=<url>,rekor=<url>,tsa=<url>';
+  if (!v.includes('=')) fail('sigstore', v, why);
+  const urls: Record<string, string> = {};
+  for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const key = part.slice(0, eq).trim();
+    const value = part.slice(eq + 1).trim();
+    if (eq < 0 || !['fulcio', 'rekor', 'tsa'].includes(key)) fail('sigstore', v, `${why} (${JSON.stringify(part)} is none of fulcio=, rekor=, tsa=)`);
+    if (urls[key] !== undefined) fail('sigstore', v, `names ${key} twice`);
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) fail('sigstore', v, `${why} (${key}: ${JSON.stringify(value)} is not an http(s) URL)`);
+    urls[key] = value.replace(/\/+$/, '');
+  }
+  if (!urls.fulcio) fail('sigstore', v, `${why} (fulcio= is missing)`);
+  if (!urls.rekor && !urls.tsa) fail('sigstore', v, `${why} (give rekor=, tsa= or both)`);
+  return { custom: { fulcio: urls.fulcio, rekor: urls.rekor, tsa: urls.tsa } };
 }
 
 /** A repository name (255) with a registry host, a tag (128) and a digest (71), with room to spare. */

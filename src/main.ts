@@ -16,6 +16,8 @@ export function readActionInputs(actions: Workflow): RawInputs {
     raw[name] = core.getInput(name);
     if (SECRETS.has(name) && raw[name]) actions.mask(raw[name]);
   }
+  // The runner's OIDC request token lets anyone who has it ask for the job's identity token.
+  if (process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN) actions.mask(process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN);
   return raw;
 }
 
@@ -30,7 +32,7 @@ export async function run(actions: Workflow = workflow, signal?: AbortSignal): P
     const inputs = parseInputs(readActionInputs(actions));
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
     const { payload } = runnerContext(env, (m) => actions.warning(m));
-    const result = await runJob(inputs, env, payload, workspace, actions, { signal });
+    const result = await runJob(inputs, env, payload, workspace, actions, { signal, mask: (secret) => actions.mask(secret) });
 
     for (const [name, value] of Object.entries(outputsOf(result))) actions.setOutput(name, value);
     // Everything is published and the outputs are set: a summary that cannot be written costs

@@ -1,5 +1,6 @@
 import { formatBytes } from './util.js';
 import type { PackageResult, RunResult } from './engine.js';
+import { SLSA_PROVENANCE_V1 } from './provenance/statement.js';
 
 /** The `images` output's objects (README.md#outputs). */
 export interface ImageOutput {
@@ -25,6 +26,8 @@ export function outputsOf(result: RunResult): Record<string, string> {
     ...(p.sboms?.length ? { sbom: p.sboms.map(({ platform, digest }) => ({ platform, digest })) } : {}),
   }));
   const tags = result.packages.flatMap((p) => p.tags.map((t) => `${p.repository}:${t}`));
+  // docs/provenance.md#outputs: every signed statement of every package.
+  const provenance = result.packages.flatMap((p) => p.provenance ?? []);
   const labels = lines(first.labels);
   const annotations = lines(first.annotations);
   const metadata = {
@@ -36,6 +39,7 @@ export function outputsOf(result: RunResult): Record<string, string> {
     labels: first.labels,
     annotations: first.annotations,
     pushed: result.pushed,
+    provenance,
   };
   return {
     digest: first.digest,
@@ -46,6 +50,7 @@ export function outputsOf(result: RunResult): Record<string, string> {
     labels,
     annotations,
     metadata: JSON.stringify(metadata),
+    provenance: JSON.stringify(provenance),
   };
 }
 
@@ -58,11 +63,11 @@ const lines = (r: Record<string, string>) =>
 /** The job summary: one table per image, then a pull command (README.md#outputs). */
 export function summaryMarkdown(result: RunResult): string {
   const out: string[] = [`## ko-annotate ${result.pushed ? 'published' : 'built (not pushed)'} ${result.packages.length === 1 ? 'one image' : `${result.packages.length} images`}`, ''];
-  for (const p of result.packages) out.push(...packageSummary(p, result.pushed), '');
+  for (const p of result.packages) out.push(...packageSummary(p, result.pushed, result.owner), '');
   return out.join('\n');
 }
 
-function packageSummary(p: PackageResult, pushed: boolean): string[] {
+function packageSummary(p: PackageResult, pushed: boolean, owner: string | undefined): string[] {
   const rows = [
     `### \`${p.repository}\``,
     '',
@@ -72,6 +77,7 @@ function packageSummary(p: PackageResult, pushed: boolean): string[] {
     `| Tags | ${p.tags.map((t) => `\`${t}\``).join(' ') || '(none)'} |`,
     `| Package | \`${p.package}\` (${p.goVersion}) |`,
     `| Base | ${p.base ? `\`${p.base.name}\` @ \`${p.base.digest}\`` : '`scratch`'} |`,
+    ...(p.provenance?.length ? [`| Provenance | signed: ${provenanceKinds(p)} (Sigstore), attached as referrers |`] : []),
     '',
     '| Platform | Digest | Compressed size |',
     '|---|---|---:|',
@@ -79,6 +85,15 @@ function packageSummary(p: PackageResult, pushed: boolean): string[] {
     '',
   ];
   if (pushed) rows.push('```sh', `docker pull ${p.ref}`, '```');
+  // docs/provenance.md#verifying
+  if (pushed && p.provenance?.length) rows.push('', 'Verify its provenance:', '', '```sh', `gh attestation verify oci://${p.ref}${owner ? ` --owner ${owner}` : ''}`, '```');
   return rows;
+}
+
+/** `SLSA v1 provenance, 2 SBOM attestations` */
+function provenanceKinds(p: PackageResult): string {
+  const slsa = p.provenance!.filter((s) => s.predicateType === SLSA_PROVENANCE_V1).length;
+  const spdx = p.provenance!.length - slsa;
+  return [slsa ? 'SLSA v1 provenance' : '', spdx ? `${spdx} SBOM attestation${spdx === 1 ? '' : 's'}` : ''].filter(Boolean).join(', ');
 }
 

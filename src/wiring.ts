@@ -12,8 +12,9 @@ import { dockerConfigCredentials, helperRunner, repositoryCredentials, type Cred
 import { parseReference, parseRepository } from './registry/reference.js';
 import { RetryPolicy } from './registry/retry.js';
 import type { UploadFallbacks } from './registry/upload.js';
-import { publishSboms } from './sbom/referrer.js';
 import { toolkitArtifactStore } from './fanout/handoff.js';
+import { attach, type Attestor } from './publish/attachments.js';
+import { makeAttestor, type AttestorOptions } from './provenance/attestor.js';
 
 export interface WiringOptions {
   logger: Logger;
@@ -29,6 +30,8 @@ export interface WiringOptions {
   timeoutMs?: number;
   /** Aborted when the step is cancelled: Go is killed and registry requests stop (src/cancel.ts). */
   signal?: AbortSignal;
+  /** Provenance on (docs/provenance.md): how to sign. Asked once, when the first package is attached. */
+  provenance?: () => Omit<AttestorOptions, 'retry' | 'logger'> | undefined;
 }
 
 /** The real dependencies: Go from PATH, registries over HTTP(S), the file system for kodata. */
@@ -64,9 +67,17 @@ export function realDeps(o: WiringOptions): EngineDeps {
   // uploads while publishing: those reads are bounded by the publish deadline once it has
   // started, or a base registry that stops answering would hold the run past its `timeout`.
   const registry = perHost(() => ({ retry: new RetryPolicy({ deadline: () => publishRetry?.deadline, signal: o.signal }) }));
-  const publishRegistry = perHost(() => ({
-    retry: (publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs, signal: o.signal })),
-  }));
+  const publishRetryPolicy = () => (publishRetry ??= new RetryPolicy({ deadline: o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs, signal: o.signal }));
+  const publishRegistry = perHost(() => ({ retry: publishRetryPolicy() }));
+  // Signing is part of the publish phase: the same policy and deadline (README.md#inputs `timeout`).
+  let attestor: Attestor | undefined | null = null;
+  const attestorOf = (): Attestor | undefined => {
+    if (attestor === null) {
+      const p = o.provenance?.();
+      attestor = p ? makeAttestor({ ...p, logger: o.logger, retry: publishRetryPolicy }) : undefined;
+    }
+    return attestor;
+  };
   // Registry clients for the build phase: one attempt per request, and a request that moves
   // no bytes for 5 s is given up.
   const buildPhase = perHost(() => ({ retry: new RetryPolicy({ maxAttempts: 1, signal: o.signal }), requestTimeoutMs: 5000 }));
@@ -96,15 +107,10 @@ export function realDeps(o: WiringOptions): EngineDeps {
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // docs/fan-out.md: the toolkit's artifact client is loaded only when a fan-out job first uses it.
     fanOut: { artifacts: toolkitArtifactStore(), repository: (name) => repositoryOn(publishRegistry, name, 'push') },
-    // docs/image.md#sbom: referrers go to the same publish-side registry client as the image.
-    sboms: (built, where, published, logger = o.logger, imagesUp) =>
-      publishSboms(
-        built,
-        where,
-        { logger, repository: (name) => repositoryOn(publishRegistry, name, 'push') },
-        published,
-        imagesUp,
-      ),
+    // docs/provenance.md#storage: referrers go to the same publish-side registry client as the image.
+    // A fan-out build leg signs nothing: it publishes no index (docs/fan-out.md).
+    attach: (built, where, published, logger = o.logger, imagesUp) =>
+      attach(built, { ...where, attestor: where.push && !where.deferTags ? attestorOf() : undefined }, { logger, repository: (name) => repositoryOn(publishRegistry, name, 'push') }, published, imagesUp),
   };
 }
 
