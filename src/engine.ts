@@ -122,7 +122,7 @@ export interface EngineDeps {
   registryTarget(repository: string, logger?: Logger): RegistryTarget;
   kodata(packageDir: string, repoRoot: string): Promise<TarEntry[]>;
   /**
-   * What is attached to `built`'s image (docs/publishing.md#referrers): with `sbom`, one SPDX
+   * What is attached to `built`'s image (docs/provenance.md#storage): with `sbom`, one SPDX
    * document per platform image, and the signed provenance when the run signs
    * (docs/provenance.md); pushed as referrers when `push`, written into `layoutDir` when set.
    * Called as the package's content starts going up, with `published`, which settles once it
@@ -267,7 +267,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
       return { version: req.provenance.version, pushed: req.push, packages: built.map((b, i) => ({ ...legResult(b), sboms: sboms[i] })) };
     }
     const tags = await listing();
-    // Names: the referrers' fallback indexes, then the tags (docs/publishing.md#referrers).
+    // Names: the referrers' fallback indexes, then the tags (docs/provenance.md#storage).
     await allDone(attached.map((a) => a?.names() ?? Promise.resolve()));
     if (req.push) await allDone(built.map(async (b, i) => targets[i].putTags(b.artifact, tags[i], (await previous?.[i])?.tags)));
     // One after another: each rewrites the layout's index.json. Several packages share their

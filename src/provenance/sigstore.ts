@@ -50,8 +50,11 @@ export interface SignOptions {
 
 /** The Sigstore bundle's JSON for `payload` (an in-toto statement), signed as a DSSE envelope. */
 export async function signStatement(payload: Buffer, what: string, o: SignOptions): Promise<unknown> {
-  // Loaded only when signing: it brings its own HTTP client.
-  const [{ DSSEBundleBuilder, FulcioSigner, RekorWitness, TSAWitness }, { bundleToJSON }] = await Promise.all([import('@sigstore/sign'), import('@sigstore/bundle')]);
+  // Evaluated only when signing (it brings its own HTTP client); "eager": in the one bundle (src/job.ts).
+  const [{ DSSEBundleBuilder, FulcioSigner, RekorWitness, TSAWitness }, { bundleToJSON }] = await Promise.all([
+    import(/* webpackMode: "eager" */ '@sigstore/sign'),
+    import(/* webpackMode: "eager" */ '@sigstore/bundle'),
+  ]);
   return o.retry.run(
     `sign ${what} with Sigstore (${o.endpoints.fulcio})`,
     async () => {

@@ -1,4 +1,4 @@
-// What is attached to a package's image, on one path (docs/publishing.md#referrers): the SPDX
+// What is attached to a package's image, on one path (docs/provenance.md#storage): the SPDX
 // documents (docs/image.md#sbom) and, with provenance on, the signed SLSA provenance and SBOM
 // attestations (docs/provenance.md), all pushed as referrers by one ReferrersPublisher beside
 // the image publisher. Content goes up with the image; the referrers tag schema's indexes are

@@ -1,4 +1,4 @@
-// The referrers publisher (docs/publishing.md#referrers): everything attached to an image (its
+// The referrers publisher (docs/provenance.md#storage): everything attached to an image (its
 // SBOMs, their signed attestations, the signed provenance) is an OCI artifact manifest whose
 // `subject` is that image, pushed beside the image publisher in the same two steps: content
 // (blobs, then the manifest by digest once its subject is there) and names (the referrers tag
