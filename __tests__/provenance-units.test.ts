@@ -54,7 +54,11 @@ describe('the sigstore input', () => {
 describe("GitHub's attestations API", () => {
   let server: Server | undefined;
   afterEach(async () => {
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    await new Promise<void>((r) => {
+      if (!server) return r();
+      server.close(() => r());
+      server.closeAllConnections();
+    });
     server = undefined;
   });
   async function api(statuses: number[]) {

@@ -245,7 +245,12 @@ export async function startSigstore(o: SigstoreOptions = {}): Promise<TestSigsto
       if (parsed.content.$case !== 'dsseEnvelope') throw new Error('not a DSSE bundle');
       return parsed.content.dsseEnvelope.payload;
     },
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections (the test's own fetch) would hold close() open.
+        server.closeAllConnections();
+      }),
   };
 }
 
