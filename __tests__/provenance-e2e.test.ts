@@ -57,6 +57,7 @@ beforeAll(async () => {
     mkdtemp(join(tmpdir(), 'provenance-e2e-')),
   ]);
   base = await pushBaseImage(registry, 'oci-index');
+  await writeSkopeoFiles();
 }, 240_000);
 
 afterAll(async () => {
@@ -140,9 +141,10 @@ describe('a push with provenance: signed, attached, stored, verifiable', () => {
   let result: ActionRun;
   let images: { digest: string; platforms: { platform: string; digest: string }[]; sbom: { platform: string; digest: string }[] }[];
   let signed: { subjects: { name: string; digest: string }[]; predicateType: string; bundle: string; referrer: string; attestationId?: string }[];
+  let tokenRequestsBefore: number;
 
   beforeAll(async () => {
-    await writeSkopeoFiles();
+    tokenRequestsBefore = registry.tokenRequests.length;
     result = await run(sigstore, repository, { provenance: 'true' });
     if (result.code !== 0) throw new Error(`the action failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
     images = JSON.parse(result.outputs.images);
@@ -238,6 +240,11 @@ describe('a push with provenance: signed, attached, stored, verifiable', () => {
     for (const jwt of oidc) expect(carrying(jwt)).toEqual(['fulcio POST']);
     expect(carrying(GITHUB_TOKEN)).toEqual(['api POST']);
     expect(carrying(registry.password)).toEqual([]);
+    // The registry's token service refused nothing: no credentials but its own reached it (the
+    // github-token would have been refused there).
+    const asked = registry.tokenRequests.slice(tokenRequestsBefore);
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.filter((t) => t.status !== 200 || !t.authenticated)).toEqual([]);
   });
 
   test('(4) the index digest is the same with provenance off', async () => {
@@ -246,6 +253,62 @@ describe('a push with provenance: signed, attached, stored, verifiable', () => {
     expect(off.outputs.digest).toBe(images[0].digest);
     expect(JSON.parse(off.outputs.provenance)).toEqual([]);
     expect(off.stdout).toContain('provenance: off (input "provenance" is false)');
+  }, 300_000);
+});
+
+describe("GitHub's instance shape (Fulcio and a timestamp authority, no Rekor)", () => {
+  test('the provenance bundle carries an RFC 3161 timestamp and no log entry, and verifies', async () => {
+    const tsaOnly = await startSigstore({ rekor: false, tsa: true, claims });
+    try {
+      const repository = 'octo-org/tsa-only';
+      const r = await run(tsaOnly, repository, { provenance: 'true', sbom: 'none' });
+      if (r.code !== 0) throw new Error(`the action failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      const signed = JSON.parse(r.outputs.provenance) as { predicateType: string; referrer: string; bundle: string }[];
+      expect(signed.map((s) => s.predicateType)).toEqual([SLSA]);
+      const { layer } = await readReferrer(repository, signed[0].referrer);
+      expect(sha256(layer)).toBe(signed[0].bundle);
+      const bundle = json<{ verificationMaterial: { tlogEntries?: unknown[]; timestampVerificationData?: { rfc3161Timestamps: unknown[] } } }>(layer);
+      expect(bundle.verificationMaterial.tlogEntries ?? []).toEqual([]);
+      expect(bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps).toHaveLength(1);
+      const st = json<Statement>(tsaOnly.verify(bundle));
+      expect(st.predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit).toBe(E.GITHUB_SHA);
+      expect(tsaOnly.requests.some((q) => q.service === 'rekor')).toBe(false);
+    } finally {
+      await tsaOnly.stop();
+    }
+  }, 300_000);
+});
+
+describe("GitHub's attestations API refuses (no attestations: write)", () => {
+  test('one warning naming the permission; the run succeeds and the bundles are in the registry', async () => {
+    const refusing = await startSigstore({ rekor: true, claims, apiStatus: 403 });
+    try {
+      const repository = 'octo-org/no-attestations';
+      const r = await run(refusing, repository, { provenance: 'true' });
+      if (r.code !== 0) throw new Error(`the action failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      const warnings = r.stdout.split('\n').filter((l) => l.startsWith('::warning'));
+      expect(warnings).toEqual([expect.stringContaining('`permissions: attestations: write`')]);
+      // One refusal, and the other bundles are not sent after it.
+      expect(refusing.requests.filter((q) => q.service === 'api' && q.method === 'POST')).toHaveLength(1);
+      const signed = JSON.parse(r.outputs.provenance) as { referrer: string; attestationId?: string }[];
+      expect(signed).toHaveLength(3);
+      expect(signed.every((s) => s.attestationId === undefined)).toBe(true);
+      for (const s of signed) refusing.verify(json((await readReferrer(repository, s.referrer)).layer));
+    } finally {
+      await refusing.stop();
+    }
+  }, 300_000);
+});
+
+describe('provenance: auto', () => {
+  test('without id-token: write, signs nothing and says how to turn it on, in one line', async () => {
+    const repository = 'octo-org/no-id-token';
+    const r = await run(sigstore, repository, { sbom: 'none' }, { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.outputs.provenance)).toEqual([]);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('provenance: '));
+    expect(lines).toEqual([expect.stringContaining('`permissions: id-token: write`')]);
+    expect(r.summary).not.toContain('gh attestation verify');
   }, 300_000);
 });
 
