@@ -73,6 +73,13 @@ test('the predicate is GitHub\'s: workflow, run, commit and builder from the tok
   });
 });
 
+test('Rekor answering 502 is retried: the bundle of the attempt that got through verifies', async () => {
+  sigstore = await startSigstore({ rekorFailures: 1 });
+  const { bundle } = await signWith(sigstore);
+  expect(() => sigstore!.verify(bundle)).not.toThrow();
+  expect(sigstore.requests.filter((r) => r.service === 'rekor').map((r) => r.status)).toEqual([502, 201]);
+});
+
 test('Fulcio answering 503 is retried; down for good, signing gives up at the deadline', async () => {
   sigstore = await startSigstore({ fulcioFailures: 2 });
   const { bundle } = await signWith(sigstore);

@@ -87,6 +87,8 @@ export interface SigstoreOptions {
   fulcioStatus?: number;
   /** Fulcio answers this many requests with 503 before it works. */
   fulcioFailures?: number;
+  /** Rekor answers this many requests with 502 before it works. */
+  rekorFailures?: number;
   /** What the attestations API answers (default 201 with an id). */
   apiStatus?: number;
 }
@@ -128,6 +130,7 @@ export async function startSigstore(o: SigstoreOptions = {}): Promise<TestSigsto
   const requests: SigstoreRequest[] = [];
   const attestations: TestSigstore['attestations'] = [];
   let fulcioFailures = o.fulcioFailures ?? 0;
+  let rekorFailures = o.rekorFailures ?? 0;
   let attestationId = 1000;
 
   const server: Server = createServer();
@@ -173,6 +176,10 @@ export async function startSigstore(o: SigstoreOptions = {}): Promise<TestSigsto
         return { service: 'fulcio', status: 503, response: 'try again' };
       }
       return { service: 'fulcio', ...(await answer(fulcio.fn, withSanClaim(body.toString('utf8'), identity))) };
+    }
+    if (rekorOn && url.pathname === `/rekor${rekor.path}` && rekorFailures > 0) {
+      rekorFailures--;
+      return { service: 'rekor', status: 502, response: 'bad gateway' };
     }
     if (rekorOn && url.pathname === `/rekor${rekor.path}`) return { service: 'rekor', ...(await answer(rekor.fn, canonicalRekorEntry(body.toString('utf8')))) };
     // sigstore-js posts to a TSA base URL that has a path as it is, and appends the API path to a bare host.
