@@ -7,13 +7,17 @@ npx tsc --noEmit -p .
 rm -rf dist
 # Minified: the runner starts a fresh Node for every step, and parsing the bundle is a large
 # part of its start-up (`npm run bench` times both entry points).
-npx ncc build src/index.ts -o dist --license licenses.txt --target es2022 --minify --quiet
-npx ncc build src/bin.ts -o dist/cli --target es2022 --minify --quiet
+stats="$(mktemp -d)"
+trap 'rm -rf "$stats"' EXIT
+npx ncc build src/index.ts -o dist --stats-out "$stats/index.json" --target es2022 --minify --quiet
+npx ncc build src/bin.ts -o dist/cli --stats-out "$stats/cli.json" --target es2022 --minify --quiet
 # The toolkit's artifact client, for fan-out jobs only (src/fanout/artifact-client.ts): a bundle
 # of its own, loaded when a fan-out job first uses it, so that no other run parses it.
 npx ncc build src/fanout/artifact-client.ts -o dist/artifact --license licenses.txt --target es2022 --minify --quiet
-# A dynamic import() without webpackMode "eager" makes ncc write a chunk file
-# next to the bundle, which is neither minified nor covered by licenses.txt.
+# ncc's --license covers only the last chunk once there are chunks (see below): ours covers all.
+node scripts/licenses.mjs "$stats/index.json" > dist/licenses.txt
+# A dynamic import() without webpackMode "eager" (see src/provenance/sigstore.ts) makes ncc write a chunk file
+# next to the bundle, which is not minified.
 # Two chunks come from inside @sigstore/sign's HTTP client (make-fetch-happen), whose own
 # import()s no comment of ours reaches: cacache's `import('p-map')` and the proxy agents'
 # optional `import('kerberos')` (not installed: the chunk is ncc's stub). Those are let through.
