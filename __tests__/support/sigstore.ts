@@ -148,7 +148,7 @@ export async function startSigstore(o: SigstoreOptions = {}): Promise<TestSigsto
   const ctlog = await initializeCTLog(ctKeys);
   const ca = await initializeCA(caKeys, ctlog);
   const tlog = await initializeTLog(rekorUrl ?? `${base}/rekor`, tlogKeys);
-  const tsa = await initializeTSA(tsaKeys);
+  const tsa = await initializeTSA(tsaKeys, wholeSecondsClock());
   // Fulcio's certificate identity for a GitHub token is `<server>/<job_workflow_ref>`; the mock
   // takes the SAN from one claim, so that value travels as one more claim of the token it reads.
   const fulcio = fulcioHandler(ca, { subjectClaim: 'fulcio_san' });
@@ -259,6 +259,23 @@ export async function startSigstore(o: SigstoreOptions = {}): Promise<TestSigsto
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The time now, rounded up to a whole second, as a Date. The mock TSA writes its genTime with
+ * trailing zeros of the milliseconds cut (`.5` for 500 ms), which @sigstore/core's parser
+ * refuses (it wants `.000`); without a fraction it reads it. Up, not down: the timestamp must
+ * not come before the signing certificate's notBefore.
+ */
+function wholeSecondsClock(): Date {
+  const now = () => new Date(Math.ceil(Date.now() / 1000) * 1000);
+  return new Proxy(new Date(), {
+    get(_target, prop) {
+      const d = now();
+      const v = Reflect.get(d, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(d) : v;
+    },
+  });
 }
 
 function logAuthority(baseUrl: string, publicKey: Buffer, start: Date) {
