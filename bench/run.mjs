@@ -173,16 +173,7 @@ async function startRegistry(dir) {
   const bin = existsSync('/usr/bin/docker-registry') ? '/usr/bin/docker-registry' : 'docker-registry';
   const script = '"$0" serve "$1" >"$2" 2>&1 </dev/null & pid=$!\nread -r _ || true\nkill "$pid" 2>/dev/null\nwait "$pid"';
   const child = spawn('bash', ['-c', script, bin, config, join(dir, 'registry.log')], { stdio: ['pipe', 'ignore', 'ignore'] });
-  live.add(child);
-  child.stdin.on('error', () => {});
-  const exited = new Promise((res) => child.once('exit', res));
-  const stop = async () => {
-    child.stdin.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-    live.delete(child);
-  };
+  const stop = supervise(child);
   for (let i = 0; i < 200; i++) {
     try {
       const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(2000) });
@@ -195,6 +186,23 @@ async function startRegistry(dir) {
   }
   await stop();
   throw new Error(`docker-registry did not come up on ${host}: ${await readFile(join(dir, 'registry.log'), 'utf8').catch(() => '')}`);
+}
+
+/**
+ * Tracks a service child that exits when its stdin closes; returns its stop(): close stdin,
+ * wait for the exit (SIGKILL after 5 s).
+ */
+function supervise(child) {
+  live.add(child);
+  child.stdin.on('error', () => {});
+  const exited = new Promise((res) => child.once('exit', res));
+  return async () => {
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+    live.delete(child);
+  };
 }
 
 /** Push an image with no layers whose config names a platform: crane's base, so its index gets platforms. */
@@ -428,9 +436,7 @@ async function startup(s, n) {
 async function startArtifactService(node) {
   const pairs = Array.from({ length: RUNS }, (_, i) => [...ARCHES.map((a) => `build-${a}`), 'merge'].map((job) => `bench-${i + 1}:${job}`)).flat();
   const child = spawn(node, [join(root, 'bench/artifact-service.mjs'), ...pairs], { stdio: ['pipe', 'pipe', 'inherit'] });
-  live.add(child);
-  child.stdin.on('error', () => {});
-  const exited = new Promise((res) => child.once('exit', res));
+  const stop = supervise(child);
   const first = await new Promise((res, rej) => {
     let buf = '';
     child.stdout.on('data', (d) => {
@@ -439,13 +445,6 @@ async function startArtifactService(node) {
     });
     child.once('exit', (code) => rej(new Error(`bench/artifact-service.mjs exited ${code} (it needs Node 24's type stripping)`)));
   });
-  const stop = async () => {
-    child.stdin.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-    live.delete(child);
-  };
   return { ...JSON.parse(first), stop };
 }
 

@@ -88,6 +88,11 @@ export async function buildBaseLayout(variant: BaseVariant, dir: string, tag = '
     images.push(makeImage({ family, config: baseConfig(p), layers: [layer] }));
   }
   const artifact: Artifact = variant === 'oci-image' ? images[0] : await withAttestation(family, images, blobs);
+  return writeBaseLayout(dir, tag, artifact, images);
+}
+
+/** Writes a base's artifact into the layout at `dir` under `tag` and describes it. */
+async function writeBaseLayout(dir: string, tag: string, artifact: Artifact, images: readonly Image[]): Promise<BaseLayout> {
   const writer = new LayoutWriter(dir);
   await writer.putContent(artifact);
   await writer.putName(artifact, tag);
@@ -400,15 +405,5 @@ export async function buildGlibcBaseLayout(dir: string, tag = 'glibc'): Promise<
     images.push(makeImage({ family: 'oci', config, layers }));
   }
   const artifact = makeIndex('oci', images);
-  const writer = new LayoutWriter(dir);
-  await writer.putContent(artifact);
-  await writer.putName(artifact, tag);
-  return {
-    dir,
-    tag,
-    artifact,
-    digest: artifact.digest,
-    mediaType: artifact.mediaType,
-    platforms: images.map((img) => ({ platform: formatPlatform(img.platform), digest: img.digest })),
-  };
+  return writeBaseLayout(dir, tag, artifact, images);
 }
