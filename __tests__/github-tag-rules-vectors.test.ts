@@ -84,3 +84,9 @@ describe('version and tags for each event (metadata-action meta.test.ts)', () =>
     counts.applicable++;
   });
 });
+
+// Runs last (jest runs a file's tests in order): every case was run or excluded with its reason.
+test('no vector is passed over silently', () => {
+  expect(counts.applicable + counts.excluded.length).toBe(vectors.cases.length);
+  expect(counts.excluded.every((e) => /pep440/.test(e))).toBe(true);
+});

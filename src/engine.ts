@@ -189,10 +189,7 @@ export async function runEngine(req: RunRequest, deps: EngineDeps): Promise<RunR
   if (run && !deps.fanOut) throw new Error(`fan-out: ${req.inputs.fanOut} needs the artifact service of a GitHub Actions run`);
   const workDir = await mkdtemp(join(deps.tmpRoot ?? tmpdir(), 'ko-annotate-'));
   try {
-    const planning = planPackages(req, deps);
-    // A push needs Node's HTTP client (registry/http.ts); load it while `go list` runs.
-    if (req.push) setImmediate(warmHttpClient);
-    const plans = await planning;
+    const plans = await planPackages(req, deps);
     // docs/fan-out.md: the merge job builds nothing; a build leg publishes no name of any kind.
     if (req.inputs.fanOut === 'merge') return await runMerge(req, deps, plans, run!);
     const leg = req.inputs.fanOut === 'build' ? run : undefined;
@@ -469,8 +466,6 @@ async function openResolved(ref: string, platforms: Platform[] | 'all', deps: En
     throw new Error(`base image ${ref}: ${(err as Error).message}`, { cause: err });
   }
 }
-
-const warmHttpClient = () => void import('node:http').then(() => import('node:https'));
 
 /** Start `p` now and read its outcome later, without an unhandled rejection in between. */
 function settled<T>(p: Promise<T>): () => Promise<T> {

@@ -89,7 +89,7 @@ export async function attach(
       const created = createdOf(built);
       const wanted: { statement: Statement; what: string; subject: Descriptor; created: string }[] = [
         { statement: statement(subjects, SLSA_PROVENANCE_V1, slsaPredicate(claims, attestor.serverUrl)), what: `the provenance of ${repository}@${artifact.digest}`, subject: artifact, created },
-        // The same document as the unsigned SPDX referrer (docs/provenance.md#sbom-attestations).
+        // The same document as the unsigned SPDX referrer (docs/provenance.md#what-is-signed).
         ...sboms.map((s) => ({
           statement: statement([subject(repository, s.image.digest)], SPDX_DOCUMENT_V23, JSON.parse(s.document.toString('utf8'))),
           what: `the SBOM of ${repository}@${s.image.digest} (${s.platform})`,

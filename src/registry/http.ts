@@ -1,4 +1,5 @@
-import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 
 /**
@@ -45,7 +46,7 @@ export async function send(url: URL, { method, headers, body, signal, idleTimeou
   const declared = Object.entries(headers).find(([k]) => k.toLowerCase() === 'content-length')?.[1];
   if (declared === undefined && Buffer.isBuffer(body)) h['Content-Length'] = body.length;
   else if (declared === undefined && body === undefined && BODY_METHODS.has(method)) h['Content-Length'] = 0;
-  const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<HttpResponse>((resolve, reject) => {
     let answered: IncomingMessage | undefined;
     const req: ClientRequest = request(url, { method, headers: h, signal });
