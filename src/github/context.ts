@@ -1,7 +1,11 @@
 import { existsSync } from 'node:fs';
 import { context as importedContext } from '@actions/github';
 
-/** @actions/github's context: the event payload and the run's variables. */
+/**
+ * @actions/github's context: the event payload and the run's variables, as read when it was made.
+ * Its `repo` and `issue` getters read process.env when they are called, whatever env it was made
+ * from; use readContext's `repository`, `owner` and `prNumber` instead.
+ */
 export type RunnerContext = typeof importedContext;
 
 /**
