@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { defaultRepository, readContext, sourceUrl } from '../src/github/context.js';
+import { contextWithPayload, defaultRepository, readContext, runnerContext, sourceUrl } from '../src/github/context.js';
 import { eventNames, loadEvent } from './support/events.js';
 
 const MAIN = '6fad12684c7fd5fb7b3c083101884ba27a1b8b07';
@@ -146,5 +146,42 @@ describe('readContext details', () => {
     expect(ctx.hasPayloadRepository).toBe(true);
     expect(ctx).not.toHaveProperty('license');
     expect(ctx).not.toHaveProperty('description');
+  });
+});
+
+describe("@actions/github's Context for an environment", () => {
+  it.each(eventNames())('%s: runnerContext reads GITHUB_EVENT_PATH and the run variables of the env it is given', (name) => {
+    const { env, payload } = loadEvent(name);
+    const warnings: string[] = [];
+    const run = runnerContext(env, (m) => warnings.push(m));
+    expect(warnings).toEqual([]);
+    expect(run.payload).toEqual(payload);
+    expect({ eventName: run.eventName, ref: run.ref, sha: run.sha, actor: run.actor, runId: run.runId }).toEqual({
+      eventName: env.GITHUB_EVENT_NAME,
+      ref: env.GITHUB_REF,
+      sha: env.GITHUB_SHA,
+      actor: env.GITHUB_ACTOR,
+      runId: Number(env.GITHUB_RUN_ID),
+    });
+    // What the action reads from the file is what readContext makes of the recorded payload.
+    expect(readContext(env, run.payload)).toEqual(readContext(env, payload));
+  });
+
+  it('warns about a GITHUB_EVENT_PATH that names no file and reads no payload, leaving process.env alone', () => {
+    const { env } = loadEvent('push-branch-main');
+    const before = process.env;
+    const warnings: string[] = [];
+    const run = runnerContext({ ...env, GITHUB_EVENT_PATH: '/nonexistent/event.json' }, (m) => warnings.push(m));
+    expect(warnings).toEqual(['GITHUB_EVENT_PATH /nonexistent/event.json does not exist; running without the event payload']);
+    expect(run.payload).toEqual({});
+    expect(run.sha).toBe(MAIN);
+    expect(process.env).toBe(before);
+  });
+
+  it('contextWithPayload takes the payload given, not the file GITHUB_EVENT_PATH names', () => {
+    const { env } = loadEvent('push-branch-main');
+    expect(contextWithPayload(env, { number: 7 }).payload).toEqual({ number: 7 });
+    expect(contextWithPayload(env, null).payload).toEqual({});
+    expect(contextWithPayload({}, {})).toMatchObject({ serverUrl: 'https://github.com', apiUrl: 'https://api.github.com' });
   });
 });

@@ -1,23 +1,45 @@
 import { existsSync } from 'node:fs';
 import { context as importedContext } from '@actions/github';
 
-/** @actions/github's context: the event payload and the run's variables. */
+/**
+ * @actions/github's context: the event payload and the run's variables, as read when it was made.
+ * Its `repo` and `issue` getters read process.env when they are called, whatever env it was made
+ * from; use readContext's `repository`, `owner` and `prNumber` instead.
+ */
 export type RunnerContext = typeof importedContext;
 
 /**
  * @actions/github's Context for `env` (the action's is process.env; the CLI and tests pass
- * theirs). The class reads process.env when it is constructed, and the module's own `context`
- * was made at import, so a fresh one is built with `env` in place. A GITHUB_EVENT_PATH that names
- * no file (a local runner such as act, a hand-made environment) is reported through `warn` and
- * read as no payload.
+ * theirs), with the event payload read from GITHUB_EVENT_PATH. A path that names no file (a
+ * local runner such as act, a hand-made environment) is reported through `warn` and read as no
+ * payload; the toolkit itself would print a bare line to stdout.
  */
 export function runnerContext(env: Record<string, string | undefined>, warn: (message: string) => void): RunnerContext {
   const path = env.GITHUB_EVENT_PATH;
   const missing = Boolean(path) && !existsSync(path!);
   if (missing) warn(`GITHUB_EVENT_PATH ${path} does not exist; running without the event payload`);
+  return constructContext(missing ? { ...env, GITHUB_EVENT_PATH: '' } : env);
+}
+
+/**
+ * @actions/github's Context for `env` with `payload` as the event, for callers that hold the
+ * parsed payload already (prepare.ts gets runnerContext's; tests pass recorded ones). Pure: no
+ * file is read.
+ */
+export function contextWithPayload(env: Record<string, string | undefined>, payload: unknown): RunnerContext {
+  const ctx = constructContext({ ...env, GITHUB_EVENT_PATH: '' });
+  ctx.payload = asRecord(payload) as RunnerContext['payload'];
+  return ctx;
+}
+
+/**
+ * The class reads process.env when it is constructed, and the module's own `context` was made at
+ * import, so a fresh one is built with `env` in place.
+ */
+function constructContext(env: Record<string, string | undefined>): RunnerContext {
   const Context = importedContext.constructor as new () => RunnerContext;
   const saved = process.env;
-  process.env = missing ? { ...env, GITHUB_EVENT_PATH: '' } : (env as NodeJS.ProcessEnv);
+  process.env = env as NodeJS.ProcessEnv;
   try {
     return new Context();
   } finally {
@@ -64,9 +86,6 @@ export interface GithubContext {
   readonly defaultBranch?: string;
 }
 
-const defaultServerUrl = 'https://github.com';
-const defaultApiUrl = 'https://api.github.com';
-
 /** Both pull request events build the PR head, not the merge commit (docs/image.md#metadata). */
 export const isPullRequestEvent = (eventName: string): boolean =>
   eventName === 'pull_request' || eventName === 'pull_request_target';
@@ -74,9 +93,18 @@ export const isPullRequestEvent = (eventName: string): boolean =>
 /**
  * Read the context from the runner's environment and the parsed event payload.
  * Pure: `env` is usually `process.env`, `payload` runnerContext's (`{}` when there is none,
- * as in local runs). The defaults for the server and API URLs are @actions/github's.
+ * as in local runs). The event, ref, SHA, actor, payload and URLs are @actions/github's Context's
+ * (contextWithPayload); what is added here is what the toolkit does not say: the revision, the
+ * ref's type and short name, the release tag and the repository facts of the payload.
  */
 export function readContext(env: Record<string, string | undefined>, payload: unknown): GithubContext {
+  // The toolkit falls back to github.com and api.github.com only when a URL variable is unset;
+  // a blank one (a workflow's `env:` naming it without a value) is read as unset here too.
+  const urls = ['GITHUB_SERVER_URL', 'GITHUB_API_URL'].filter((name) => !env[name]?.trim());
+  const run = contextWithPayload(urls.length ? { ...env, ...Object.fromEntries(urls.map((name) => [name, undefined])) } : env, payload);
+  // The repository is checked here, not taken from the toolkit's `repo`: that getter splits
+  // GITHUB_REPOSITORY without checking it (`a/b/c` reads as a/b) and reads process.env when it
+  // is called, not the `env` the context was made from.
   const repository = (env.GITHUB_REPOSITORY ?? '').trim();
   const parts = repository.split('/');
   if (parts.length !== 2 || !parts.every((p) => /^[A-Za-z0-9_.-]+$/.test(p))) {
@@ -88,15 +116,18 @@ export function readContext(env: Record<string, string | undefined>, payload: un
   }
   const owner = parts[0]!;
 
-  const sha = (env.GITHUB_SHA ?? '').trim().toLowerCase();
-  // 40 hex for SHA-1 repositories, 64 for SHA-256 ones.
+  // The toolkit passes GITHUB_SHA on as it is; the revision is an image label and part of tags,
+  // so it must be a commit SHA: 40 hex for SHA-1 repositories, 64 for SHA-256 ones.
+  const sha = (run.sha ?? '').trim().toLowerCase();
   if (!/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(sha)) {
     throw new Error(sha === '' ? 'GITHUB_SHA is not set; it must be the commit being built' : `GITHUB_SHA: "${sha}" is not a commit SHA`);
   }
 
-  const p = asRecord(payload);
-  const eventName = env.GITHUB_EVENT_NAME ?? '';
-  const ref = env.GITHUB_REF ?? '';
+  const p: Record<string, unknown> = run.payload;
+  const eventName = run.eventName ?? '';
+  const ref = run.ref ?? '';
+  // The toolkit's sha on pull request events is the test merge commit; the image is built from
+  // the PR head (docs/image.md#metadata).
   const pr = asRecord(p.pull_request);
   const headSha = str(asRecord(pr.head).sha)?.toLowerCase();
   const revision = isPullRequestEvent(eventName) && headSha ? headSha : sha;
@@ -108,20 +139,24 @@ export function readContext(env: Record<string, string | undefined>, payload: un
   const headCommitTime = headCommitId === undefined || headCommitId === revision ? str(headCommit.timestamp) : undefined;
 
   const repo = p.repository === undefined || p.repository === null ? undefined : asRecord(p.repository);
+  // Not the toolkit's `issue.number`: that getter goes through `repo` (process.env, above), and
+  // a payload without a number still has one in refs/pull/<n>/merge.
   const prNumber = num(pr.number) ?? num(p.number) ?? prNumberFromRef(ref);
 
   return {
     eventName,
     ref,
+    // The toolkit has no ref type or short name; GITHUB_REF_TYPE and GITHUB_REF_NAME are the
+    // runner's, and a hand-made environment may lack them.
     refType: refTypeOf(ref, env.GITHUB_REF_TYPE),
     refName: env.GITHUB_REF_NAME || shortRef(ref),
     sha,
     revision,
-    serverUrl: trimSlash(env.GITHUB_SERVER_URL) || defaultServerUrl,
-    apiUrl: trimSlash(env.GITHUB_API_URL) || defaultApiUrl,
+    serverUrl: trimSlash(run.serverUrl),
+    apiUrl: trimSlash(run.apiUrl),
     repository,
     owner,
-    actor: env.GITHUB_ACTOR ?? '',
+    actor: run.actor ?? '',
     ...(isPullRequestEvent(eventName) && prNumber !== undefined ? { prNumber } : {}),
     ...optional('releaseTag', eventName === 'release' ? str(asRecord(p.release).tag_name) : undefined),
     ...optional('headCommitTime', headCommitTime),

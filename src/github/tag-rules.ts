@@ -1,4 +1,5 @@
 import semver from 'semver';
+import { contextWithPayload } from './context.js';
 import { csvRecords, listItems, type ListItem } from './csv.js';
 import { checkFormat, isTimeZone, type DateFormatter } from './dates.js';
 import { namesIn, parseTemplate, render, type Param, type Scope, type Template } from './expressions.js';
@@ -285,13 +286,15 @@ export function rulesContext(
   payload: unknown,
   known: { defaultBranch?: string; now: Date; commitDate: Date; formatDate?: DateFormatter },
 ): RulesContext {
-  const p = record(payload);
+  // metadata-action reads @actions/github's context; so do the rules.
+  const run = contextWithPayload(env, payload);
+  const p: Record<string, unknown> = run.payload;
   const pr = record(p.pull_request);
-  const eventName = env.GITHUB_EVENT_NAME ?? '';
-  let ref = env.GITHUB_REF ?? '';
+  const eventName = run.eventName ?? '';
+  let ref = run.ref ?? '';
   // metadata-action: a pull_request_target run is named for the pull request, not the base branch it runs on.
   if (/pull_request_target/.test(eventName)) ref = `refs/pull/${String(p.number)}/merge`;
-  let sha = env.GITHUB_SHA ?? '';
+  let sha = run.sha ?? '';
   const headSha = record(pr.head).sha;
   if (/true/i.test(env.DOCKER_METADATA_PR_HEAD_SHA ?? '') && /pull_request/.test(eventName) && headSha !== undefined && headSha !== null) sha = String(headSha);
   const lengthVar = env.DOCKER_METADATA_SHORT_SHA_LENGTH;
