@@ -89,7 +89,7 @@ describe("GitHub's attestations API", () => {
   it('POSTs {bundle} with the token and returns the id', async () => {
     const { seen, store } = await api([201]);
     await expect(store({ mediaType: 'b' })).resolves.toBe('77');
-    expect(seen).toEqual([{ url: '/api/v3/repos/octo-org/app/attestations', auth: 'Bearer ghs_tok', body: '{"bundle":{"mediaType":"b"}}' }]);
+    expect(seen).toEqual([{ url: '/api/v3/repos/octo-org/app/attestations', auth: 'token ghs_tok', body: '{"bundle":{"mediaType":"b"}}' }]);
   });
 
   it.each([401, 403, 404])('a %i is one warning naming attestations: write; later bundles are not sent', async (status) => {
