@@ -5,6 +5,7 @@
 // results are read back with skopeo, crane and our validator, and the amd64 image is run.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { repoRoot } from './support/engine.js';
 import { loadEvent } from './support/events.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { createWorkspace, fakeSha, runAction, type ActionRun, type Workspace } from './support/runner.js';
+import { startSigstore, type TestSigstore } from './support/sigstore.js';
 
 const exec = promisify(execFile);
 
@@ -63,6 +65,8 @@ interface Job {
   inputs: Record<string, string>;
   /** Another commit than the event's (a leg of another revision). */
   sha?: string;
+  /** More of the runner's environment (the OIDC token endpoint, GITHUB_API_URL). */
+  env?: Record<string, string | undefined>;
 }
 
 /** One job's step: dist/index.js under the runner, with the job's artifact-service token. */
@@ -79,6 +83,7 @@ async function runJob(j: Job): Promise<ActionRun> {
       GITHUB_RUN_ID: j.run,
       GITHUB_RUN_ATTEMPT: String(j.attempt ?? 1),
       GITHUB_JOB: j.job.replace(/-attempt-\d+$/, ''),
+      ...j.env,
     },
   });
 }
@@ -100,7 +105,7 @@ function failed(r: ActionRun): string {
 
 const path = (repo: string) => repo.slice(registry.host.length + 1);
 const tagsOf = (repo: string) => client.repository(path(repo)).listTags();
-const images = (r: ActionRun) => JSON.parse(r.outputs.images) as { digest: string; tags: string[]; platforms: { platform: string; digest: string }[] }[];
+const images = (r: ActionRun) => JSON.parse(r.outputs.images) as { digest: string; tags: string[]; platforms: { platform: string; digest: string }[]; sbom?: { platform: string; digest: string }[] }[];
 
 describe('fan-out across jobs (docs/fan-out.md)', () => {
   const RUN = '7100000001';
@@ -184,6 +189,158 @@ describe('fan-out across jobs (docs/fan-out.md)', () => {
     expect(merged.outputs.labels).toContain('org.example.team=images');
     // Everything it would push was there: the merge had pushed these very bytes.
     expect(single.stdout).toContain(`${repo()}@${merged.outputs.digest} is already there`);
+  }, 600_000);
+});
+
+describe('the merge job signs what it publishes (docs/provenance.md, docs/fan-out.md)', () => {
+  const RUN = '7100000041';
+  const E = loadEvent(EVENT).env;
+  const GITHUB_TOKEN = `ghs_${'F'.repeat(36)}`;
+  const BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+  const SLSA = 'https://slsa.dev/provenance/v1';
+  const SPDX = 'https://spdx.dev/Document/v2.3';
+  // The runner's OIDC token says what the environment says, run id included.
+  const claims = {
+    repository: E.GITHUB_REPOSITORY,
+    repository_owner: E.GITHUB_REPOSITORY_OWNER,
+    repository_id: E.GITHUB_REPOSITORY_ID,
+    repository_owner_id: E.GITHUB_REPOSITORY_OWNER_ID,
+    job_workflow_ref: E.GITHUB_WORKFLOW_REF,
+    workflow_ref: E.GITHUB_WORKFLOW_REF,
+    ref: E.GITHUB_REF,
+    sha: E.GITHUB_SHA,
+    run_id: RUN,
+    run_attempt: '1',
+    event_name: E.GITHUB_EVENT_NAME,
+  };
+  type Signed = { subjects: { name: string; digest: string }[]; predicateType: string; bundle: string; referrer: string; attestationId?: string };
+  type Statement = { subject: { name: string; digest: { sha256: string } }[]; predicateType: string; predicate: Record<string, any> };
+  let sigstore: TestSigstore;
+  let dir: string;
+  let craneEnv: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    sigstore = await startSigstore({ rekor: true, tsa: false, claims });
+    dir = await mkdtemp(join(tmpdir(), 'ko-annotate-fan-out-signed-'));
+    const auth = Buffer.from(`${registry.username}:${registry.password}`).toString('base64');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth } } }), { mode: 0o600 });
+    craneEnv = { ...process.env, DOCKER_CONFIG: dir, HOME: dir };
+  });
+  afterAll(async () => {
+    await Promise.all([sigstore?.stop(), dir && rm(dir, { recursive: true, force: true })]);
+  });
+
+  const signing = (s: TestSigstore, more: Record<string, string> = {}) => ({
+    inputs: { provenance: 'true', sigstore: s.input, 'github-token': GITHUB_TOKEN, timeout: '120s', ...more },
+    env: { ...s.env, GITHUB_API_URL: s.apiUrl },
+  });
+  /** crane, the independent reader: a manifest's or blob's bytes, checked against the digest asked for. */
+  async function craneRead(what: 'manifest' | 'blob', ref: string): Promise<Buffer> {
+    const { stdout } = await exec(crane, [what, '--insecure', ref], { env: craneEnv, encoding: 'buffer', maxBuffer: 64 << 20, timeout: 60_000 });
+    const digest = ref.slice(ref.indexOf('@') + 1);
+    expect(`sha256:${createHash('sha256').update(stdout).digest('hex')}`).toBe(digest);
+    return stdout;
+  }
+  const json = <T>(b: Buffer): T => JSON.parse(b.toString('utf8')) as T;
+  /** The referrers of `digest`, as its sha256-<hex> fallback index lists them (this registry has no referrers API). */
+  const referrersOf = async (repo: string, digest: string) =>
+    json<{ manifests: { digest: string; artifactType?: string; annotations?: Record<string, string> }[] }>(
+      (await exec(crane, ['manifest', '--insecure', `${repo}:sha256-${digest.slice('sha256:'.length)}`], { env: craneEnv, encoding: 'buffer', timeout: 60_000 })).stdout,
+    ).manifests;
+  /** A referrer's one layer, read with crane. */
+  async function referrerLayer(repo: string, digest: string): Promise<{ manifest: { subject?: { digest: string }; annotations?: Record<string, string>; layers: { digest: string }[] }; layer: Buffer }> {
+    const manifest = json<{ subject?: { digest: string }; annotations?: Record<string, string>; layers: { digest: string }[] }>(await craneRead('manifest', `${repo}@${digest}`));
+    return { manifest, layer: await craneRead('blob', `${repo}@${manifest.layers[0].digest}`) };
+  }
+
+  const repo = () => `${registry.host}/octo-org/fan-out-signed`;
+  let legs: ActionRun[];
+  let merged: ActionRun;
+  let signed: Signed[];
+
+  test('the legs sign nothing; the merge signs the provenance of the index and each platform\'s SBOM, which verify when read back with crane', async () => {
+    legs = await Promise.all(PLATFORMS.map((p) => leg(RUN, p, repo(), signing(sigstore))));
+    legs.forEach(ok);
+    // A leg has no index to sign: it asks for no token and sends nothing to Fulcio.
+    expect(sigstore.requests.filter((q) => q.service !== 'api')).toEqual([]);
+    for (const l of legs) expect(JSON.parse(l.outputs.provenance)).toEqual([]);
+    expect(await tagsOf(repo())).toEqual([]);
+
+    merged = ok(await merge(RUN, repo(), signing(sigstore)));
+    const [img] = images(merged);
+    const name = repo();
+    signed = JSON.parse(merged.outputs.provenance) as Signed[];
+    expect(signed.map((s) => s.predicateType)).toEqual([SLSA, SPDX, SPDX]);
+
+    // The provenance: its subjects are the merged index and both legs' platform manifests.
+    const slsa = signed[0];
+    expect(slsa.subjects).toEqual([merged.outputs.digest, ...legs.map((l) => l.outputs.digest)].map((digest) => ({ name, digest })));
+    const listed = (await referrersOf(repo(), merged.outputs.digest)).filter((d) => d.artifactType === BUNDLE);
+    expect(listed.map((d) => d.digest)).toEqual([slsa.referrer]);
+    const { manifest, layer } = await referrerLayer(repo(), slsa.referrer);
+    expect(manifest.subject?.digest).toBe(merged.outputs.digest);
+    const index = json<{ annotations: Record<string, string> }>(await craneRead('manifest', `${name}@${merged.outputs.digest}`));
+    expect(manifest.annotations).toEqual({ 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': SLSA, 'org.opencontainers.image.created': index.annotations['org.opencontainers.image.created'] });
+    expect(`sha256:${createHash('sha256').update(layer).digest('hex')}`).toBe(slsa.bundle);
+    const st = json<Statement>(sigstore.verify(json(layer)));
+    expect(st.predicateType).toBe(SLSA);
+    expect(st.subject).toEqual([merged.outputs.digest, ...legs.map((l) => l.outputs.digest)].map((d) => ({ name, digest: { sha256: d.slice('sha256:'.length) } })));
+    expect(st.predicate.buildDefinition.resolvedDependencies).toEqual([{ uri: `git+${E.GITHUB_SERVER_URL}/${E.GITHUB_REPOSITORY}@${E.GITHUB_REF}`, digest: { gitCommit: E.GITHUB_SHA } }]);
+    expect(st.predicate.runDetails.metadata.invocationId).toBe(`${E.GITHUB_SERVER_URL}/${E.GITHUB_REPOSITORY}/actions/runs/${RUN}/attempts/1`);
+
+    // Each platform's SBOM attestation carries the document of the leg's unsigned SPDX referrer,
+    // which is still listed beside it.
+    for (const [i, l] of legs.entries()) {
+      const platform = l.outputs.digest;
+      const referrers = await referrersOf(repo(), platform);
+      const sbom = img.sbom![i].digest;
+      expect(images(l)[0].sbom).toEqual([{ platform: PLATFORMS[i], digest: sbom }]);
+      expect(referrers.filter((d) => d.artifactType === 'application/spdx+json').map((d) => d.digest)).toEqual([sbom]);
+      const att = signed.filter((s) => s.predicateType === SPDX && s.subjects[0].digest === platform);
+      expect(att).toHaveLength(1);
+      expect(referrers.filter((d) => d.artifactType === BUNDLE).map((d) => d.digest)).toEqual([att[0].referrer]);
+      const document = json((await referrerLayer(repo(), sbom)).layer);
+      const a = await referrerLayer(repo(), att[0].referrer);
+      expect(a.manifest.subject?.digest).toBe(platform);
+      const sst = json<Statement>(sigstore.verify(json(a.layer)));
+      expect(sst.subject).toEqual([{ name, digest: { sha256: platform.slice('sha256:'.length) } }]);
+      expect(sst.predicate).toEqual(document);
+    }
+
+    // GitHub's attestations API got each bundle with the github-token; the tags came after.
+    expect(sigstore.attestations.map((a) => a.bundle)).toEqual(await Promise.all(signed.map(async (s) => json((await referrerLayer(repo(), s.referrer)).layer))));
+    expect(signed.every((s) => /^\d+$/.test(s.attestationId ?? ''))).toBe(true);
+    for (const t of TAGS) expect(await tagsOf(repo())).toContain(t);
+    expect(merged.summary).toContain(`gh attestation verify oci://${name}@${merged.outputs.digest} --owner ${E.GITHUB_REPOSITORY_OWNER}`);
+    // The OIDC token went to Fulcio only.
+    for (const jwt of sigstore.issued) {
+      expect(merged.stdout).toContain(`::add-mask::${jwt}`);
+      expect([...new Set(sigstore.requests.filter((q) => JSON.stringify(q.headers).includes(jwt) || q.body.includes(jwt)).map((q) => q.service))]).toEqual(['fulcio']);
+    }
+  }, 900_000);
+
+  test('the signed merged index is the one a single signing job makes: same digest, same subjects', async () => {
+    const single = ok(await runJob({ run: '7100000042', job: 'image', ...signing(sigstore), inputs: { repository: repo(), platforms: PLATFORMS.join(','), ...signing(sigstore).inputs } }));
+    expect(single.outputs.digest).toBe(merged.outputs.digest);
+    const theirs = JSON.parse(single.outputs.provenance) as Signed[];
+    expect(theirs.map((s) => [s.predicateType, s.subjects])).toEqual(signed.map((s) => [s.predicateType, s.subjects]));
+  }, 600_000);
+
+  test('Fulcio down in the merge: the merge fails naming the signing, and writes no tag of any kind', async () => {
+    const down = await startSigstore({ rekor: true, claims: { ...claims, run_id: '7100000043' }, fulcioStatus: 503 });
+    try {
+      const RUN2 = '7100000043';
+      const where = `${registry.host}/octo-org/fan-out-signed-down`;
+      // The legs sign nothing, so Fulcio being down does not concern them.
+      (await Promise.all(PLATFORMS.map((p) => leg(RUN2, p, where, signing(down))))).forEach(ok);
+      const errors = failed(await merge(RUN2, where, signing(down, { timeout: '15s' })));
+      expect(errors).toMatch(/sign the provenance of .* with Sigstore \(http:\/\/127\.0\.0\.1:\d+\/fulcio\): .*\(503\) Service Unavailable/);
+      expect(down.requests.filter((q) => q.service === 'fulcio').length).toBeGreaterThan(1);
+      // Neither the tags nor the fallback indexes of the legs' SBOMs.
+      expect(await tagsOf(where)).toEqual([]);
+    } finally {
+      await down.stop();
+    }
   }, 600_000);
 });
 

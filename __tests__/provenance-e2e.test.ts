@@ -216,7 +216,7 @@ describe('a push with provenance: signed, attached, stored, verifiable', () => {
   test('(3) the attestations API received each bundle, with the github-token', async () => {
     expect(sigstore.attestations).toHaveLength(signed.length);
     const [owner, repo] = E.GITHUB_REPOSITORY.split('/');
-    for (const a of sigstore.attestations) expect(a).toMatchObject({ owner, repo, authorization: `Bearer ${GITHUB_TOKEN}` });
+    for (const a of sigstore.attestations) expect(a).toMatchObject({ owner, repo, authorization: `token ${GITHUB_TOKEN}` });
     const stored = await Promise.all(signed.map(async (s) => json((await readReferrer(repository, s.referrer)).layer)));
     expect(sigstore.attestations.map((a) => a.bundle)).toEqual(stored);
     expect(signed.every((s) => /^\d+$/.test(s.attestationId ?? ''))).toBe(true);

@@ -18,7 +18,7 @@ const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
 async function signWith(s: TestSigstore, retry = new RetryPolicy({ baseDelayMs: 10 })) {
   const masked: string[] = [];
-  const token = () => requestIdToken('sigstore', { env: s.env, fetch, mask: (m) => masked.push(m) });
+  const token = () => requestIdToken('sigstore', { env: s.env, mask: (m) => masked.push(m) });
   const jwt = await token();
   const claims = workflowClaims(jwt);
   const st = statement([subject('127.0.0.1:5000/Octo-Org/hello', DIGEST)], SLSA_PROVENANCE_V1, slsaPredicate(claims, SERVER_URL));

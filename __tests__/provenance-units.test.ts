@@ -8,6 +8,7 @@ import { parseInputs } from '../src/inputs.js';
 import { MemoryLogger } from '../src/log.js';
 import { MediaType, type Index } from '../src/oci/spec.js';
 import { attestationsApi } from '../src/provenance/attestations.js';
+import { requestIdToken } from '../src/provenance/oidc.js';
 import { githubInstance, PUBLIC_GOOD, sigstoreEndpoints } from '../src/provenance/sigstore.js';
 import { bundleReferrer, referrersTag, ReferrersPublisher } from '../src/publish/referrers.js';
 import { Registry } from '../src/registry/client.js';
@@ -89,7 +90,7 @@ describe("GitHub's attestations API", () => {
   it('POSTs {bundle} with the token and returns the id', async () => {
     const { seen, store } = await api([201]);
     await expect(store({ mediaType: 'b' })).resolves.toBe('77');
-    expect(seen).toEqual([{ url: '/api/v3/repos/octo-org/app/attestations', auth: 'Bearer ghs_tok', body: '{"bundle":{"mediaType":"b"}}' }]);
+    expect(seen).toEqual([{ url: '/api/v3/repos/octo-org/app/attestations', auth: 'token ghs_tok', body: '{"bundle":{"mediaType":"b"}}' }]);
   });
 
   it.each([401, 403, 404])('a %i is one warning naming attestations: write; later bundles are not sent', async (status) => {
@@ -149,5 +150,57 @@ describe('the referrers publisher', () => {
       { kind: 'tag', tag, added: false },
     ]);
     expect(fake.seen('PUT', new RegExp(tag))).toHaveLength(1);
+  });
+});
+
+describe("the runner's OIDC token, through @actions/core's getIDToken", () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    await new Promise<void>((r) => {
+      if (!server) return r();
+      server.close(() => r());
+      server.closeAllConnections();
+    });
+    server = undefined;
+  });
+  /** A token endpoint answering `status` (with a token when 200), or never when `status` is 0. */
+  async function endpoint(status: number) {
+    const seen: { url: string; auth?: string }[] = [];
+    server = createServer((req, res) => {
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+      if (status === 0) return; // never answers
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(status === 200 ? { value: 'a.b.c' } : { message: 'no' }));
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const env = { ACTIONS_ID_TOKEN_REQUEST_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token?api-version=2.0`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'request-tok' };
+    return { seen, env };
+  }
+
+  it("reads the run's env, not process.env, and leaves process.env as it was", async () => {
+    const { seen, env } = await endpoint(200);
+    const before = process.env;
+    const masked: string[] = [];
+    await expect(requestIdToken('sigstore', { env, mask: (m) => masked.push(m) })).resolves.toBe('a.b.c');
+    expect(process.env).toBe(before);
+    expect(process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN).not.toBe('request-tok');
+    expect(seen).toEqual([{ url: '/token?api-version=2.0&audience=sigstore', auth: 'Bearer request-tok' }]);
+    expect(masked).toEqual(['a.b.c']);
+  });
+
+  it('a refusal fails naming the runner and the status, on one line', async () => {
+    const { env } = await endpoint(403);
+    await expect(requestIdToken('sigstore', { env })).rejects.toThrow(/^requesting the OIDC token from the runner: Failed to get ID Token\. Error Code : 403 Error Message: .*$/);
+  });
+
+  it('an endpoint that never answers fails within the time limit', async () => {
+    const { env } = await endpoint(0);
+    const started = Date.now();
+    await expect(requestIdToken('sigstore', { env, timeoutMs: 500 })).rejects.toThrow('requesting the OIDC token from the runner: no answer within 0.5s');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('without the runner\'s variables it names the permission', async () => {
+    await expect(requestIdToken('sigstore', { env: {} })).rejects.toThrow('`permissions: id-token: write`');
   });
 });

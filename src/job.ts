@@ -25,8 +25,6 @@ export async function runJob(
     wrap?: (deps: EngineDeps) => EngineDeps;
     /** Aborted when the step is cancelled (src/cancel.ts). */
     signal?: AbortSignal;
-    /** Hides a secret from the log (the runner's add-mask); the OIDC token goes through it. */
-    mask?: (secret: string) => void;
   } = {},
 ): Promise<RunResult> {
   // docs/provenance.md#permissions: a required signature without a token is bad input, before any build.
@@ -54,8 +52,7 @@ export async function runJob(
         env,
         endpoints: sigstoreEndpoints(inputs.sigstore, payload, p.ctx.serverUrl),
         serverUrl: p.ctx.serverUrl,
-        fetch: globalThis.fetch,
-        mask: seams.mask ?? (() => undefined),
+        // The toolkit's getIDToken masks the token itself (`::add-mask::`); no second mask.
         // The github-token goes to GitHub's API only, never to a registry (docs/publishing.md#credentials).
         api: inputs.githubToken ? { apiUrl: p.ctx.apiUrl, repository: p.ctx.repository, token: inputs.githubToken } : undefined,
       };

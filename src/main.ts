@@ -32,7 +32,7 @@ export async function run(actions: Workflow = workflow, signal?: AbortSignal): P
     const inputs = parseInputs(readActionInputs(actions));
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
     const { payload } = runnerContext(env, (m) => actions.warning(m));
-    const result = await runJob(inputs, env, payload, workspace, actions, { signal, mask: (secret) => actions.mask(secret) });
+    const result = await runJob(inputs, env, payload, workspace, actions, { signal });
 
     for (const [name, value] of Object.entries(outputsOf(result))) actions.setOutput(name, value);
     // Everything is published and the outputs are set: a summary that cannot be written costs

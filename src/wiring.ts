@@ -106,7 +106,8 @@ export function realDeps(o: WiringOptions): EngineDeps {
     uploadWhileWritten: (repository, bytes, digest) => repositoryOn(buildPhase, repository, 'push').uploadWhileWritten(bytes, digest),
     kodata: (packageDir, repoRoot) => kodataEntries({ packageDir, repoRoot }),
     // docs/fan-out.md: the toolkit's artifact client is loaded only when a fan-out job first uses it.
-    fanOut: { artifacts: toolkitArtifactStore(), repository: (name) => repositoryOn(publishRegistry, name, 'push') },
+    // The merge job signs what it publishes, on the same attestor and deadline (docs/fan-out.md).
+    fanOut: { artifacts: toolkitArtifactStore(), repository: (name) => repositoryOn(publishRegistry, name, 'push'), attestor: attestorOf },
     // docs/provenance.md#storage: referrers go to the same publish-side registry client as the image.
     // A fan-out build leg signs nothing: it publishes no index (docs/fan-out.md).
     attach: (built, where, published, logger = o.logger, imagesUp) =>

@@ -1,16 +1,20 @@
 // docs/fan-out.md#what-the-merge-checks: the merge job builds nothing. It collects this run's leg handoffs, checks
 // them against its own plan (platforms, revision, packages, the manifests in the repository), and
-// only then writes the index — the same bytes one `fan-out: off` job writes — the SBOMs'
-// fallback tags, and the tags, tags last.
+// only then writes the index — the same bytes one `fan-out: off` job writes — its signed
+// provenance and SBOM attestations (docs/provenance.md), the referrers' fallback tags, and the
+// tags, tags last.
 import { familyOfPlan, indexAnnotations, packageKeys, type BuiltPackage, type PackagePlan } from '../gobuild/builder.js';
 import { inheritedLabels } from '../gobuild/assemble.js';
 import type { EngineDeps, PackageResult, RunRequest, RunResult } from '../engine.js';
-import { indexOfEntries, type ImageIndex } from '../oci/image.js';
+import { descriptorOf, indexOfEntries, type ImageIndex } from '../oci/image.js';
 import { compact, sortedRecord } from '../oci/json.js';
 import { formatPlatform } from '../oci/platform.js';
 import type { Descriptor, Platform } from '../oci/spec.js';
 import type { Repository } from '../registry/repository.js';
-import { listReferrer } from '../publish/referrers.js';
+import { Key, MediaType } from '../oci/spec.js';
+import { recordSigned, signStatements, type Attestor, type SignedStatement, type SigningSubjects } from '../publish/attachments.js';
+import { listReferrer, ReferrersPublisher } from '../publish/referrers.js';
+import type { Logger } from '../log.js';
 import { allDone, mapLimit } from '../util.js';
 import {
   downloadHandoff,
@@ -29,6 +33,8 @@ export interface FanOutDeps {
   artifacts: ArtifactStore;
   /** The push-scoped repository `host/path`, on the publishing side's registry client. */
   repository(name: string): Repository;
+  /** The run's Sigstore identity when provenance is on (docs/provenance.md); asked only by a merge that pushes. */
+  attestor?(): Attestor | undefined;
 }
 
 /** A leg's handoff as the merge chose it: the newest attempt of its platform. */
@@ -58,17 +64,81 @@ export async function runMerge(req: RunRequest, deps: EngineDeps, plans: readonl
   const targets = req.push ? plans.map((p) => deps.registryTarget(p.repository)) : [];
   const listTags = req.push && req.tagsFollowExisting !== false;
   const tags = await Promise.all(targets.length ? targets.map(async (t) => req.tagsFor(listTags ? await t.listTags() : undefined)) : plans.map(() => req.tagsFor(undefined)));
+  let provenance: (SignedStatement[] | undefined)[] = [];
   if (req.push) {
-    // Content first: each index by digest (its manifests were checked above), then the legs'
-    // SBOMs' fallback tags, which a leg never writes; then the names.
-    for (const [i, p] of plans.entries()) await deps.logger.group(`Publish ${p.repository}@${indexes[i].digest}`, () => targets[i].putContent(indexes[i]));
+    // docs/provenance.md: the merge job publishes the index, so it signs, as one job does: the
+    // provenance of each merged index (its subjects: the index and every leg's platform
+    // manifest) and, with sbom: spdx, each platform's SPDX document as the legs pushed it.
+    // Signing needs only digests and documents, and starts while the indexes go up.
+    const attestor = fanOut.attestor?.();
+    const signing = plans.map((p, i) => (attestor ? signMerged(req, p, indexes[i], legs, i, fanOut, attestor) : Promise.resolve(undefined)));
+    // Content first: each index by digest (its manifests were checked above), then the signed
+    // referrers; then the names: the referrers' fallback indexes (the legs leave their SBOMs'
+    // to the merge, as a leg writes no tag) and the tags.
+    const [, signed] = await allDone([
+      (async () => {
+        for (const [i, p] of plans.entries()) await deps.logger.group(`Publish ${p.repository}@${indexes[i].digest}`, () => targets[i].putContent(indexes[i]));
+      })(),
+      allDone(signing),
+    ] as const);
+    const attached = await allDone(signed.map((s, i) => (s ? pushSigned(plans[i].repository, s, fanOut, attestor!, deps.logger) : Promise.resolve(undefined))));
+    provenance = attached.map((a) => a?.statements);
+    // Every statement is signed and up before any tag, fallback tags included. The signed
+    // referrers' fallback indexes first: listSboms reads each index afresh and adds to it.
+    await allDone(attached.map((a) => a?.names() ?? Promise.resolve()));
     await listSboms(plans, legs, fanOut, deps);
-    // Provenance is signed here, over each merged index and its platform manifests, before any
-    // tag (docs/provenance.md): the merge job is the one that publishes the index.
     await allDone(plans.map((_, i) => targets[i].putTags(indexes[i], tags[i])));
   }
-  return { version: req.provenance.version, pushed: req.push, packages: plans.map((plan, i) => toResult(req, plan, indexes[i], tags[i], legs, i)) };
+  const packages = plans.map((plan, i) => ({ ...toResult(req, plan, indexes[i], tags[i], legs, i), ...(provenance[i] ? { provenance: provenance[i] } : {}) }));
+  return { version: req.provenance.version, pushed: req.push, packages };
 }
+
+/** What one package's merged index is signed over: the index, the legs' platform manifests and, with sbom: spdx, their SPDX documents. */
+async function signMerged(req: RunRequest, plan: PackagePlan, index: ImageIndex, legs: readonly Leg[], i: number, fanOut: FanOutDeps, attestor: Attestor) {
+  const created = index.index.annotations?.[Key.Created];
+  if (!created) throw new Error(`provenance for ${plan.repository}@${index.digest}: the index has no created time`);
+  const images = legs.map((l) => l.handoff.images[i]);
+  const repo = fanOut.repository(plan.repository);
+  const sboms = req.inputs.sbom === 'spdx' ? await mapLimit(legs, 4, (l) => legSbom(repo, l.platform, l.handoff.images[i])) : [];
+  const subjects: SigningSubjects = {
+    repository: plan.repository,
+    artifact: descriptorOf(index),
+    images: images.map((img) => img.manifest),
+    created,
+    sboms,
+  };
+  return signStatements(subjects, attestor);
+}
+
+/**
+ * A leg's SPDX document, read back from the registry through the SBOM referrer the leg handed
+ * over: the document its unsigned referrer holds is the one signed (docs/provenance.md#sbom-attestations),
+ * and its created time is the image's (the referrer's annotation).
+ */
+async function legSbom(repo: Repository, platform: string, img: LegImage): Promise<SigningSubjects['sboms'][number]> {
+  const where = `the SBOM of ${img.repository}@${img.manifest.digest} (${platform})`;
+  if (!img.sbom) throw new Error(`fan-out merge: ${platform}: the leg handed over no SBOM for ${img.package}; does it run with sbom: spdx as the merge job does?`);
+  const raw = await repo.getManifest(img.sbom);
+  const m = JSON.parse(raw.bytes.toString('utf8')) as { artifactType?: string; subject?: { digest?: string }; layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
+  const layer = m.layers?.[0];
+  if (raw.digest !== img.sbom || m.artifactType !== MediaType.SpdxJson || m.subject?.digest !== img.manifest.digest || m.layers?.length !== 1 || layer?.mediaType !== MediaType.SpdxJson) {
+    throw new Error(`fan-out merge: ${where}: ${img.repository}@${img.sbom} is not the SPDX referrer of that manifest`);
+  }
+  const created = m.annotations?.[Key.Created];
+  if (!created) throw new Error(`fan-out merge: ${where}: its referrer has no ${Key.Created}`);
+  // getBlob checks the bytes against the digest.
+  const document = Buffer.concat(await (await repo.getBlob(layer.digest)).toArray());
+  return { platform, image: { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size }, created, document };
+}
+
+/** Push a package's signed referrers (their subjects are all up), store the bundles in GitHub's attestations API, log each. */
+async function pushSigned(repository: string, signed: Awaited<ReturnType<typeof signStatements>>, fanOut: FanOutDeps, attestor: Attestor, logger: Logger) {
+  const publisher = new ReferrersPublisher(fanOut.repository(repository));
+  const pushed = await allDone(signed.map((s) => publisher.putContent(s.referrer)));
+  const statements = await recordSigned(repository, signed, pushed, attestor, logger);
+  return { statements, names: async () => void (await publisher.putNames(pushed)) };
+}
+
 
 /**
  * This run's handoffs for the plan's package set, the newest attempt of each platform, checked

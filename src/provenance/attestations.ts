@@ -1,8 +1,11 @@
 // GitHub's attestations API (docs/provenance.md#storage): `POST /repos/{owner}/{repo}/attestations`
 // with `{bundle}`, so that `gh attestation verify oci://<image> --owner <owner>` finds it. Best
 // effort: the bundle is in the registry already; a refusal is one warning, not a failure.
+import { getOctokit } from '@actions/github';
 import type { Logger } from '../log.js';
 import type { RetryPolicy } from '../registry/retry.js';
+
+type CreateAttestation = Parameters<ReturnType<typeof getOctokit>['rest']['repos']['createAttestation']>[0] & {};
 
 export const ATTESTATIONS_PERMISSION = 'permissions: attestations: write';
 
@@ -13,7 +16,8 @@ export interface AttestationsApiOptions {
   repository: string;
   /** The `github-token` input: sent to `apiUrl` only. */
   token: string;
-  fetch: typeof globalThis.fetch;
+  /** Octokit's fetch; default the toolkit's, which honours the runner's proxy settings. */
+  fetch?: typeof globalThis.fetch;
   logger: Logger;
   retry: RetryPolicy;
 }
@@ -25,27 +29,29 @@ export interface AttestationsApiOptions {
  */
 export function attestationsApi(o: AttestationsApiOptions): (bundle: unknown) => Promise<string | undefined> {
   const url = `${o.apiUrl}/repos/${o.repository}/attestations`;
+  const [owner, repo] = o.repository.split('/') as [string, string];
+  // The toolkit's client, on `apiUrl` (GITHUB_API_URL as the run has it); it has no retry
+  // plugin: the retries and the deadline are the publish phase's (docs/reliability.md).
+  const octokit = getOctokit(o.token, { baseUrl: o.apiUrl, ...(o.fetch ? { request: { fetch: o.fetch } } : {}) });
   let refused = false;
   return async (bundle) => {
     if (refused) return undefined;
     try {
       return await o.retry.run(`store the attestation in ${url}`, async () => {
-        const res = await o.fetch(url, {
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${o.token}`,
-            accept: 'application/vnd.github+json',
-            'content-type': 'application/json',
-            'x-github-api-version': '2022-11-28',
-          },
-          body: JSON.stringify({ bundle }),
-          signal: AbortSignal.timeout(Math.max(1000, Math.min(30_000, o.retry.remainingMs() ?? 30_000))),
-        });
-        const text = await res.text();
-        if (res.status === 401 || res.status === 403 || res.status === 404) throw Object.assign(new Error(`${res.status}`), { refusal: res.status });
-        if (!res.ok) throw Object.assign(new Error(`${res.status} ${res.statusText}: ${text.slice(0, 200)}`), { retryable: res.status === 408 || res.status === 429 || res.status >= 500 });
-        const id = (JSON.parse(text) as { id?: unknown }).id;
-        return id === undefined || id === null ? undefined : String(id);
+        try {
+          const { data } = await octokit.rest.repos.createAttestation({
+            owner,
+            repo,
+            // The bundle as sigstore-js made it; the API takes it as it is.
+            bundle: bundle as CreateAttestation['bundle'],
+            headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+            request: { signal: AbortSignal.timeout(Math.max(1000, Math.min(30_000, o.retry.remainingMs() ?? 30_000))) },
+          });
+          const id = (data as { id?: unknown } | undefined)?.id;
+          return id === undefined || id === null ? undefined : String(id);
+        } catch (err) {
+          throw apiError(err);
+        }
       });
     } catch (err) {
       const refusal = (err as { refusal?: number }).refusal;
@@ -60,4 +66,17 @@ export function attestationsApi(o: AttestationsApiOptions): (bundle: unknown) =>
       return undefined;
     }
   };
+}
+
+/**
+ * Octokit's RequestError as the retry policy reads it: 401, 403 and 404 are a refusal, 408, 429
+ * and 5xx retryable (docs/reliability.md). Octokit reports a request that got no answer (reset,
+ * refused, timed out) as status 500, so those are retried too.
+ */
+function apiError(err: unknown): Error {
+  const status = (err as { status?: unknown }).status;
+  if (typeof status !== 'number') return err as Error;
+  if (status === 401 || status === 403 || status === 404) return Object.assign(new Error(`${status}`, { cause: err }), { refusal: status });
+  const message = (err as Error).message.slice(0, 200);
+  return Object.assign(new Error(`${status}: ${message}`, { cause: err }), { retryable: status === 408 || status === 429 || status >= 500 });
 }

@@ -12,9 +12,9 @@ export interface AttestorOptions {
   env: Record<string, string | undefined>;
   endpoints: SigstoreEndpoints;
   serverUrl: string;
-  fetch: typeof globalThis.fetch;
   logger: Logger;
-  mask(secret: string): void;
+  /** Called with the OIDC token besides the toolkit's own masking. */
+  mask?(secret: string): void;
   /** The publish phase's policy: signing counts against `timeout` (docs/reliability.md). */
   retry: () => RetryPolicy;
   /** GitHub's attestations API, when there is a `github-token`. */
@@ -24,11 +24,11 @@ export interface AttestorOptions {
 export function makeAttestor(o: AttestorOptions): Attestor {
   let token: Promise<string> | undefined;
   // Sigstore's audience; one token for the run (it lives for minutes; a run signs within them).
-  const idToken = () => (token ??= requestIdToken('sigstore', { env: o.env, fetch: o.fetch, mask: o.mask }));
+  const idToken = () => (token ??= requestIdToken('sigstore', { env: o.env, mask: o.mask }));
   const api = o.api;
   // Made at its first use: the publish phase's policy (and its deadline) must not start earlier.
   let post: ((bundle: unknown) => Promise<string | undefined>) | undefined;
-  const store = api ? (bundle: unknown) => (post ??= attestationsApi({ ...api, fetch: o.fetch, logger: o.logger, retry: o.retry() }))(bundle) : undefined;
+  const store = api ? (bundle: unknown) => (post ??= attestationsApi({ ...api, logger: o.logger, retry: o.retry() }))(bundle) : undefined;
   return {
     serverUrl: o.serverUrl,
     claims: async () => workflowClaims(await idToken()),

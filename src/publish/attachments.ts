@@ -78,35 +78,18 @@ export async function attach(
   const publisher = o.push ? new ReferrersPublisher(deps.repository(repository)) : undefined;
   const sbomsUp = publisher ? sboms.map((s) => publisher.putContent(s.referrer, imagesUp)) : [];
 
-  let signing: Promise<{ statement: Statement; what: string; referrer: Referrer; bundle: unknown; bundleDigest: string }[]> = Promise.resolve([]);
-  if (o.attestor) {
-    const attestor = o.attestor;
-    signing = (async () => {
-      const claims = await attestor.claims();
-      const artifact = descriptorOf(built.artifact);
-      const images = imagesOf(built.artifact);
-      const subjects = [subject(repository, artifact.digest), ...images.filter((i) => i.digest !== artifact.digest).map((i) => subject(repository, i.digest))];
-      const created = createdOf(built);
-      const wanted: { statement: Statement; what: string; subject: Descriptor; created: string }[] = [
-        { statement: statement(subjects, SLSA_PROVENANCE_V1, slsaPredicate(claims, attestor.serverUrl)), what: `the provenance of ${repository}@${artifact.digest}`, subject: artifact, created },
-        // The same document as the unsigned SPDX referrer (docs/provenance.md#what-is-signed).
-        ...sboms.map((s) => ({
-          statement: statement([subject(repository, s.image.digest)], SPDX_DOCUMENT_V23, JSON.parse(s.document.toString('utf8'))),
-          what: `the SBOM of ${repository}@${s.image.digest} (${s.platform})`,
-          subject: s.image,
-          created: s.created,
-        })),
-      ];
-      return allDone(
-        wanted.map(async (w) => {
-          const bundle = await attestor.sign(w.statement, w.what);
-          const bytes = Buffer.from(JSON.stringify(bundle));
-          const referrer = bundleReferrer({ subject: w.subject, bundle: bytes, predicateType: w.statement.predicateType, created: w.created });
-          return { statement: w.statement, what: w.what, referrer, bundle, bundleDigest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
-        }),
-      );
-    })();
-  }
+  const signing = o.attestor
+    ? signStatements(
+        {
+          repository,
+          artifact: descriptorOf(built.artifact),
+          images: imagesOf(built.artifact).map((i) => descriptorOf(i)),
+          created: createdOf(built),
+          sboms: sboms.map((s) => ({ platform: s.platform, image: s.image, created: s.created, document: s.document })),
+        },
+        o.attestor,
+      )
+    : Promise.resolve([]);
   const artifactDigest = built.artifact.digest;
   // The provenance refers to the artifact (an index goes up last); SBOM attestations to platform images.
   const signedUp = signing.then((signed) => (publisher ? allDone(signed.map((s) => publisher.putContent(s.referrer, s.referrer.subject.digest === artifactDigest ? published : imagesUp))) : []));
@@ -122,18 +105,7 @@ export async function attach(
     if (sbomPushed[i]?.kind === 'unlisted') deps.logger.warning(line);
     else deps.logger.info(line);
   }
-  const statements: SignedStatement[] = [];
-  for (const [i, s] of signed.entries()) {
-    const attestationId = publisher ? await o.attestor!.store?.(s.bundle) : undefined;
-    deps.logger.info(`signed ${s.what} (${s.statement.predicateType}): ${repository}@${s.referrer.digest} (${how(signedPushed[i])})${attestationId ? `, attestation ${attestationId}` : ''}`);
-    statements.push({
-      subjects: s.statement.subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` })),
-      predicateType: s.statement.predicateType,
-      bundle: s.bundleDigest,
-      referrer: s.referrer.digest,
-      ...(attestationId ? { attestationId } : {}),
-    });
-  }
+  const statements = await recordSigned(repository, signed, publisher ? signedPushed : [], publisher ? o.attestor : undefined, deps.logger);
   const pushed = [...sbomPushed, ...signedPushed];
   // A build leg's referrers that need a fallback index are the merge job's to list.
   const deferred = (p: PushedReferrer | undefined) => (o.deferTags && p?.kind === 'tag' ? { unlisted: { subject: p.referrer.subject.digest, entry: p.referrer.entry } } : {});
@@ -142,6 +114,77 @@ export async function attach(
     provenance: o.attestor ? statements : undefined,
     names: async () => void (publisher && pushed.length && !o.deferTags ? await publisher.putNames(pushed) : undefined),
   };
+}
+
+/** What a package's signed statements are about (docs/provenance.md): its artifact, its platform images and their SPDX documents. */
+export interface SigningSubjects {
+  repository: string;
+  /** The published artifact: the index, or the single manifest. */
+  artifact: Descriptor;
+  /** Every platform manifest (the artifact itself when it is the single manifest). */
+  images: readonly Descriptor[];
+  /** The artifact's created time (docs/image.md#determinism), which its provenance referrer carries. */
+  created: string;
+  /** Each platform's SPDX document, as its unsigned referrer holds it, with that image's created time. */
+  sboms: readonly { platform: string; image: Descriptor; created: string; document: Buffer }[];
+}
+
+/** A signed statement as a referrer of its subject, not yet pushed. */
+export interface SignedReferrer {
+  statement: Statement;
+  what: string;
+  referrer: Referrer;
+  bundle: unknown;
+  /** `sha256:<hex>` of the bundle bytes. */
+  bundleDigest: string;
+}
+
+/**
+ * Sign the SLSA provenance of `s.artifact` (its subjects: the artifact and every platform
+ * manifest) and each SPDX document as an attestation about its platform manifest. Needs only
+ * digests and documents: nothing has to be in the registry yet.
+ */
+export async function signStatements(s: SigningSubjects, attestor: Attestor): Promise<SignedReferrer[]> {
+  const claims = await attestor.claims();
+  const subjects = [subject(s.repository, s.artifact.digest), ...s.images.filter((i) => i.digest !== s.artifact.digest).map((i) => subject(s.repository, i.digest))];
+  const wanted: { statement: Statement; what: string; subject: Descriptor; created: string }[] = [
+    { statement: statement(subjects, SLSA_PROVENANCE_V1, slsaPredicate(claims, attestor.serverUrl)), what: `the provenance of ${s.repository}@${s.artifact.digest}`, subject: s.artifact, created: s.created },
+    // The same document as the unsigned SPDX referrer (docs/provenance.md#sbom-attestations).
+    ...s.sboms.map((b) => ({
+      statement: statement([subject(s.repository, b.image.digest)], SPDX_DOCUMENT_V23, JSON.parse(b.document.toString('utf8'))),
+      what: `the SBOM of ${s.repository}@${b.image.digest} (${b.platform})`,
+      subject: b.image,
+      created: b.created,
+    })),
+  ];
+  return allDone(
+    wanted.map(async (w) => {
+      const bundle = await attestor.sign(w.statement, w.what);
+      const bytes = Buffer.from(JSON.stringify(bundle));
+      const referrer = bundleReferrer({ subject: w.subject, bundle: bytes, predicateType: w.statement.predicateType, created: w.created });
+      return { statement: w.statement, what: w.what, referrer, bundle, bundleDigest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+    }),
+  );
+}
+
+/**
+ * Each signed statement as the `provenance` output lists it, after storing its bundle with
+ * `store` (GitHub's attestations API; only what was pushed), with one log line each.
+ */
+export async function recordSigned(repository: string, signed: readonly SignedReferrer[], pushed: readonly (PushedReferrer | undefined)[], store: Pick<Attestor, 'store'> | undefined, logger: Logger): Promise<SignedStatement[]> {
+  const statements: SignedStatement[] = [];
+  for (const [i, s] of signed.entries()) {
+    const attestationId = store ? await store.store?.(s.bundle) : undefined;
+    logger.info(`signed ${s.what} (${s.statement.predicateType}): ${repository}@${s.referrer.digest} (${how(pushed[i])})${attestationId ? `, attestation ${attestationId}` : ''}`);
+    statements.push({
+      subjects: s.statement.subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` })),
+      predicateType: s.statement.predicateType,
+      bundle: s.bundleDigest,
+      referrer: s.referrer.digest,
+      ...(attestationId ? { attestationId } : {}),
+    });
+  }
+  return statements;
 }
 
 /** How a referrer is (or will be, once names are written) found from its subject. */
