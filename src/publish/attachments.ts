@@ -149,7 +149,7 @@ export async function signStatements(s: SigningSubjects, attestor: Attestor): Pr
   const subjects = [subject(s.repository, s.artifact.digest), ...s.images.filter((i) => i.digest !== s.artifact.digest).map((i) => subject(s.repository, i.digest))];
   const wanted: { statement: Statement; what: string; subject: Descriptor; created: string }[] = [
     { statement: statement(subjects, SLSA_PROVENANCE_V1, slsaPredicate(claims, attestor.serverUrl)), what: `the provenance of ${s.repository}@${s.artifact.digest}`, subject: s.artifact, created: s.created },
-    // The same document as the unsigned SPDX referrer (docs/provenance.md#sbom-attestations).
+    // The same document as the unsigned SPDX referrer (docs/provenance.md#what-is-signed).
     ...s.sboms.map((b) => ({
       statement: statement([subject(s.repository, b.image.digest)], SPDX_DOCUMENT_V23, JSON.parse(b.document.toString('utf8'))),
       what: `the SBOM of ${s.repository}@${b.image.digest} (${b.platform})`,
