@@ -384,6 +384,44 @@ describe('the merge checks the legs before anything is named (docs/fan-out.md#wh
   }, 600_000);
 });
 
+describe('the merge checks the repository and the package set (docs/fan-out.md#what-the-merge-checks)', () => {
+  let dir: string;
+  let craneEnv: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ko-annotate-fan-out-repo-'));
+    const auth = Buffer.from(`${registry.username}:${registry.password}`).toString('base64');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [registry.host]: { auth } } }), { mode: 0o600 });
+    craneEnv = { ...process.env, DOCKER_CONFIG: dir, HOME: dir };
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a leg whose platform manifest is gone from the repository: the merge names the platform and the manifest, and writes no tag', async () => {
+    const RUN = '7100000031';
+    const repo = `${registry.host}/octo-org/fan-out-gone`;
+    const [amd64, arm64] = (await Promise.all(PLATFORMS.map((p) => leg(RUN, p, repo)))).map(ok);
+    // Deleted behind the merge's back (crane speaks the registry API independently of this project).
+    await exec(crane, ['delete', '--insecure', `${repo}@${arm64.outputs.digest}`], { env: craneEnv, timeout: 60_000 });
+    const errors = failed(await merge(RUN, repo));
+    expect(errors).toContain(`linux/arm64: ${repo}@${arm64.outputs.digest} is not in the repository`);
+    expect(errors).not.toContain(amd64.outputs.digest);
+    expect(await tagsOf(repo)).toEqual([]);
+  }, 600_000);
+
+  test('legs of another package set (another repository): the merge finds no leg of its own, names the other set, and writes no tag', async () => {
+    const RUN = '7100000032';
+    const theirs = `${registry.host}/octo-org/fan-out-theirs`;
+    const ours = `${registry.host}/octo-org/fan-out-ours`;
+    (await Promise.all(PLATFORMS.map((p) => leg(RUN, p, theirs)))).forEach(ok);
+    const errors = failed(await merge(RUN, ours));
+    for (const p of PLATFORMS) expect(errors).toContain(`${p}: no build leg of this workflow run handed it over`);
+    expect(errors).toMatch(/this run has handoffs of other package sets: .*do the legs build the same packages and repository\?/);
+    expect(await tagsOf(ours)).toEqual([]);
+    expect(await tagsOf(theirs)).toEqual([]);
+  }, 600_000);
+});
+
 describe('faults and bad input', () => {
   test('a leg whose upload fails fails; the merge then fails naming the missing platform, and nothing is tagged', async () => {
     const RUN = '7100000021';
