@@ -21,7 +21,7 @@ import { repoRoot } from './support/engine.js';
 import { loadEvent } from './support/events.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { createWorkspace, fakeSha, runAction, type ActionRun, type Workspace } from './support/runner.js';
-import { startSigstore, type TestSigstore } from './support/sigstore.js';
+import { claimsOfEnv, startSigstore, type TestSigstore } from './support/sigstore.js';
 
 const exec = promisify(execFile);
 
@@ -200,19 +200,8 @@ describe('the merge job signs what it publishes (docs/provenance.md, docs/fan-ou
   const SLSA = 'https://slsa.dev/provenance/v1';
   const SPDX = 'https://spdx.dev/Document/v2.3';
   // The runner's OIDC token says what the environment says, run id included.
-  const claims = {
-    repository: E.GITHUB_REPOSITORY,
-    repository_owner: E.GITHUB_REPOSITORY_OWNER,
-    repository_id: E.GITHUB_REPOSITORY_ID,
-    repository_owner_id: E.GITHUB_REPOSITORY_OWNER_ID,
-    job_workflow_ref: E.GITHUB_WORKFLOW_REF,
-    workflow_ref: E.GITHUB_WORKFLOW_REF,
-    ref: E.GITHUB_REF,
-    sha: E.GITHUB_SHA,
-    run_id: RUN,
-    run_attempt: '1',
-    event_name: E.GITHUB_EVENT_NAME,
-  };
+  const claims = claimsOfEnv(E, { run_id: RUN, run_attempt: '1' });
+
   type Signed = { subjects: { name: string; digest: string }[]; predicateType: string; bundle: string; referrer: string; attestationId?: string };
   type Statement = { subject: { name: string; digest: { sha256: string } }[]; predicateType: string; predicate: Record<string, any> };
   let sigstore: TestSigstore;

@@ -17,7 +17,7 @@ import { pushBaseImage, skopeoInspectRaw, type PushedBase } from './support/base
 import { loadEvent } from './support/events.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { createWorkspace, runAction, type ActionRun, type RunnerEvent, type Workspace } from './support/runner.js';
-import { startSigstore, type TestSigstore } from './support/sigstore.js';
+import { claimsOfEnv, startSigstore, type TestSigstore } from './support/sigstore.js';
 
 const exec = promisify(execFile);
 
@@ -35,19 +35,7 @@ let sigstore: TestSigstore;
 let tmp: string;
 
 /** The runner's claims for this event: the OIDC token says what the environment says. */
-const claims = {
-  repository: E.GITHUB_REPOSITORY,
-  repository_owner: E.GITHUB_REPOSITORY_OWNER,
-  repository_id: E.GITHUB_REPOSITORY_ID,
-  repository_owner_id: E.GITHUB_REPOSITORY_OWNER_ID,
-  job_workflow_ref: E.GITHUB_WORKFLOW_REF,
-  workflow_ref: E.GITHUB_WORKFLOW_REF,
-  ref: E.GITHUB_REF,
-  sha: E.GITHUB_SHA,
-  run_id: E.GITHUB_RUN_ID,
-  run_attempt: E.GITHUB_RUN_ATTEMPT,
-  event_name: E.GITHUB_EVENT_NAME,
-};
+const claims = claimsOfEnv(E);
 
 beforeAll(async () => {
   [registry, sigstore, workspace, tmp] = await Promise.all([

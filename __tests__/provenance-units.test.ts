@@ -52,14 +52,19 @@ describe('the sigstore input', () => {
   });
 });
 
+/** Stops a loopback stand-in, keep-alive connections included. */
+function closeServer(server: Server | undefined): Promise<void> {
+  return new Promise<void>((r) => {
+    if (!server) return r();
+    server.close(() => r());
+    server.closeAllConnections();
+  });
+}
+
 describe("GitHub's attestations API", () => {
   let server: Server | undefined;
   afterEach(async () => {
-    await new Promise<void>((r) => {
-      if (!server) return r();
-      server.close(() => r());
-      server.closeAllConnections();
-    });
+    await closeServer(server);
     server = undefined;
   });
   async function api(statuses: number[]) {
@@ -156,11 +161,7 @@ describe('the referrers publisher', () => {
 describe("the runner's OIDC token, through @actions/core's getIDToken", () => {
   let server: Server | undefined;
   afterEach(async () => {
-    await new Promise<void>((r) => {
-      if (!server) return r();
-      server.close(() => r());
-      server.closeAllConnections();
-    });
+    await closeServer(server);
     server = undefined;
   });
   /** A token endpoint answering `status` (with a token when 200), or never when `status` is 0. */

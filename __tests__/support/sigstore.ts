@@ -36,6 +36,24 @@ export interface GithubClaims {
   actor: string;
 }
 
+/** The claims a runner's OIDC token carries for a recorded event's environment: the token says what the environment says. */
+export function claimsOfEnv(env: Record<string, string | undefined>, over: Partial<GithubClaims> = {}): Partial<GithubClaims> {
+  return {
+    repository: env.GITHUB_REPOSITORY,
+    repository_owner: env.GITHUB_REPOSITORY_OWNER,
+    repository_id: env.GITHUB_REPOSITORY_ID,
+    repository_owner_id: env.GITHUB_REPOSITORY_OWNER_ID,
+    job_workflow_ref: env.GITHUB_WORKFLOW_REF,
+    workflow_ref: env.GITHUB_WORKFLOW_REF,
+    ref: env.GITHUB_REF,
+    sha: env.GITHUB_SHA,
+    run_id: env.GITHUB_RUN_ID,
+    run_attempt: env.GITHUB_RUN_ATTEMPT,
+    event_name: env.GITHUB_EVENT_NAME,
+    ...over,
+  };
+}
+
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 export const SERVER_URL = 'https://github.com';
 

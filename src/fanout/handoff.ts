@@ -4,9 +4,8 @@
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { ArtifactClient } from '@actions/artifact';
+import { loadApart } from '../apart.js';
 import { sha256 } from '../oci/digest.js';
 import type { Descriptor, MediaFamily } from '../oci/spec.js';
 
@@ -139,14 +138,9 @@ export function toolkitArtifactStore(): ArtifactStore {
   };
 }
 
-/**
- * The bundled client, dist/artifact/index.js, next to the action's bundle (dist/index.js) or the
- * CLI's (dist/cli/index.js); from source (tests, a checkout), the package itself. Neither import
- * is bundled into the caller: ncc leaves `webpackIgnore` imports as they are.
- */
+/** The toolkit's artifact client, a bundle of its own (src/apart.ts). */
 async function loadArtifactClient(): Promise<ArtifactClient> {
-  const bundled = ['./artifact/index.js', '../artifact/index.js'].map((p) => new URL(p, import.meta.url)).find((u) => u.protocol === 'file:' && existsSync(fileURLToPath(u)));
-  const m = (await (bundled ? import(/* webpackIgnore: true */ bundled.href) : import(/* webpackIgnore: true */ '@actions/artifact'))) as typeof import('@actions/artifact');
+  const m = await loadApart<typeof import('@actions/artifact')>('artifact', () => import(/* webpackIgnore: true */ '@actions/artifact'));
   return new m.DefaultArtifactClient();
 }
 

@@ -1,6 +1,7 @@
 // Sigstore keyless signing (docs/provenance.md#signing): the runner's OIDC token is exchanged
 // at Fulcio for a short-lived certificate, the DSSE signature is witnessed by Rekor and/or a
 // timestamp authority, and the result is a Sigstore bundle (v0.3).
+import { loadApart } from '../apart.js';
 import type { RetryPolicy } from '../registry/retry.js';
 import { INTOTO_PAYLOAD_TYPE } from './statement.js';
 
@@ -50,11 +51,11 @@ export interface SignOptions {
 
 /** The Sigstore bundle's JSON for `payload` (an in-toto statement), signed as a DSSE envelope. */
 export async function signStatement(payload: Buffer, what: string, o: SignOptions): Promise<unknown> {
-  // Evaluated only when signing (it brings its own HTTP client); "eager": in the one bundle (src/job.ts).
-  const [{ DSSEBundleBuilder, FulcioSigner, RekorWitness, TSAWitness }, { bundleToJSON }] = await Promise.all([
-    import(/* webpackMode: "eager" */ '@sigstore/sign'),
-    import(/* webpackMode: "eager" */ '@sigstore/bundle'),
-  ]);
+  // Loaded only when signing: it is a bundle of its own (src/apart.ts).
+  const { DSSEBundleBuilder, FulcioSigner, RekorWitness, TSAWitness, bundleToJSON } = await loadApart<typeof import('./sigstore-client.js')>('sigstore', async () => ({
+    ...(await import(/* webpackIgnore: true */ '@sigstore/sign')),
+    ...(await import(/* webpackIgnore: true */ '@sigstore/bundle')),
+  }));
   return o.retry.run(
     `sign ${what} with Sigstore (${o.endpoints.fulcio})`,
     async () => {
