@@ -49,3 +49,18 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(1)} ${units[i]}`;
 }
+
+/**
+ * Runs `f` with `env` as process.env, synchronously, and puts the real one back: for toolkit
+ * code that reads process.env itself (@actions/github's Context, @actions/core's getIDToken)
+ * while the CLI and the tests pass an env of their own.
+ */
+export function withProcessEnv<T>(env: Record<string, string | undefined>, f: () => T): T {
+  const saved = process.env;
+  process.env = env as NodeJS.ProcessEnv;
+  try {
+    return f();
+  } finally {
+    process.env = saved;
+  }
+}

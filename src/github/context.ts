@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { context as importedContext } from '@actions/github';
+import { withProcessEnv } from '../util.js';
 
 /**
  * @actions/github's context: the event payload and the run's variables, as read when it was made.
@@ -38,13 +39,7 @@ export function contextWithPayload(env: Record<string, string | undefined>, payl
  */
 function constructContext(env: Record<string, string | undefined>): RunnerContext {
   const Context = importedContext.constructor as new () => RunnerContext;
-  const saved = process.env;
-  process.env = env as NodeJS.ProcessEnv;
-  try {
-    return new Context();
-  } finally {
-    process.env = saved;
-  }
+  return withProcessEnv(env, () => new Context());
 }
 
 /**

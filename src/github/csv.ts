@@ -97,3 +97,12 @@ export function listItems(text: string): ListItem[] {
     .map((r) => ({ text: r.fields.join(',').trim(), line: r.line }))
     .filter((item) => item.text !== '');
 }
+
+/** listItems of the input `name`; a malformed list is an error naming the input. */
+export function inputItems(name: string, text: string): ListItem[] {
+  try {
+    return listItems(text);
+  } catch (err) {
+    throw new Error(`input "${name}": ${(err as Error).message}`, { cause: err });
+  }
+}

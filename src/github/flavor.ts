@@ -1,4 +1,4 @@
-import { csvRecords, listItems, type ListItem } from './csv.js';
+import { csvRecords, inputItems, type ListItem } from './csv.js';
 
 /** docker/metadata-action's `flavor` input (docs/tag-rules.md#flavor). */
 export interface Flavor {
@@ -18,13 +18,7 @@ export const defaultFlavor: Flavor = { latest: 'auto', prefix: '', prefixLatest:
  * naming the line and the field.
  */
 export function parseFlavor(input: string): Flavor {
-  let items: ListItem[];
-  try {
-    items = listItems(input);
-  } catch (err) {
-    throw new Error(`input "flavor": ${(err as Error).message}`);
-  }
-  return parseFlavorItems(items);
+  return parseFlavorItems(inputItems('flavor', input));
 }
 
 /** The flavor of items already split into lines (metadata-action's list of flavor entries). */

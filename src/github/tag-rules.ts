@@ -1,6 +1,6 @@
 import semver from 'semver';
 import { contextWithPayload } from './context.js';
-import { csvRecords, listItems, type ListItem } from './csv.js';
+import { csvRecords, inputItems, type ListItem } from './csv.js';
 import { checkFormat, isTimeZone, type DateFormatter } from './dates.js';
 import { namesIn, parseTemplate, render, type Param, type Scope, type Template } from './expressions.js';
 import { parseFlavor, parseFlavorItems, type Flavor } from './flavor.js';
@@ -57,13 +57,7 @@ export function isTagRules(tags: string): boolean {
 
 /** Read the `tags` and `flavor` inputs as metadata-action does. */
 export function parseTagRules(tags: string, flavor: string): TagRules {
-  let items: ListItem[];
-  try {
-    items = listItems(tags);
-  } catch (err) {
-    throw new Error(`input "tags": ${(err as Error).message}`);
-  }
-  return tagRulesOf(items, parseFlavor(flavor), 'input "tags"');
+  return tagRulesOf(inputItems('tags', tags), parseFlavor(flavor), 'input "tags"');
 }
 
 /** Rules from items already split into lines (metadata-action's list of tag rules). */

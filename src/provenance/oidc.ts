@@ -2,6 +2,7 @@
 // id-token: write` gets ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN; the
 // toolkit's getIDToken asks that URL for a token of an audience and masks what it gets.
 import { getIDToken } from '@actions/core';
+import { withProcessEnv } from '../util.js';
 
 export const ID_TOKEN_PERMISSION = 'permissions: id-token: write';
 
@@ -23,14 +24,7 @@ export async function requestIdToken(audience: string, deps: IdTokenDeps): Promi
   // getIDToken reads both variables from process.env, as does its HTTP client for the proxy, all
   // before its first await (OidcClient.getIDTokenUrl, getRequestToken, HttpClient.request):
   // `env` is put in place for that synchronous part only, as runnerContext does for @actions/github.
-  const saved = process.env;
-  let asked: Promise<string>;
-  process.env = deps.env as NodeJS.ProcessEnv;
-  try {
-    asked = getIDToken(audience);
-  } finally {
-    process.env = saved;
-  }
+  const asked = withProcessEnv(deps.env, () => getIDToken(audience));
   // getIDToken retries 502, 503 and 504 itself (up to 10 times, milliseconds apart) and has no
   // time limit: the limit here bounds the whole of it. The token is not part of our retry
   // policy: it is asked for once per run, and a refusal (no permission) would not change.
